@@ -1,0 +1,36 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+  name: "Recurrent",
+  products: [
+    .library(name: "Recurrent", targets: ["Recurrent"]),
+    .executable(name: "recurrent", targets: ["recurrent"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
+  ],
+  targets: [
+    // C micro-kernels (GEMM packing and register blocking). The AVX2/FMA path is
+    // chosen at run time, so the package builds and runs on any x86-64 or arm64.
+    .target(name: "CKernels"),
+    // Tensor, random numbers, GEMM driver, pointwise kernels. No printing.
+    .target(name: "TensorCore", dependencies: ["CKernels"]),
+    // Cells, recurrent layers, Embedding/Linear/Dropout, losses, optimizers.
+    .target(name: "Recurrent", dependencies: ["TensorCore"]),
+    // All ArgumentParser code, a library so tests can parse commands.
+    .target(
+      name: "RecurrentCommands",
+      dependencies: [
+        "Recurrent",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ]),
+    .executableTarget(name: "recurrent", dependencies: ["RecurrentCommands"]),
+    .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
+    .testTarget(
+      name: "RecurrentTests",
+      dependencies: ["Recurrent", "RecurrentCommands"],
+      resources: [.copy("Fixtures")]),
+  ],
+  swiftLanguageModes: [.v6]
+)

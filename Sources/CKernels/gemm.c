@@ -1,0 +1,253 @@
+// Packed, register-blocked SGEMM in the style of BLIS/GotoBLAS.
+//
+// Legend: m, n, k are the sizes of op(A) [m,k], op(B) [k,n] and C [m,n]; MR x NR is
+// the register block of C a micro-kernel keeps in registers; A is packed in MC x KC
+// blocks of MR-row panels, B in KC x NC blocks of NR-column panels, each panel
+// stored k-major so the micro-kernel streams through both with unit stride.
+#include "CKernels.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#define RC_X86 1
+#endif
+
+enum { MR = 6, NR = 16, KC = 256, MC = 96, NC = 4096 };
+
+// Per-thread packing buffers, grown on demand and reused across calls.
+static _Thread_local float *packed_a = NULL;
+static _Thread_local float *packed_b = NULL;
+static _Thread_local size_t packed_b_capacity = 0;
+
+static float *ensure_buffers(size_t b_floats) {
+  if (packed_a == NULL) {
+    packed_a = aligned_alloc(64, sizeof(float) * MC * KC);
+  }
+  if (packed_b_capacity < b_floats) {
+    free(packed_b);
+    size_t bytes = (sizeof(float) * b_floats + 63) / 64 * 64;
+    packed_b = aligned_alloc(64, bytes);
+    packed_b_capacity = packed_b ? b_floats : 0;
+  }
+  return packed_b;
+}
+
+int rc_cpu_has_avx2_fma(void) {
+#if RC_X86
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+  return 0;
+#endif
+}
+
+// Packs rows [i0, i0+mc) and depth [p0, p0+kc) of op(A) into MR-row panels,
+// zero-padding the last panel.
+static void pack_a(int trans, const float *a, long lda, long i0, long p0, long mc, long kc,
+                   float *dst) {
+  for (long ir = 0; ir < mc; ir += MR) {
+    long rows = mc - ir < MR ? mc - ir : MR;
+    if (!trans) {
+      const float *src = a + (i0 + ir) * lda + p0;
+      for (long p = 0; p < kc; p++) {
+        long r = 0;
+        for (; r < rows; r++) dst[r] = src[r * lda + p];
+        for (; r < MR; r++) dst[r] = 0.0f;
+        dst += MR;
+      }
+    } else {
+      // op(A)(i, p) = A[p, i]: MR consecutive floats per depth step.
+      const float *src = a + p0 * lda + (i0 + ir);
+      for (long p = 0; p < kc; p++) {
+        long r = 0;
+        for (; r < rows; r++) dst[r] = src[p * lda + r];
+        for (; r < MR; r++) dst[r] = 0.0f;
+        dst += MR;
+      }
+    }
+  }
+}
+
+// Packs depth [p0, p0+kc) and columns [j0, j0+nc) of op(B) into NR-column panels,
+// zero-padding the last panel.
+static void pack_b(int trans, const float *b, long ldb, long p0, long j0, long kc, long nc,
+                   float *dst) {
+  for (long jr = 0; jr < nc; jr += NR) {
+    long cols = nc - jr < NR ? nc - jr : NR;
+    if (!trans) {
+      const float *src = b + p0 * ldb + (j0 + jr);
+      for (long p = 0; p < kc; p++) {
+        const float *row = src + p * ldb;
+        if (cols == NR) {
+          memcpy(dst, row, sizeof(float) * NR);
+        } else {
+          long c = 0;
+          for (; c < cols; c++) dst[c] = row[c];
+          for (; c < NR; c++) dst[c] = 0.0f;
+        }
+        dst += NR;
+      }
+    } else {
+      // op(B)(p, j) = B[j, p]: gather NR rows of B, transposing 16 x kc.
+      const float *src = b + (j0 + jr) * ldb + p0;
+      long c = 0;
+      for (; c < cols; c++) {
+        const float *col = src + c * ldb;
+        for (long p = 0; p < kc; p++) dst[p * NR + c] = col[p];
+      }
+      for (; c < NR; c++) {
+        for (long p = 0; p < kc; p++) dst[p * NR + c] = 0.0f;
+      }
+      dst += kc * NR;
+    }
+  }
+}
+
+// Writes an MR x NR block of results into C: C = alpha*acc + beta*C (beta == 0: C = alpha*acc).
+static void store_block(const float *acc, float *c, long ldc, long rows, long cols, float alpha,
+                        float beta) {
+  for (long r = 0; r < rows; r++) {
+    float *cr = c + r * ldc;
+    const float *ar = acc + r * NR;
+    if (beta == 0.0f) {
+      for (long j = 0; j < cols; j++) cr[j] = alpha * ar[j];
+    } else {
+      for (long j = 0; j < cols; j++) cr[j] = alpha * ar[j] + beta * cr[j];
+    }
+  }
+}
+
+static void kernel_generic(long kc, const float *a, const float *b, long ldb, float *c, long ldc,
+                           long rows, long cols, float alpha, float beta) {
+  float acc[MR * NR];
+  for (int i = 0; i < MR * NR; i++) acc[i] = 0.0f;
+  for (long p = 0; p < kc; p++) {
+    for (int r = 0; r < MR; r++) {
+      float ar = a[p * MR + r];
+      for (int j = 0; j < NR; j++) acc[r * NR + j] += ar * b[p * ldb + j];
+    }
+  }
+  store_block(acc, c, ldc, rows, cols, alpha, beta);
+}
+
+#if RC_X86
+// The 6x16 block lives in 12 ymm registers for the whole depth loop; keeping alpha, beta and
+// C out of this function leaves the compiler nothing to spill.
+// b advances by ldb floats per depth step: NR for a packed panel, or the row stride of an
+// unpacked row-major B (small m, where packing B would cost as much as using it).
+__attribute__((target("avx2,fma"), noinline)) static void block_avx2(long kc, const float *a,
+                                                                     const float *b, long ldb,
+                                                                     float *acc) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+  __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+  __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+  __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+  __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+  __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+  for (long p = 0; p < kc; p++) {
+    __m256 b0 = _mm256_loadu_ps(b);
+    __m256 b1 = _mm256_loadu_ps(b + 8);
+    __m256 ai = _mm256_broadcast_ss(a + 0);
+    c00 = _mm256_fmadd_ps(ai, b0, c00);
+    c01 = _mm256_fmadd_ps(ai, b1, c01);
+    ai = _mm256_broadcast_ss(a + 1);
+    c10 = _mm256_fmadd_ps(ai, b0, c10);
+    c11 = _mm256_fmadd_ps(ai, b1, c11);
+    ai = _mm256_broadcast_ss(a + 2);
+    c20 = _mm256_fmadd_ps(ai, b0, c20);
+    c21 = _mm256_fmadd_ps(ai, b1, c21);
+    ai = _mm256_broadcast_ss(a + 3);
+    c30 = _mm256_fmadd_ps(ai, b0, c30);
+    c31 = _mm256_fmadd_ps(ai, b1, c31);
+    ai = _mm256_broadcast_ss(a + 4);
+    c40 = _mm256_fmadd_ps(ai, b0, c40);
+    c41 = _mm256_fmadd_ps(ai, b1, c41);
+    ai = _mm256_broadcast_ss(a + 5);
+    c50 = _mm256_fmadd_ps(ai, b0, c50);
+    c51 = _mm256_fmadd_ps(ai, b1, c51);
+    a += MR;
+    b += ldb;
+  }
+  _mm256_store_ps(acc + 0, c00);   _mm256_store_ps(acc + 8, c01);
+  _mm256_store_ps(acc + 16, c10);  _mm256_store_ps(acc + 24, c11);
+  _mm256_store_ps(acc + 32, c20);  _mm256_store_ps(acc + 40, c21);
+  _mm256_store_ps(acc + 48, c30);  _mm256_store_ps(acc + 56, c31);
+  _mm256_store_ps(acc + 64, c40);  _mm256_store_ps(acc + 72, c41);
+  _mm256_store_ps(acc + 80, c50);  _mm256_store_ps(acc + 88, c51);
+}
+
+static void kernel_avx2(long kc, const float *a, const float *b, long ldb, float *c, long ldc,
+                        long rows, long cols, float alpha, float beta) {
+  float acc[MR * NR] __attribute__((aligned(32)));
+  block_avx2(kc, a, b, ldb, acc);
+  store_block(acc, c, ldc, rows, cols, alpha, beta);
+}
+#endif
+
+typedef void (*kernel_fn)(long, const float *, const float *, long, float *, long, long, long,
+                          float, float);
+
+void rc_sgemm(int trans_a, int trans_b, long m, long n, long k, float alpha, const float *a,
+              long lda, const float *b, long ldb, float beta, float *c, long ldc,
+              rc_kernel kernel) {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0 || alpha == 0.0f) {
+    for (long i = 0; i < m; i++) {
+      float *ci = c + i * ldc;
+      if (beta == 0.0f) {
+        for (long j = 0; j < n; j++) ci[j] = 0.0f;
+      } else if (beta != 1.0f) {
+        for (long j = 0; j < n; j++) ci[j] *= beta;
+      }
+    }
+    return;
+  }
+  kernel_fn fn = kernel_generic;
+#if RC_X86
+  if (kernel == RC_KERNEL_AVX2 || (kernel == RC_KERNEL_AUTO && rc_cpu_has_avx2_fma())) {
+    fn = kernel_avx2;
+  }
+#endif
+  long ncap = n < NC ? n : NC;
+  long kcap = k < KC ? k : KC;
+  float *bbuf = ensure_buffers((size_t)((ncap + NR - 1) / NR * NR) * (size_t)kcap);
+  float *abuf = packed_a;
+  if (bbuf == NULL || abuf == NULL) abort();  // out of memory: nothing sensible to do
+
+  for (long jc = 0; jc < n; jc += NC) {
+    long nc = n - jc < NC ? n - jc : NC;
+    for (long pc = 0; pc < k; pc += KC) {
+      long kc = k - pc < KC ? k - pc : KC;
+      float blockBeta = pc == 0 ? beta : 1.0f;
+      // With a single block of rows, each B panel is used by one sweep over A only: read full
+      // panels of a row-major B in place and pack just the ragged last one.
+      int direct = !trans_b && m <= MC;
+      if (direct) {
+        long full = nc / NR * NR;
+        if (full < nc) pack_b(0, b, ldb, pc, jc + full, kc, nc - full, bbuf + full * kc);
+      } else {
+        pack_b(trans_b, b, ldb, pc, jc, kc, nc, bbuf);
+      }
+      for (long ic = 0; ic < m; ic += MC) {
+        long mc = m - ic < MC ? m - ic : MC;
+        pack_a(trans_a, a, lda, ic, pc, mc, kc, abuf);
+        for (long jr = 0; jr < nc; jr += NR) {
+          long cols = nc - jr < NR ? nc - jr : NR;
+          const float *bp = bbuf + jr * kc;
+          long bstride = NR;
+          if (direct && cols == NR) {
+            bp = b + pc * ldb + jc + jr;
+            bstride = ldb;
+          }
+          for (long ir = 0; ir < mc; ir += MR) {
+            long rows = mc - ir < MR ? mc - ir : MR;
+            fn(kc, abuf + ir * kc, bp, bstride, c + (ic + ir) * ldc + jc + jr, ldc, rows, cols,
+               alpha, blockBeta);
+          }
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,47 @@
+#ifndef RECURRENT_CKERNELS_H
+#define RECURRENT_CKERNELS_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Which register-blocked micro-kernel a GEMM uses.
+typedef enum {
+  RC_KERNEL_AUTO = 0,     ///< the fastest one this CPU supports
+  RC_KERNEL_GENERIC = 1,  ///< portable C, vectorised by the compiler
+  RC_KERNEL_AVX2 = 2      ///< x86-64 AVX2 + FMA, 6x16 register block
+} rc_kernel;
+
+/// 1 if the AVX2+FMA micro-kernel can run on this CPU.
+int rc_cpu_has_avx2_fma(void);
+
+/// Row-major single-precision GEMM on one thread:
+///   C[m,n] = alpha * op(A)[m,k] * op(B)[k,n] + beta * C[m,n]
+/// op(A) = A ([m,k], row stride lda) or A^T (A is [k,m]); likewise for B.
+/// beta == 0 never reads C (so C may hold NaN). Packing buffers are per thread
+/// and reused, so repeated calls allocate nothing.
+void rc_sgemm(int trans_a, int trans_b, long m, long n, long k, float alpha,
+              const float *a, long lda, const float *b, long ldb, float beta,
+              float *c, long ldc, rc_kernel kernel);
+
+/// rc_sgemm cut into blocks of whole rows or columns, one per thread (at most `threads`).
+/// Every element is summed in the same order whatever the thread count.
+void rc_sgemm_threaded(int threads, int trans_a, int trans_b, long m, long n, long k,
+                       float alpha, const float *a, long lda, const float *b, long ldb,
+                       float beta, float *c, long ldc, rc_kernel kernel);
+
+/// A job part: `part` in 0..<parts.
+typedef void (*rc_part_fn)(void *ctx, int part);
+
+/// Runs fn(ctx, 0..<parts) on a persistent pool, part 0 on the caller; returns when all are
+/// done. Jobs from different callers run one at a time. Returns the parts actually used
+/// (fewer only if threads could not be created; then fn ran for 0..<returned).
+int rc_parallel_for(int parts, rc_part_fn fn, void *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

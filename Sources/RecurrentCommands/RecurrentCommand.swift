@@ -1,0 +1,11 @@
+import ArgumentParser
+import Recurrent
+
+public struct RecurrentCommand: ParsableCommand {
+  public static let configuration = CommandConfiguration(
+    commandName: "recurrent",
+    abstract: "Recurrent neural networks (GRU, LSTM, RNN): train, evaluate and sample language models.",
+    version: RecurrentInfo.version,
+    subcommands: [BenchGEMM.self])
+  public init() {}
+}

@@ -1,0 +1,126 @@
+import CKernels
+
+/// How many threads the numeric kernels may use. Passed as an argument; never global.
+public struct Compute: Sendable, Equatable {
+  /// Threads for matrix products (1 = the calling thread only).
+  public var threads: Int
+  public init(threads: Int) {
+    precondition(threads >= 1, "Compute: threads must be >= 1, got \(threads)")
+    self.threads = threads
+  }
+  /// One thread per available core.
+  public static var allCores: Compute { Compute(threads: max(1, System.coreCount)) }
+  /// The calling thread only.
+  public static let singleThread = Compute(threads: 1)
+}
+
+/// Which register-blocked micro-kernel the GEMM uses.
+public enum GEMMKernel: Sendable, CaseIterable {
+  /// The fastest one the CPU supports.
+  case automatic
+  /// Portable C, vectorised by the compiler.
+  case generic
+  /// AVX2 + FMA (x86-64). Only valid where `GEMMKernel.avx2IsSupported`.
+  case avx2
+
+  public static var avx2IsSupported: Bool { rc_cpu_has_avx2_fma() != 0 }
+
+  var c: rc_kernel {
+    switch self {
+    case .automatic: RC_KERNEL_AUTO
+    case .generic: RC_KERNEL_GENERIC
+    case .avx2: RC_KERNEL_AVX2
+    }
+  }
+}
+
+public enum System {
+  /// Number of cores the process may use.
+  public static var coreCount: Int {
+    #if canImport(Glibc)
+      return Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+    #else
+      return 1
+    #endif
+  }
+}
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+
+/// Row-major single-precision general matrix product,
+/// `C[m,n] = alpha · op(A)[m,k] · op(B)[k,n] + beta · C[m,n]`.
+///
+/// - Parameters:
+///   - transposeA: `op(A) = Aᵀ`, where `A` is stored `[k, m]` with row stride `lda`; else `A` is `[m, k]`.
+///   - transposeB: `op(B) = Bᵀ`, where `B` is stored `[n, k]` with row stride `ldb`; else `B` is `[k, n]`.
+///   - beta: 0 never reads C.
+///   - compute: the output is split into blocks of whole rows or columns, one per thread;
+///     every element is summed in the same order whatever the thread count, so results are
+///     bit-identical for any `compute.threads`.
+public func gemm(
+  transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+  alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+  b: UnsafePointer<Float>, ldb: Int,
+  beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int,
+  compute: Compute = .singleThread, kernel: GEMMKernel = .automatic
+) {
+  precondition(m >= 0 && n >= 0 && k >= 0, "gemm: negative size m=\(m) n=\(n) k=\(k)")
+  precondition(ldc >= n, "gemm: ldc \(ldc) < n \(n)")
+  precondition(lda >= (transposeA ? m : k), "gemm: lda \(lda) too small")
+  precondition(ldb >= (transposeB ? k : n), "gemm: ldb \(ldb) too small")
+  if kernel == .avx2 { precondition(GEMMKernel.avx2IsSupported, "gemm: this CPU has no AVX2+FMA") }
+  rc_sgemm_threaded(
+    Int32(compute.threads), transposeA ? 1 : 0, transposeB ? 1 : 0, m, n, k, alpha, a, lda,
+    b, ldb, beta, c, ldc, kernel.c)
+}
+
+/// The naive twin of `gemm`: a triple loop accumulating in Double. The test oracle.
+public func gemmReference(
+  transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+  alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+  b: UnsafePointer<Float>, ldb: Int,
+  beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
+) {
+  for i in 0..<m {
+    for j in 0..<n {
+      var sum: Double = 0
+      for p in 0..<k {
+        let av = transposeA ? a[p * lda + i] : a[i * lda + p]
+        let bv = transposeB ? b[j * ldb + p] : b[p * ldb + j]
+        sum += Double(av) * Double(bv)
+      }
+      let old = beta == 0 ? 0 : Double(beta) * Double(c[i * ldc + j])
+      c[i * ldc + j] = Float(Double(alpha) * sum + old)
+    }
+  }
+}
+
+extension Tensor {
+  /// Matrix product of two rank-2 tensors, `op(self) · op(other)`.
+  public func matmul(
+    _ other: Tensor, transposeSelf: Bool = false, transposeOther: Bool = false,
+    compute: Compute = .singleThread
+  ) -> Tensor {
+    precondition(rank == 2 && other.rank == 2, "matmul: rank-2 tensors only")
+    let m = transposeSelf ? shape[1] : shape[0]
+    let k = transposeSelf ? shape[0] : shape[1]
+    let k2 = transposeOther ? other.shape[1] : other.shape[0]
+    let n = transposeOther ? other.shape[0] : other.shape[1]
+    precondition(k == k2, "matmul: inner sizes \(k) and \(k2) differ")
+    var result = Tensor(zeros: [m, n])
+    scalars.withUnsafeBufferPointer { a in
+      other.scalars.withUnsafeBufferPointer { b in
+        result.scalars.withUnsafeMutableBufferPointer { c in
+          gemm(
+            transposeA: transposeSelf, transposeB: transposeOther, m: m, n: n, k: k,
+            a: a.baseAddress!, lda: shape[1], b: b.baseAddress!, ldb: other.shape[1],
+            c: c.baseAddress!, ldc: n, compute: compute)
+        }
+      }
+    }
+    return result
+  }
+}

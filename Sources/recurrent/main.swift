@@ -1,0 +1,3 @@
+import RecurrentCommands
+
+RecurrentCommand.main()
