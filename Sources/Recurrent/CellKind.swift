@@ -1,0 +1,37 @@
+/// The recurrent cells Recurrent implements, named as on the command line.
+public enum CellKind: String, Codable, CaseIterable, Sendable {
+  /// Elman RNN, `h' = tanh(W_ih x + b_ih + W_hh h + b_hh)` (PyTorch `nn.RNN`).
+  case rnnTanh = "rnn-tanh"
+  /// Elman RNN with ReLU (PyTorch `nn.RNN(nonlinearity="relu")`).
+  case rnnRelu = "rnn-relu"
+  /// LSTM with forget gate, gate order i|f|g|o (PyTorch `nn.LSTM`).
+  case lstm
+  /// GRU with the reset gate applied after the recurrent product, gate order r|z|n
+  /// (PyTorch `nn.GRU`, cuDNN, Keras `reset_after=True`).
+  case gru
+  /// GRU with the reset gate applied before the recurrent product (Cho et al. 2014;
+  /// Keras `reset_after=False`): `n = tanh(W_in x + b_in + W_hn (r ⊙ h) + b_hn)`.
+  case gruResetBefore = "gru-reset-before"
+
+  /// Gate blocks G in the weight matrices (`[G*H, in]`).
+  public var gateCount: Int {
+    switch self {
+    case .rnnTanh, .rnnRelu: 1
+    case .lstm: 4
+    case .gru, .gruResetBefore: 3
+    }
+  }
+
+  /// Whether the cell carries a memory cell `c` besides `h`.
+  public var hasCellState: Bool { self == .lstm }
+
+  /// H-wide slots per step the forward saves for the backward.
+  var savedSlots: Int {
+    switch self {
+    case .rnnTanh, .rnnRelu: 0
+    case .lstm: 5  // i, f, g, o, tanh(c')
+    case .gru: 4  // r, z, n, W_hn h + b_hn
+    case .gruResetBefore: 4  // r, z, n, r ⊙ h
+    }
+  }
+}

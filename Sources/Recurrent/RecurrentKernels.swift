@@ -1,0 +1,226 @@
+import TensorCore
+
+// Fused pointwise step kernels, forward and backward side by side.
+// Legend: B = batch, H = hidden, G = gate blocks (1 RNN, 4 LSTM, 3 GRU), S = saved slots.
+// gx: [B, G*H] = x·W_ihᵀ + b_ih for one time step (computed for all steps at once).
+// gh: [B, G*H] = h·W_hhᵀ + b_hh for this step.
+// saved: [B, S*H], what the backward needs, in the order CellKind.savedSlots documents.
+// dgx, dgh: [B, G*H] gradients of the pre-activations on the input and hidden side; they
+// differ only where the hidden product is gated (GRU's n block).
+// Backward kernels write dgx/dgh/dhPrev; the caller adds dgh·W_hh into dhPrev afterwards.
+
+typealias P = UnsafeMutablePointer<Float>
+typealias CP = UnsafePointer<Float>
+
+@inline(__always) private func relu(_ x: Float) -> Float { x > 0 ? x : 0 }
+
+/// Elman RNN: `h' = act(gx + gh)`. Nothing saved but h' itself.
+func rnnForward(relu useRelu: Bool, gx: CP, gh: CP, hNext: P, B: Int, H: Int) {
+  for i in 0..<(B * H) {
+    let pre = gx[i] + gh[i]
+    hNext[i] = useRelu ? relu(pre) : tanh(pre)
+  }
+}
+
+/// dpre = dh · act'(h'); dgx = dgh = dpre; no direct path to h.
+func rnnBackward(relu useRelu: Bool, hNext: CP, dh: CP, dgx: P, dgh: P, dhPrev: P, B: Int, H: Int) {
+  for i in 0..<(B * H) {
+    let h = hNext[i]
+    let d = useRelu ? (h > 0 ? dh[i] : 0) : dh[i] * (1 - h * h)
+    dgx[i] = d
+    dgh[i] = d
+    dhPrev[i] = 0
+  }
+}
+
+/// LSTM, gates i|f|g|o: c' = f⊙c + i⊙g, h' = o⊙tanh(c'). Saves i, f, g, o, tanh(c').
+func lstmForward(gx: CP, gh: CP, cPrev: CP, hNext: P, cNext: P, saved: P, B: Int, H: Int) {
+  let G = 4 * H
+  let S = 5 * H
+  for b in 0..<B {
+    let x = gx + b * G
+    let h = gh + b * G
+    let s = saved + b * S
+    for j in 0..<H {
+      let i = sigmoid(x[j] + h[j])
+      let f = sigmoid(x[H + j] + h[H + j])
+      let g = tanh(x[2 * H + j] + h[2 * H + j])
+      let o = sigmoid(x[3 * H + j] + h[3 * H + j])
+      let c = f * cPrev[b * H + j] + i * g
+      let tc = tanh(c)
+      cNext[b * H + j] = c
+      hNext[b * H + j] = o * tc
+      s[j] = i
+      s[H + j] = f
+      s[2 * H + j] = g
+      s[3 * H + j] = o
+      s[4 * H + j] = tc
+    }
+  }
+}
+
+/// LSTM backward. `dc` holds ∂/∂c' on entry and ∂/∂c on exit (in place).
+func lstmBackward(
+  saved: CP, cPrev: CP, dh: CP, dc: P, dgx: P, dgh: P, dhPrev: P, B: Int, H: Int
+) {
+  let G = 4 * H
+  let S = 5 * H
+  for b in 0..<B {
+    let s = saved + b * S
+    let dx = dgx + b * G
+    let dhh = dgh + b * G
+    for j in 0..<H {
+      let i = s[j]
+      let f = s[H + j]
+      let g = s[2 * H + j]
+      let o = s[3 * H + j]
+      let tc = s[4 * H + j]
+      let k = b * H + j
+      let dct = dc[k] + dh[k] * o * (1 - tc * tc)
+      let di = dct * g * i * (1 - i)
+      let df = dct * cPrev[k] * f * (1 - f)
+      let dg = dct * i * (1 - g * g)
+      let dO = dh[k] * tc * o * (1 - o)
+      dx[j] = di
+      dx[H + j] = df
+      dx[2 * H + j] = dg
+      dx[3 * H + j] = dO
+      dhh[j] = di
+      dhh[H + j] = df
+      dhh[2 * H + j] = dg
+      dhh[3 * H + j] = dO
+      dc[k] = dct * f
+      dhPrev[k] = 0
+    }
+  }
+}
+
+/// GRU, reset after the recurrent product, gates r|z|n:
+/// n = tanh(gx_n + r⊙gh_n), h' = (1-z)⊙n + z⊙h. Saves r, z, n, gh_n.
+func gruForward(gx: CP, gh: CP, hPrev: CP, hNext: P, saved: P, B: Int, H: Int) {
+  let G = 3 * H
+  let S = 4 * H
+  for b in 0..<B {
+    let x = gx + b * G
+    let h = gh + b * G
+    let s = saved + b * S
+    for j in 0..<H {
+      let r = sigmoid(x[j] + h[j])
+      let z = sigmoid(x[H + j] + h[H + j])
+      let hn = h[2 * H + j]
+      let n = tanh(x[2 * H + j] + r * hn)
+      let k = b * H + j
+      hNext[k] = (1 - z) * n + z * hPrev[k]
+      s[j] = r
+      s[H + j] = z
+      s[2 * H + j] = n
+      s[3 * H + j] = hn
+    }
+  }
+}
+
+func gruBackward(saved: CP, hPrev: CP, dh: CP, dgx: P, dgh: P, dhPrev: P, B: Int, H: Int) {
+  let G = 3 * H
+  let S = 4 * H
+  for b in 0..<B {
+    let s = saved + b * S
+    let dx = dgx + b * G
+    let dhh = dgh + b * G
+    for j in 0..<H {
+      let r = s[j]
+      let z = s[H + j]
+      let n = s[2 * H + j]
+      let hn = s[3 * H + j]
+      let k = b * H + j
+      let d = dh[k]
+      let dnp = d * (1 - z) * (1 - n * n)
+      let dzp = d * (hPrev[k] - n) * z * (1 - z)
+      let drp = dnp * hn * r * (1 - r)
+      dx[j] = drp
+      dx[H + j] = dzp
+      dx[2 * H + j] = dnp
+      dhh[j] = drp
+      dhh[H + j] = dzp
+      dhh[2 * H + j] = dnp * r
+      dhPrev[k] = d * z
+    }
+  }
+}
+
+/// GRU, reset before the recurrent product, first half: r and z from gh[:, 0..<2H], and
+/// r⊙h into saved slot 3 (the operand of the W_hn product).
+func gruResetBeforeGates(gx: CP, gh: CP, hPrev: CP, saved: P, B: Int, H: Int) {
+  let G = 3 * H
+  let S = 4 * H
+  for b in 0..<B {
+    let x = gx + b * G
+    let h = gh + b * G
+    let s = saved + b * S
+    for j in 0..<H {
+      let r = sigmoid(x[j] + h[j])
+      s[j] = r
+      s[H + j] = sigmoid(x[H + j] + h[H + j])
+      s[3 * H + j] = r * hPrev[b * H + j]
+    }
+  }
+}
+
+/// Second half: gh[:, 2H..<3H] = (r⊙h)·W_hnᵀ + b_hn is ready; n = tanh(gx_n + gh_n),
+/// h' = (1-z)⊙n + z⊙h.
+func gruResetBeforeOutput(gx: CP, gh: CP, hPrev: CP, hNext: P, saved: P, B: Int, H: Int) {
+  let G = 3 * H
+  let S = 4 * H
+  for b in 0..<B {
+    let s = saved + b * S
+    for j in 0..<H {
+      let n = tanh(gx[b * G + 2 * H + j] + gh[b * G + 2 * H + j])
+      let z = s[H + j]
+      let k = b * H + j
+      s[2 * H + j] = n
+      hNext[k] = (1 - z) * n + z * hPrev[k]
+    }
+  }
+}
+
+/// Backward, first half: z and n blocks, and the direct path dh⊙z.
+func gruResetBeforeBackwardOutput(
+  saved: CP, hPrev: CP, dh: CP, dgx: P, dgh: P, dhPrev: P, B: Int, H: Int
+) {
+  let G = 3 * H
+  let S = 4 * H
+  for b in 0..<B {
+    let s = saved + b * S
+    for j in 0..<H {
+      let z = s[H + j]
+      let n = s[2 * H + j]
+      let k = b * H + j
+      let d = dh[k]
+      let dnp = d * (1 - z) * (1 - n * n)
+      let dzp = d * (hPrev[k] - n) * z * (1 - z)
+      dgx[b * G + H + j] = dzp
+      dgh[b * G + H + j] = dzp
+      dgx[b * G + 2 * H + j] = dnp
+      dgh[b * G + 2 * H + j] = dnp
+      dhPrev[k] = d * z
+    }
+  }
+}
+
+/// Backward, second half: given d(r⊙h) = dgh_n·W_hn, the r block and r's share of dh.
+func gruResetBeforeBackwardGates(
+  saved: CP, hPrev: CP, dRH: CP, dgx: P, dgh: P, dhPrev: P, B: Int, H: Int
+) {
+  let G = 3 * H
+  let S = 4 * H
+  for b in 0..<B {
+    let s = saved + b * S
+    for j in 0..<H {
+      let r = s[j]
+      let k = b * H + j
+      let drp = dRH[k] * hPrev[k] * r * (1 - r)
+      dgx[b * G + j] = drp
+      dgh[b * G + j] = drp
+      dhPrev[k] += dRH[k] * r
+    }
+  }
+}

@@ -1,0 +1,455 @@
+import TensorCore
+
+/// The four parameter tensors of one direction of one layer, PyTorch's layout.
+/// G = gate blocks (`CellKind.gateCount`), H = hidden size, I = input width of the layer.
+public struct RecurrentWeights: Sendable, Equatable {
+  public var weightIH: Tensor  // [G*H, I]
+  public var weightHH: Tensor  // [G*H, H]
+  public var biasIH: Tensor  // [G*H]
+  public var biasHH: Tensor  // [G*H]
+
+  public init(weightIH: Tensor, weightHH: Tensor, biasIH: Tensor, biasHH: Tensor) {
+    self.weightIH = weightIH
+    self.weightHH = weightHH
+    self.biasIH = biasIH
+    self.biasHH = biasHH
+  }
+}
+
+/// Hidden (and, for LSTM, cell) state of a recurrent layer: `[L*D, B, H]` each, index
+/// `layer * D + direction`, as PyTorch's `h_n` / `c_n`.
+public struct RecurrentState: Sendable, Equatable {
+  public var hidden: Tensor
+  public var cell: Tensor?
+
+  public init(hidden: Tensor, cell: Tensor? = nil) {
+    self.hidden = hidden
+    self.cell = cell
+  }
+}
+
+/// Everything one forward saved for its backward. Returned by `forward`; never stored in
+/// the layer.
+public struct RecurrentTrace: @unchecked Sendable {
+  struct Sweep {
+    let gx: FloatBuffer  // [T, B, G*H] by time: x·W_ihᵀ + b_ih
+    let saved: FloatBuffer  // [T, B, S*H] by processing step
+    let hs: FloatBuffer  // [T+1, B, H] by processing step; hs[0] = initial state
+    let cs: FloatBuffer?  // [T+1, B, H], LSTM only
+  }
+  let sequenceLength: Int
+  let batchSize: Int
+  let layerInputs: [FloatBuffer]  // [T, B, width] input of each layer (after dropout)
+  let masks: [FloatBuffer?]  // dropout mask applied to each layer's output, if any
+  let sweeps: [Sweep]  // index layer * D + direction
+}
+
+/// A multi-layer, optionally bidirectional recurrent layer: PyTorch's `nn.RNN`, `nn.LSTM`
+/// and `nn.GRU` with `batch_first=False`. Input `[T, B, I]`, output `[T, B, D*H]` (both
+/// directions concatenated), final state `[L*D, B, H]`.
+///
+/// Follows the performance shape of cuDNN: one input-projection product for all steps,
+/// one recurrent product and one fused pointwise kernel per step, weight gradients as
+/// large products after the reverse loop, no allocation inside the time loop.
+public struct RecurrentLayer: Parameterized, Sendable, Equatable {
+  public let kind: CellKind
+  public let inputSize: Int
+  public let hiddenSize: Int
+  public let layerCount: Int
+  public let bidirectional: Bool
+  /// Dropout probability on the outputs of each layer but the last, in training only.
+  public var dropout: Float
+  /// Index `layer * directionCount + direction`.
+  public var weights: [RecurrentWeights]
+
+  public var directionCount: Int { bidirectional ? 2 : 1 }
+  public var outputSize: Int { directionCount * hiddenSize }
+
+  /// Parameters drawn from U(-1/√H, 1/√H), as PyTorch.
+  public init(
+    kind: CellKind, inputSize: Int, hiddenSize: Int, layerCount: Int = 1,
+    bidirectional: Bool = false, dropout: Float = 0, using rng: inout some RandomNumberGenerator
+  ) {
+    precondition(inputSize > 0 && hiddenSize > 0 && layerCount > 0,
+      "RecurrentLayer: sizes must be positive (input \(inputSize), hidden \(hiddenSize), layers \(layerCount))")
+    precondition(dropout >= 0 && dropout < 1, "RecurrentLayer: dropout must be in [0, 1), got \(dropout)")
+    self.kind = kind
+    self.inputSize = inputSize
+    self.hiddenSize = hiddenSize
+    self.layerCount = layerCount
+    self.bidirectional = bidirectional
+    self.dropout = dropout
+    let bound = 1 / Float(hiddenSize).squareRoot()
+    let gh = kind.gateCount * hiddenSize
+    var weights: [RecurrentWeights] = []
+    for layer in 0..<layerCount {
+      let width = layer == 0 ? inputSize : (bidirectional ? 2 : 1) * hiddenSize
+      for _ in 0..<(bidirectional ? 2 : 1) {
+        weights.append(
+          RecurrentWeights(
+            weightIH: Tensor(uniform: [gh, width], low: -bound, high: bound, using: &rng),
+            weightHH: Tensor(uniform: [gh, hiddenSize], low: -bound, high: bound, using: &rng),
+            biasIH: Tensor(uniform: [gh], low: -bound, high: bound, using: &rng),
+            biasHH: Tensor(uniform: [gh], low: -bound, high: bound, using: &rng)))
+      }
+    }
+    self.weights = weights
+  }
+
+  public mutating func forEachParameter(_ body: (String, inout Tensor) throws -> Void) rethrows {
+    for index in weights.indices {
+      let suffix = "_l\(index / directionCount)" + (index % directionCount == 1 ? "_reverse" : "")
+      try body("weight_ih" + suffix, &weights[index].weightIH)
+      try body("weight_hh" + suffix, &weights[index].weightHH)
+      try body("bias_ih" + suffix, &weights[index].biasIH)
+      try body("bias_hh" + suffix, &weights[index].biasHH)
+    }
+  }
+
+  /// A zero state for batch size `batchSize`.
+  public func zeroState(batchSize: Int) -> RecurrentState {
+    let shape = [layerCount * directionCount, batchSize, hiddenSize]
+    return RecurrentState(hidden: Tensor(zeros: shape), cell: kind.hasCellState ? Tensor(zeros: shape) : nil)
+  }
+
+  /// Inference: no dropout.
+  public func callAsFunction(
+    _ input: Tensor, initialState: RecurrentState? = nil, compute: Compute = .singleThread
+  ) -> (output: Tensor, state: RecurrentState) {
+    var rng = SplitMix64(seed: 0)  // unused: dropout is off outside training
+    let result = forward(input, initialState: initialState, training: false, using: &rng, compute: compute)
+    return (result.output, result.state)
+  }
+
+  /// Forward over a whole sequence.
+  /// - Parameters:
+  ///   - input: `[T, B, I]`
+  ///   - initialState: `[L*D, B, H]` (and the cell state for LSTM); zeros when nil.
+  ///   - training: applies inter-layer dropout, drawing masks from `rng`.
+  /// - Returns: every step's output `[T, B, D*H]`, the final state, and the trace for `backward`.
+  public func forward(
+    _ input: Tensor, initialState: RecurrentState? = nil, training: Bool,
+    using rng: inout some RandomNumberGenerator, compute: Compute = .singleThread
+  ) -> (output: Tensor, state: RecurrentState, trace: RecurrentTrace) {
+    precondition(input.rank == 3 && input.shape[2] == inputSize,
+      "RecurrentLayer: expected input [T, B, \(inputSize)], got \(input.shape)")
+    let T = input.shape[0]
+    let B = input.shape[1]
+    let H = hiddenSize
+    let D = directionCount
+    let L = layerCount
+    let stateShape = [L * D, B, H]
+    if let state = initialState {
+      precondition(state.hidden.shape == stateShape,
+        "RecurrentLayer: expected initial hidden state \(stateShape), got \(state.hidden.shape)")
+      if kind.hasCellState {
+        precondition(state.cell?.shape == stateShape,
+          "RecurrentLayer: LSTM needs an initial cell state \(stateShape)")
+      }
+    }
+    let h0 = initialState.map { FloatBuffer($0.hidden) }
+    let c0 = initialState?.cell.map { FloatBuffer($0) }
+    let finalH = FloatBuffer(count: L * D * B * H)
+    let finalC = kind.hasCellState ? FloatBuffer(count: L * D * B * H) : nil
+    var layerInput = FloatBuffer(input)
+    var layerInputs: [FloatBuffer] = []
+    var masks: [FloatBuffer?] = []
+    var sweeps: [RecurrentTrace.Sweep] = []
+    for layer in 0..<L {
+      let width = layer == 0 ? inputSize : D * H
+      layerInputs.append(layerInput)
+      let out = FloatBuffer(count: T * B * D * H)
+      for direction in 0..<D {
+        let index = layer * D + direction
+        let sweep = makeSweep(T: T, B: B)
+        if let h0 { sweep.hs.pointer.update(from: h0.pointer + index * B * H, count: B * H) }
+        if let c0, let cs = sweep.cs { cs.pointer.update(from: c0.pointer + index * B * H, count: B * H) }
+        sweepForward(
+          weights[index], sweep, x: layerInput.pointer, width: width, out: out.pointer,
+          column: direction * H, stride: D * H, reverse: direction == 1, T: T, B: B, compute: compute)
+        (finalH.pointer + index * B * H).update(from: sweep.hs.pointer + T * B * H, count: B * H)
+        if let finalC, let cs = sweep.cs {
+          (finalC.pointer + index * B * H).update(from: cs.pointer + T * B * H, count: B * H)
+        }
+        sweeps.append(sweep)
+      }
+      var mask: FloatBuffer? = nil
+      if layer < L - 1 && training && dropout > 0 {
+        let m = dropoutMask(count: out.count, probability: dropout, using: &rng)
+        for i in 0..<out.count { out.pointer[i] *= m.pointer[i] }
+        mask = m
+      }
+      masks.append(mask)
+      layerInput = out
+    }
+    let state = RecurrentState(
+      hidden: finalH.tensor(shape: stateShape), cell: finalC?.tensor(shape: stateShape))
+    let trace = RecurrentTrace(
+      sequenceLength: T, batchSize: B, layerInputs: layerInputs, masks: masks, sweeps: sweeps)
+    return (layerInput.tensor(shape: [T, B, D * H]), state, trace)
+  }
+
+  /// Backward of `forward`: adds parameter gradients into `gradient`.
+  /// - Parameters:
+  ///   - outputGradient: ∂loss/∂output `[T, B, D*H]`, or nil for zero.
+  ///   - stateGradient: ∂loss/∂(final state), or nil for zero.
+  /// - Returns: ∂loss/∂input `[T, B, I]` and ∂loss/∂(initial state).
+  public func backward(
+    _ trace: RecurrentTrace, outputGradient: Tensor?, stateGradient: RecurrentState? = nil,
+    into gradient: inout RecurrentLayer, compute: Compute = .singleThread
+  ) -> (input: Tensor, initialState: RecurrentState) {
+    let T = trace.sequenceLength
+    let B = trace.batchSize
+    let H = hiddenSize
+    let D = directionCount
+    let L = layerCount
+    let stateShape = [L * D, B, H]
+    if let g = outputGradient {
+      precondition(g.shape == [T, B, D * H],
+        "RecurrentLayer.backward: output gradient \(g.shape), expected \([T, B, D * H])")
+    }
+    if let g = stateGradient {
+      precondition(g.hidden.shape == stateShape, "RecurrentLayer.backward: state gradient \(g.hidden.shape)")
+    }
+    var dOut = outputGradient.map { FloatBuffer($0) } ?? FloatBuffer(count: T * B * D * H)
+    let dhT = stateGradient.map { FloatBuffer($0.hidden) }
+    let dcT = stateGradient?.cell.map { FloatBuffer($0) }
+    let dH0 = FloatBuffer(count: L * D * B * H)
+    let dC0 = kind.hasCellState ? FloatBuffer(count: L * D * B * H) : nil
+    var dInput = dOut
+    for layer in (0..<L).reversed() {
+      let width = layer == 0 ? inputSize : D * H
+      let dIn = FloatBuffer(count: T * B * width)
+      for direction in 0..<D {
+        let index = layer * D + direction
+        sweepBackward(
+          weights[index], gradient: &gradient.weights[index], trace.sweeps[index],
+          x: trace.layerInputs[layer].pointer, width: width, dOut: dOut.pointer,
+          column: direction * H, stride: D * H, reverse: direction == 1, T: T, B: B,
+          dhT: dhT.map { $0.pointer + index * B * H }, dcT: dcT.map { $0.pointer + index * B * H },
+          dx: dIn.pointer, dh0: dH0.pointer + index * B * H, dc0: dC0.map { $0.pointer + index * B * H },
+          compute: compute)
+      }
+      if layer > 0, let mask = trace.masks[layer - 1] {
+        for i in 0..<dIn.count { dIn.pointer[i] *= mask.pointer[i] }
+      }
+      dOut = dIn
+      dInput = dIn
+    }
+    return (
+      dInput.tensor(shape: [T, B, inputSize]),
+      RecurrentState(hidden: dH0.tensor(shape: stateShape), cell: dC0?.tensor(shape: stateShape))
+    )
+  }
+
+  // MARK: - One direction of one layer
+
+  private func makeSweep(T: Int, B: Int) -> RecurrentTrace.Sweep {
+    let H = hiddenSize
+    return RecurrentTrace.Sweep(
+      gx: FloatBuffer(count: T * B * kind.gateCount * H),
+      saved: FloatBuffer(count: T * B * kind.savedSlots * H),
+      hs: FloatBuffer(count: (T + 1) * B * H),
+      cs: kind.hasCellState ? FloatBuffer(count: (T + 1) * B * H) : nil)
+  }
+
+  private func sweepForward(
+    _ w: RecurrentWeights, _ s: RecurrentTrace.Sweep, x: UnsafePointer<Float>, width: Int,
+    out: UnsafeMutablePointer<Float>, column: Int, stride: Int, reverse: Bool, T: Int, B: Int,
+    compute: Compute
+  ) {
+    let H = hiddenSize
+    let GH = kind.gateCount * H
+    let S = kind.savedSlots * H
+    let gx = s.gx.pointer
+    // All input projections in one product: [T*B, I] x [I, G*H].
+    w.biasIH.withPointer { broadcastRows($0, rows: T * B, columns: GH, into: gx, ld: GH) }
+    w.weightIH.withPointer { wih in
+      gemm(
+        transposeA: false, transposeB: true, m: T * B, n: GH, k: width, a: x, lda: width,
+        b: wih, ldb: width, beta: 1, c: gx, ldc: GH, compute: compute)
+    }
+    let ghBuffer = FloatBuffer(count: B * GH)
+    let gh = ghBuffer.pointer
+    w.weightHH.withPointer { whh in
+      w.biasHH.withPointer { bhh in
+        for step in 0..<T {
+          let t = reverse ? T - 1 - step : step
+          let hPrev = s.hs.pointer + step * B * H
+          let hNext = hPrev + B * H
+          let gxt = gx + t * B * GH
+          let saved = s.saved.pointer + step * B * S
+          if kind == .gruResetBefore {
+            broadcastRows(bhh, rows: B, columns: 2 * H, into: gh, ld: GH)
+            gemm(
+              transposeA: false, transposeB: true, m: B, n: 2 * H, k: H, a: hPrev, lda: H,
+              b: whh, ldb: H, beta: 1, c: gh, ldc: GH, compute: compute)
+            gruResetBeforeGates(gx: gxt, gh: gh, hPrev: hPrev, saved: saved, B: B, H: H)
+            broadcastRows(bhh + 2 * H, rows: B, columns: H, into: gh + 2 * H, ld: GH)
+            gemm(
+              transposeA: false, transposeB: true, m: B, n: H, k: H, a: saved + 3 * H, lda: S,
+              b: whh + 2 * H * H, ldb: H, beta: 1, c: gh + 2 * H, ldc: GH, compute: compute)
+            gruResetBeforeOutput(gx: gxt, gh: gh, hPrev: hPrev, hNext: hNext, saved: saved, B: B, H: H)
+          } else {
+            broadcastRows(bhh, rows: B, columns: GH, into: gh, ld: GH)
+            gemm(
+              transposeA: false, transposeB: true, m: B, n: GH, k: H, a: hPrev, lda: H,
+              b: whh, ldb: H, beta: 1, c: gh, ldc: GH, compute: compute)
+            switch kind {
+            case .rnnTanh, .rnnRelu:
+              rnnForward(relu: kind == .rnnRelu, gx: gxt, gh: gh, hNext: hNext, B: B, H: H)
+            case .lstm:
+              let cPrev = s.cs!.pointer + step * B * H
+              lstmForward(
+                gx: gxt, gh: gh, cPrev: cPrev, hNext: hNext, cNext: cPrev + B * H, saved: saved,
+                B: B, H: H)
+            case .gru:
+              gruForward(gx: gxt, gh: gh, hPrev: hPrev, hNext: hNext, saved: saved, B: B, H: H)
+            case .gruResetBefore:
+              break
+            }
+          }
+          for b in 0..<B {
+            (out + (t * B + b) * stride + column).update(from: hNext + b * H, count: H)
+          }
+        }
+      }
+    }
+  }
+
+  private func sweepBackward(
+    _ w: RecurrentWeights, gradient g: inout RecurrentWeights, _ s: RecurrentTrace.Sweep,
+    x: UnsafePointer<Float>, width: Int, dOut: UnsafePointer<Float>, column: Int, stride: Int,
+    reverse: Bool, T: Int, B: Int, dhT: UnsafePointer<Float>?, dcT: UnsafePointer<Float>?,
+    dx: UnsafeMutablePointer<Float>, dh0: UnsafeMutablePointer<Float>,
+    dc0: UnsafeMutablePointer<Float>?, compute: Compute
+  ) {
+    let H = hiddenSize
+    let GH = kind.gateCount * H
+    let S = kind.savedSlots * H
+    // Rows of W_hh whose product takes h directly (GRU reset-before: only r and z).
+    let directRows = kind == .gruResetBefore ? 2 * H : GH
+    let dgx = FloatBuffer(count: T * B * GH)  // by time, like gx
+    let dgh = FloatBuffer(count: T * B * GH)  // by processing step, like hs
+    var dh = FloatBuffer(count: B * H)
+    var dhPrev = FloatBuffer(count: B * H)
+    let dc = FloatBuffer(count: B * H)
+    let dRH = FloatBuffer(count: kind == .gruResetBefore ? B * H : 0)
+    if let dhT { dh.pointer.update(from: dhT, count: B * H) }
+    if let dcT { dc.pointer.update(from: dcT, count: B * H) }
+    w.weightHH.withPointer { whh in
+      for step in (0..<T).reversed() {
+        let t = reverse ? T - 1 - step : step
+        let d = dh.pointer
+        for b in 0..<B {
+          let row = dOut + (t * B + b) * stride + column
+          for j in 0..<H { d[b * H + j] += row[j] }
+        }
+        let hPrev = s.hs.pointer + step * B * H
+        let saved = s.saved.pointer + step * B * S
+        let dgxt = dgx.pointer + t * B * GH
+        let dghs = dgh.pointer + step * B * GH
+        switch kind {
+        case .rnnTanh, .rnnRelu:
+          rnnBackward(
+            relu: kind == .rnnRelu, hNext: hPrev + B * H, dh: d, dgx: dgxt, dgh: dghs,
+            dhPrev: dhPrev.pointer, B: B, H: H)
+        case .lstm:
+          lstmBackward(
+            saved: saved, cPrev: s.cs!.pointer + step * B * H, dh: d, dc: dc.pointer, dgx: dgxt,
+            dgh: dghs, dhPrev: dhPrev.pointer, B: B, H: H)
+        case .gru:
+          gruBackward(
+            saved: saved, hPrev: hPrev, dh: d, dgx: dgxt, dgh: dghs, dhPrev: dhPrev.pointer, B: B, H: H)
+        case .gruResetBefore:
+          gruResetBeforeBackwardOutput(
+            saved: saved, hPrev: hPrev, dh: d, dgx: dgxt, dgh: dghs, dhPrev: dhPrev.pointer, B: B, H: H)
+          // d(r⊙h) = dgh_n · W_hn
+          gemm(
+            transposeA: false, transposeB: false, m: B, n: H, k: H, a: dghs + 2 * H, lda: GH,
+            b: whh + 2 * H * H, ldb: H, beta: 0, c: dRH.pointer, ldc: H, compute: compute)
+          gruResetBeforeBackwardGates(
+            saved: saved, hPrev: hPrev, dRH: dRH.pointer, dgx: dgxt, dgh: dghs,
+            dhPrev: dhPrev.pointer, B: B, H: H)
+        }
+        gemm(
+          transposeA: false, transposeB: false, m: B, n: H, k: directRows, a: dghs, lda: GH,
+          b: whh, ldb: H, beta: 1, c: dhPrev.pointer, ldc: H, compute: compute)
+        swap(&dh, &dhPrev)
+      }
+    }
+    dh0.update(from: dh.pointer, count: B * H)
+    if let dc0 { dc0.update(from: dc.pointer, count: B * H) }
+    // Weight gradients as three large products over all steps.
+    g.weightIH.withMutablePointer { gw in
+      gemm(
+        transposeA: true, transposeB: false, m: GH, n: width, k: T * B, a: dgx.pointer, lda: GH,
+        b: x, ldb: width, beta: 1, c: gw, ldc: width, compute: compute)
+    }
+    g.biasIH.withMutablePointer { addColumnSums(dgx.pointer, rows: T * B, columns: GH, ld: GH, into: $0) }
+    g.weightHH.withMutablePointer { gw in
+      gemm(
+        transposeA: true, transposeB: false, m: directRows, n: H, k: T * B, a: dgh.pointer,
+        lda: GH, b: s.hs.pointer, ldb: H, beta: 1, c: gw, ldc: H, compute: compute)
+      if kind == .gruResetBefore {
+        gemm(
+          transposeA: true, transposeB: false, m: H, n: H, k: T * B, a: dgh.pointer + 2 * H,
+          lda: GH, b: s.saved.pointer + 3 * H, ldb: S, beta: 1, c: gw + 2 * H * H, ldc: H,
+          compute: compute)
+      }
+    }
+    g.biasHH.withMutablePointer { addColumnSums(dgh.pointer, rows: T * B, columns: GH, ld: GH, into: $0) }
+    w.weightIH.withPointer { wih in
+      gemm(
+        transposeA: false, transposeB: false, m: T * B, n: width, k: GH, a: dgx.pointer, lda: GH,
+        b: wih, ldb: width, beta: 1, c: dx, ldc: width, compute: compute)
+    }
+  }
+}
+
+extension RecurrentLayer {
+  /// The last step of each direction, `[B, D*H]`: the forward direction's output at T-1
+  /// and the backward direction's at 0 (its final step), as Keras `return_sequences=False`.
+  public func lastStep(of output: Tensor) -> Tensor {
+    let T = output.shape[0]
+    let B = output.shape[1]
+    let H = hiddenSize
+    let D = directionCount
+    precondition(T > 0, "lastStep: empty sequence")
+    var result = Tensor(zeros: [B, D * H])
+    for b in 0..<B {
+      for d in 0..<D {
+        let t = d == 0 ? T - 1 : 0
+        for j in 0..<H {
+          result.scalars[b * D * H + d * H + j] = output.scalars[(t * B + b) * D * H + d * H + j]
+        }
+      }
+    }
+    return result
+  }
+
+  /// The output gradient `[T, B, D*H]` that `lastStep(of:)` passes back from `[B, D*H]`.
+  public func lastStepBackward(_ gradient: Tensor, sequenceLength T: Int) -> Tensor {
+    let B = gradient.shape[0]
+    let H = hiddenSize
+    let D = directionCount
+    var result = Tensor(zeros: [T, B, D * H])
+    for b in 0..<B {
+      for d in 0..<D {
+        let t = d == 0 ? T - 1 : 0
+        for j in 0..<H {
+          result.scalars[(t * B + b) * D * H + d * H + j] = gradient.scalars[b * D * H + d * H + j]
+        }
+      }
+    }
+    return result
+  }
+}
+
+/// Inverted-dropout mask: each entry 0 with probability p, else 1/(1-p).
+func dropoutMask(count: Int, probability p: Float, using rng: inout some RandomNumberGenerator) -> FloatBuffer {
+  let mask = FloatBuffer(count: count)
+  let keep = 1 / (1 - p)
+  for i in 0..<count { mask.pointer[i] = rng.nextUnitFloat() < p ? 0 : keep }
+  return mask
+}

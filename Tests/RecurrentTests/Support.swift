@@ -1,0 +1,72 @@
+import Foundation
+import Testing
+
+import Recurrent
+import TensorCore
+
+/// Loads a committed fixture from Tests/RecurrentTests/Fixtures.
+func loadFixture<T: Decodable>(_ name: String, as type: T.Type) throws -> T {
+  guard let url = Bundle.module.url(forResource: name, withExtension: "json", subdirectory: "Fixtures")
+  else { throw CocoaError(.fileNoSuchFile) }
+  return try JSONDecoder().decode(T.self, from: Data(contentsOf: url))
+}
+
+/// Elementwise |actual - expected| <= atol + rtol·|expected| (numpy's allclose), with the
+/// worst offender in the failure message.
+func expectClose(
+  _ actual: [Float], _ expected: [Float], rtol: Float, atol: Float, _ label: String,
+  sourceLocation: SourceLocation = #_sourceLocation
+) {
+  #expect(actual.count == expected.count, "\(label): \(actual.count) values, expected \(expected.count)",
+    sourceLocation: sourceLocation)
+  guard actual.count == expected.count else { return }
+  var worst: Float = 0
+  var worstIndex = -1
+  for i in actual.indices {
+    let excess = abs(actual[i] - expected[i]) - (atol + rtol * abs(expected[i]))
+    if !(excess <= worst) {
+      worst = excess.isNaN ? .infinity : excess
+      worstIndex = i
+    }
+  }
+  #expect(worstIndex < 0,
+    "\(label): index \(worstIndex) is \(worstIndex >= 0 ? actual[worstIndex] : 0), expected \(worstIndex >= 0 ? expected[worstIndex] : 0)",
+    sourceLocation: sourceLocation)
+}
+
+/// Sets parameters of `model` by name; every name must be present.
+func assignParameters<M: Parameterized>(_ model: inout M, _ values: [String: [Float]]) {
+  model.forEachParameter { name, tensor in
+    guard let v = values[name] else {
+      Issue.record("fixture lacks parameter \(name)")
+      return
+    }
+    tensor = Tensor(shape: tensor.shape, scalars: v)
+  }
+}
+
+/// Central finite differences of `loss` with respect to selected entries of a tensor.
+func numericGradient(
+  of tensor: Tensor, indices: [Int], epsilon: Float = 1e-2, loss: (Tensor) -> Double
+) -> [Float] {
+  indices.map { i in
+    var plus = tensor
+    var minus = tensor
+    plus.scalars[i] += epsilon
+    minus.scalars[i] -= epsilon
+    return Float((loss(plus) - loss(minus)) / (2 * Double(epsilon)))
+  }
+}
+
+/// Sum of elementwise products in Double: a scalar loss with a known gradient (`weights`).
+func projection(_ t: Tensor, _ weights: Tensor) -> Double {
+  var s: Double = 0
+  for i in 0..<t.count { s += Double(t.scalars[i]) * Double(weights.scalars[i]) }
+  return s
+}
+
+/// A few indices spread over `count` entries, always including the first and last.
+func sampleIndices(_ count: Int, _ n: Int = 6) -> [Int] {
+  guard count > n else { return Array(0..<count) }
+  return (0..<n).map { $0 * (count - 1) / (n - 1) }
+}

@@ -1,0 +1,264 @@
+#!/usr/bin/env python3
+"""Generate the PyTorch reference fixtures the Swift tests compare against.
+
+Command that produced the committed fixtures (from the repository root, torch 2.15 CPU):
+    python3 Tests/Reference/make_fixtures.py Tests/RecurrentTests/Fixtures
+
+Everything is computed in float64 from parameters and inputs that are exact float32 values,
+so the fixtures are the exact answers and the Swift float32 results are compared to them.
+The GRU with the reset gate before the recurrent product (Cho et al. 2014, Keras
+reset_after=False) has no PyTorch module: it is the short loop in `gru_reset_before` below.
+"""
+import json
+import os
+import sys
+
+import torch
+
+torch.set_default_dtype(torch.float64)
+I, H, B, T = 7, 6, 3, 5
+
+
+def f32(t):
+    """Round to float32 and back, so the value is exactly representable in float32."""
+    return t.float().double()
+
+
+def flat(t):
+    return [float(v) for v in t.detach().reshape(-1).tolist()]
+
+
+def gru_reset_before(x, h0, params, layers, dirs):
+    layer_in = x
+    finals = []
+    for l in range(layers):
+        outs = []
+        for d in range(dirs):
+            sfx = f"_l{l}" + ("_reverse" if d else "")
+            w_ih, w_hh = params["weight_ih" + sfx], params["weight_hh" + sfx]
+            b_ih, b_hh = params["bias_ih" + sfx], params["bias_hh" + sfx]
+            w_hr, w_hz, w_hn = w_hh.chunk(3)
+            b_hr, b_hz, b_hn = b_hh.chunk(3)
+            h = h0[l * dirs + d]
+            out = [None] * x.shape[0]
+            steps = range(x.shape[0]) if d == 0 else reversed(range(x.shape[0]))
+            for t in steps:
+                x_r, x_z, x_n = (layer_in[t] @ w_ih.T + b_ih).chunk(3, dim=1)
+                r = torch.sigmoid(x_r + h @ w_hr.T + b_hr)
+                z = torch.sigmoid(x_z + h @ w_hz.T + b_hz)
+                n = torch.tanh(x_n + (r * h) @ w_hn.T + b_hn)
+                h = (1 - z) * n + z * h
+                out[t] = h
+            outs.append(torch.stack(out))
+            finals.append(h)
+        layer_in = torch.cat(outs, dim=2)
+    return layer_in, torch.stack(finals)
+
+
+def recurrent_case(cell, layers, bidirectional, seed):
+    g = torch.Generator().manual_seed(seed)
+    dirs = 2 if bidirectional else 1
+    if cell in ("rnn-tanh", "rnn-relu"):
+        module = torch.nn.RNN(I, H, layers, nonlinearity=cell[4:], bidirectional=bidirectional)
+    elif cell == "lstm":
+        module = torch.nn.LSTM(I, H, layers, bidirectional=bidirectional)
+    else:
+        module = torch.nn.GRU(I, H, layers, bidirectional=bidirectional)
+    params = {}
+    for name, p in module.named_parameters():
+        with torch.no_grad():
+            p.copy_(f32(torch.rand(p.shape, generator=g) * 2 - 1) * 0.6)
+        params[name] = p
+    x = f32(torch.randn(T, B, I, generator=g)).requires_grad_()
+    h0 = f32(torch.randn(layers * dirs, B, H, generator=g) * 0.5).requires_grad_()
+    c0 = f32(torch.randn(layers * dirs, B, H, generator=g) * 0.5).requires_grad_()
+    if cell == "lstm":
+        out, (hn, cn) = module(x, (h0, c0))
+    elif cell == "gru-reset-before":
+        out, hn = gru_reset_before(x, h0, params, layers, dirs)
+        cn = None
+    else:
+        out, hn = module(x, h0)
+        cn = None
+    g_out = f32(torch.randn(out.shape, generator=g))
+    g_hn = f32(torch.randn(hn.shape, generator=g))
+    loss = (out * g_out).sum() + (hn * g_hn).sum()
+    g_cn = None
+    if cn is not None:
+        g_cn = f32(torch.randn(cn.shape, generator=g))
+        loss = loss + (cn * g_cn).sum()
+    names = [n for n, _ in module.named_parameters()]
+    inputs = [x, h0] + ([c0] if cell == "lstm" else []) + [params[n] for n in names]
+    grads = torch.autograd.grad(loss, inputs)
+    case = {
+        "cell": cell, "layers": layers, "bidirectional": bidirectional,
+        "input_size": I, "hidden_size": H, "batch": B, "length": T,
+        "parameter_names": names,
+        "parameters": {n: flat(params[n]) for n in names},
+        "x": flat(x), "h0": flat(h0), "output": flat(out), "h_n": flat(hn),
+        "grad_output": flat(g_out), "grad_h_n": flat(g_hn),
+        "grad_x": flat(grads[0]), "grad_h0": flat(grads[1]),
+    }
+    offset = 2
+    if cell == "lstm":
+        case.update({"c0": flat(c0), "c_n": flat(cn), "grad_c_n": flat(g_cn), "grad_c0": flat(grads[2])})
+        offset = 3
+    case["grad_parameters"] = {n: flat(grads[offset + i]) for i, n in enumerate(names)}
+    return case
+
+
+def optimizer_cases():
+    g = torch.Generator().manual_seed(99)
+    p0 = f32(torch.randn(5, generator=g))
+    grads = [f32(torch.randn(5, generator=g)) for _ in range(6)]
+    configs = [
+        {"name": "sgd", "kind": "sgd", "lr": 0.1},
+        {"name": "sgd-momentum", "kind": "sgd", "lr": 0.1, "momentum": 0.9},
+        {"name": "sgd-nesterov-wd", "kind": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01},
+        {"name": "sgd-dampening", "kind": "sgd", "lr": 0.1, "momentum": 0.9, "dampening": 0.1},
+        {"name": "sgd-l1", "kind": "sgd", "lr": 0.1, "l1": 0.05},
+        {"name": "rmsprop", "kind": "rmsprop", "lr": 0.01},
+        {"name": "rmsprop-centered-momentum-wd", "kind": "rmsprop", "lr": 0.01, "alpha": 0.9, "momentum": 0.9, "centered": True, "weight_decay": 0.01},
+        {"name": "adam", "kind": "adam", "lr": 0.01},
+        {"name": "adam-l2-betas", "kind": "adam", "lr": 0.01, "beta1": 0.8, "beta2": 0.95, "weight_decay": 0.01},
+        {"name": "adamw", "kind": "adamw", "lr": 0.01, "weight_decay": 0.1},
+        {"name": "adam-cosine", "kind": "adam", "lr": 0.01, "schedule": {"kind": "cosine", "t_max": 4, "eta_min": 0.001}},
+    ]
+    cases = []
+    for c in configs:
+        p = p0.clone().requires_grad_()
+        k = c["kind"]
+        if k == "sgd":
+            opt = torch.optim.SGD([p], lr=c["lr"], momentum=c.get("momentum", 0), dampening=c.get("dampening", 0),
+                                  nesterov=c.get("nesterov", False), weight_decay=c.get("weight_decay", 0))
+        elif k == "rmsprop":
+            opt = torch.optim.RMSprop([p], lr=c["lr"], alpha=c.get("alpha", 0.99), eps=1e-8, momentum=c.get("momentum", 0),
+                                      centered=c.get("centered", False), weight_decay=c.get("weight_decay", 0))
+        elif k == "adam":
+            opt = torch.optim.Adam([p], lr=c["lr"], betas=(c.get("beta1", 0.9), c.get("beta2", 0.999)), eps=1e-8,
+                                   weight_decay=c.get("weight_decay", 0))
+        else:
+            opt = torch.optim.AdamW([p], lr=c["lr"], betas=(0.9, 0.999), eps=1e-8, weight_decay=c["weight_decay"])
+        sched = None
+        if "schedule" in c:
+            s = c["schedule"]
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=s["t_max"], eta_min=s["eta_min"])
+        trajectory = []
+        for gi in grads:
+            opt.zero_grad()
+            loss = (p * gi).sum() + c.get("l1", 0) * p.abs().sum()
+            loss.backward()
+            opt.step()
+            if sched:
+                sched.step()
+            trajectory.append(flat(p))
+        cases.append(dict(c, p0=flat(p0), grads=[flat(x) for x in grads], trajectory=trajectory))
+    return cases
+
+
+def schedule_cases():
+    out = []
+    specs = [
+        ({"kind": "step", "step_size": 3, "gamma": 0.5}, lambda o: torch.optim.lr_scheduler.StepLR(o, 3, 0.5)),
+        ({"kind": "exponential", "gamma": 0.9}, lambda o: torch.optim.lr_scheduler.ExponentialLR(o, 0.9)),
+        ({"kind": "cosine", "t_max": 10, "eta_min": 0.001}, lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, 10, 0.001)),
+        ({"kind": "linear-warmup", "start_factor": 0.1, "steps": 4}, lambda o: torch.optim.lr_scheduler.LinearLR(o, 0.1, 1.0, 4)),
+    ]
+    for spec, make in specs:
+        p = torch.zeros(1, requires_grad=True)
+        opt = torch.optim.SGD([p], lr=0.1)
+        sched = make(opt)
+        lrs = []
+        for _ in range(12):
+            lrs.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        out.append(dict(spec, base_lr=0.1, lrs=lrs))
+    return out
+
+
+def clipping_case():
+    g = torch.Generator().manual_seed(5)
+    a = torch.nn.Parameter(torch.zeros(3, 4))
+    b = torch.nn.Parameter(torch.zeros(5))
+    ga, gb = f32(torch.randn(3, 4, generator=g)), f32(torch.randn(5, generator=g))
+    a.grad, b.grad = ga.clone(), gb.clone()
+    norm = torch.nn.utils.clip_grad_norm_([a, b], max_norm=1.0)
+    by_norm = [flat(a.grad), flat(b.grad)]
+    a.grad, b.grad = ga.clone(), gb.clone()
+    torch.nn.utils.clip_grad_value_([a, b], clip_value=0.5)
+    return {"grads": [flat(ga), flat(gb)], "max_norm": 1.0, "total_norm": float(norm),
+            "clipped_by_norm": by_norm, "clip_value": 0.5, "clipped_by_value": [flat(a.grad), flat(b.grad)]}
+
+
+def loss_cases():
+    g = torch.Generator().manual_seed(11)
+    logits = f32(torch.randn(6, 5, generator=g) * 3)
+    logits[2, 1] = 80.0  # large logits must stay finite
+    logits[4, 3] = -90.0
+    targets = torch.tensor([1, 0, 1, 4, -100, 2])
+    lg = logits.clone().requires_grad_()
+    ce = torch.nn.functional.cross_entropy(lg, targets, ignore_index=-100)
+    (ce_grad,) = torch.autograd.grad(ce, lg)
+    pred = f32(torch.randn(4, 3, generator=g)).requires_grad_()
+    target = f32(torch.randn(4, 3, generator=g))
+    mse = torch.nn.functional.mse_loss(pred, target)
+    (mse_grad,) = torch.autograd.grad(mse, pred)
+    bl = f32(torch.randn(7, generator=g) * 4)
+    bl[0] = 60.0
+    bl[1] = -60.0
+    bl = bl.requires_grad_()
+    by = f32(torch.rand(7, generator=g).round())
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(bl, by)
+    (bce_grad,) = torch.autograd.grad(bce, bl)
+    return {
+        "logits": flat(logits), "targets": targets.tolist(), "ignore_index": -100,
+        "cross_entropy": float(ce), "cross_entropy_grad": flat(ce_grad),
+        "mse_prediction": flat(pred), "mse_target": flat(target), "mse": float(mse), "mse_grad": flat(mse_grad),
+        "bce_logits": flat(bl), "bce_targets": flat(by), "bce": float(bce), "bce_grad": flat(bce_grad),
+    }
+
+
+def linear_embedding_case():
+    g = torch.Generator().manual_seed(21)
+    result = {}
+    x = f32(torch.randn(4, 7, generator=g))
+    w = f32(torch.rand(5, 7, generator=g) - 0.5)
+    b = f32(torch.rand(5, generator=g) - 0.5)
+    gy = f32(torch.randn(4, 5, generator=g))
+    for act in ["none", "relu", "sigmoid", "tanh"]:
+        xi, wi, bi = x.clone().requires_grad_(), w.clone().requires_grad_(), b.clone().requires_grad_()
+        y = xi @ wi.T + bi
+        y = {"none": y, "relu": torch.relu(y), "sigmoid": torch.sigmoid(y), "tanh": torch.tanh(y)}[act]
+        gx, gw, gb = torch.autograd.grad((y * gy).sum(), [xi, wi, bi])
+        result[act] = {"y": flat(y), "grad_x": flat(gx), "grad_weight": flat(gw), "grad_bias": flat(gb)}
+    emb = f32(torch.randn(6, 3, generator=g)).requires_grad_()
+    ids = torch.tensor([[1, 5, 1], [0, 2, 1]])
+    ge = f32(torch.randn(2, 3, 3, generator=g))
+    out = torch.nn.functional.embedding(ids, emb)
+    (gemb,) = torch.autograd.grad((out * ge).sum(), [emb])
+    return {"x": flat(x), "weight": flat(w), "bias": flat(b), "grad_y": flat(gy), "activations": result,
+            "embedding": flat(emb), "ids": ids.reshape(-1).tolist(), "grad_embedded": flat(ge),
+            "embedded": flat(out), "grad_embedding": flat(gemb)}
+
+
+def main():
+    out_dir = sys.argv[1] if len(sys.argv) > 1 else "Tests/RecurrentTests/Fixtures"
+    os.makedirs(out_dir, exist_ok=True)
+    cases = []
+    seed = 1
+    for cell in ["rnn-tanh", "rnn-relu", "lstm", "gru", "gru-reset-before"]:
+        for layers in (1, 2):
+            for bidirectional in (False, True):
+                cases.append(recurrent_case(cell, layers, bidirectional, seed))
+                seed += 1
+    with open(os.path.join(out_dir, "recurrent_layers.json"), "w") as f:
+        json.dump(cases, f)
+    with open(os.path.join(out_dir, "training.json"), "w") as f:
+        json.dump({"optimizers": optimizer_cases(), "schedules": schedule_cases(), "clipping": clipping_case(),
+                   "losses": loss_cases(), "layers": linear_embedding_case()}, f)
+    print(f"wrote {len(cases)} recurrent cases to {out_dir}")
+
+
+if __name__ == "__main__":
+    main()
