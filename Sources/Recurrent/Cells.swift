@@ -1,0 +1,121 @@
+import TensorCore
+
+/// What a cell's `forward` saved for its `backward`.
+public struct CellTrace: Sendable {
+  let trace: RecurrentTrace
+  let batchSize: Int
+}
+
+/// The state a cell carries between steps: `h` `[B, H]`, and `c` `[B, H]` for LSTM.
+public struct CellState: Sendable, Equatable {
+  public var hidden: Tensor
+  public var cell: Tensor?
+  public init(hidden: Tensor, cell: Tensor? = nil) {
+    self.hidden = hidden
+    self.cell = cell
+  }
+}
+
+/// The shared single-step machinery: a one-layer, one-direction `RecurrentLayer` run over
+/// one time step, so cells and layers use the very same kernels.
+public protocol RecurrentCell: Parameterized, Sendable {
+  var layer: RecurrentLayer { get set }
+}
+
+extension RecurrentCell {
+  public var inputSize: Int { layer.inputSize }
+  public var hiddenSize: Int { layer.hiddenSize }
+
+  /// A zero state for `batchSize` sequences.
+  public func zeroState(batchSize: Int) -> CellState {
+    let shape = [batchSize, hiddenSize]
+    return CellState(hidden: Tensor(zeros: shape), cell: layer.kind.hasCellState ? Tensor(zeros: shape) : nil)
+  }
+
+  /// One step. - Parameters: input `[B, I]`, state `[B, H]`. - Returns: the new state.
+  public func forward(
+    _ input: Tensor, state: CellState, compute: Compute = .singleThread
+  ) -> (state: CellState, trace: CellTrace) {
+    precondition(input.rank == 2 && input.shape[1] == inputSize,
+      "\(Self.self): expected input [B, \(inputSize)], got \(input.shape)")
+    let B = input.shape[0]
+    let H = hiddenSize
+    precondition(state.hidden.shape == [B, H], "\(Self.self): expected state [\(B), \(H)], got \(state.hidden.shape)")
+    var rng = SplitMix64(seed: 0)  // unused: one layer has no inter-layer dropout
+    let (_, s, trace) = layer.forward(
+      input.reshaped([1, B, inputSize]),
+      initialState: RecurrentState(
+        hidden: state.hidden.reshaped([1, B, H]), cell: state.cell?.reshaped([1, B, H])),
+      training: false, using: &rng, compute: compute)
+    return (
+      CellState(hidden: s.hidden.reshaped([B, H]), cell: s.cell?.reshaped([B, H])),
+      CellTrace(trace: trace, batchSize: B)
+    )
+  }
+
+  /// Adds parameter gradients into `gradient`; returns ∂loss/∂input and ∂loss/∂(old state).
+  public func backward(
+    _ trace: CellTrace, stateGradient: CellState, into gradient: inout Self,
+    compute: Compute = .singleThread
+  ) -> (input: Tensor, state: CellState) {
+    let B = trace.batchSize
+    let H = hiddenSize
+    let (dx, ds) = layer.backward(
+      trace.trace, outputGradient: nil,
+      stateGradient: RecurrentState(
+        hidden: stateGradient.hidden.reshaped([1, B, H]),
+        cell: stateGradient.cell?.reshaped([1, B, H])
+          ?? (layer.kind.hasCellState ? Tensor(zeros: [1, B, H]) : nil)),
+      into: &gradient.layer, compute: compute)
+    return (
+      dx.reshaped([B, inputSize]),
+      CellState(hidden: ds.hidden.reshaped([B, H]), cell: ds.cell?.reshaped([B, H]))
+    )
+  }
+
+  /// PyTorch cell names: `weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`.
+  public mutating func forEachParameter(_ body: (String, inout Tensor) throws -> Void) rethrows {
+    try layer.forEachParameter { name, tensor in
+      try body(String(name.dropLast(3)), &tensor)  // drop "_l0"
+    }
+  }
+}
+
+/// Elman RNN cell (PyTorch `nn.RNNCell`): `h' = act(W_ih x + b_ih + W_hh h + b_hh)`.
+public struct RNNCell: RecurrentCell {
+  public var layer: RecurrentLayer
+  public init(inputSize: Int, hiddenSize: Int, relu: Bool = false, using rng: inout some RandomNumberGenerator) {
+    layer = RecurrentLayer(kind: relu ? .rnnRelu : .rnnTanh, inputSize: inputSize, hiddenSize: hiddenSize, using: &rng)
+  }
+  /// `h' = cell(x, h)`: input `[B, I]`, hidden `[B, H]`.
+  public func callAsFunction(_ input: Tensor, _ hidden: Tensor) -> Tensor {
+    forward(input, state: CellState(hidden: hidden)).state.hidden
+  }
+}
+
+/// LSTM cell (PyTorch `nn.LSTMCell`), gate order i|f|g|o.
+public struct LSTMCell: RecurrentCell {
+  public var layer: RecurrentLayer
+  public init(inputSize: Int, hiddenSize: Int, using rng: inout some RandomNumberGenerator) {
+    layer = RecurrentLayer(kind: .lstm, inputSize: inputSize, hiddenSize: hiddenSize, using: &rng)
+  }
+  /// `(h', c') = cell(x, (h, c))`.
+  public func callAsFunction(_ input: Tensor, _ state: (hidden: Tensor, cell: Tensor)) -> (hidden: Tensor, cell: Tensor) {
+    let s = forward(input, state: CellState(hidden: state.hidden, cell: state.cell)).state
+    return (s.hidden, s.cell!)
+  }
+}
+
+/// GRU cell, gate order r|z|n. `resetAfter: true` is PyTorch `nn.GRUCell` (reset gate after
+/// the recurrent product); `false` is Cho et al. 2014 (Keras `reset_after=False`).
+public struct GRUCell: RecurrentCell {
+  public var layer: RecurrentLayer
+  public init(inputSize: Int, hiddenSize: Int, resetAfter: Bool = true, using rng: inout some RandomNumberGenerator) {
+    layer = RecurrentLayer(
+      kind: resetAfter ? .gru : .gruResetBefore, inputSize: inputSize, hiddenSize: hiddenSize, using: &rng)
+  }
+  /// `h' = cell(x, h)`: input `[B, I]`, hidden `[B, H]`.
+  public func callAsFunction(_ input: Tensor, _ hidden: Tensor) -> Tensor {
+    forward(input, state: CellState(hidden: hidden)).state.hidden
+  }
+}

@@ -1,0 +1,207 @@
+import TensorCore
+
+/// Pointwise activation applied by `Linear` (Keras `Dense(activation:)`).
+public enum Activation: String, Codable, CaseIterable, Sendable {
+  case none, relu, sigmoid, tanh
+
+  @inline(__always) func apply(_ x: Float) -> Float {
+    switch self {
+    case .none: x
+    case .relu: x > 0 ? x : 0
+    case .sigmoid: TensorCore.sigmoid(x)
+    case .tanh: TensorCore.tanh(x)
+    }
+  }
+
+  /// Derivative expressed through the output y = f(x).
+  @inline(__always) func derivative(output y: Float) -> Float {
+    switch self {
+    case .none: 1
+    case .relu: y > 0 ? 1 : 0
+    case .sigmoid: y * (1 - y)
+    case .tanh: 1 - y * y
+    }
+  }
+}
+
+/// What `Linear.forward` saved for its backward.
+public struct LinearTrace: Sendable {
+  let input: Tensor  // [N, in]
+  let output: Tensor  // [N, out], after the activation
+  let inputShape: [Int]
+}
+
+/// A fully connected layer, `y = act(x·Wᵀ + b)`: PyTorch `nn.Linear` (weight `[out, in]`)
+/// followed by an optional activation, as Keras `Dense`. Inputs of any rank ≥ 2 are treated as
+/// `[N, in]` over their leading dimensions.
+public struct Linear: Parameterized, Sendable, Equatable {
+  public var weight: Tensor  // [out, in]
+  public var bias: Tensor?  // [out]
+  public var activation: Activation
+
+  public var inputSize: Int { weight.shape[1] }
+  public var outputSize: Int { weight.shape[0] }
+
+  /// Weight and bias from U(-1/√in, 1/√in), as PyTorch's default initialisation.
+  public init(
+    inputSize: Int, outputSize: Int, bias: Bool = true, activation: Activation = .none,
+    using rng: inout some RandomNumberGenerator
+  ) {
+    precondition(inputSize > 0 && outputSize > 0, "Linear: sizes must be positive")
+    let bound = 1 / Float(inputSize).squareRoot()
+    weight = Tensor(uniform: [outputSize, inputSize], low: -bound, high: bound, using: &rng)
+    self.bias = bias ? Tensor(uniform: [outputSize], low: -bound, high: bound, using: &rng) : nil
+    self.activation = activation
+  }
+
+  public mutating func forEachParameter(_ body: (String, inout Tensor) throws -> Void) rethrows {
+    try body("weight", &weight)
+    if bias != nil { try body("bias", &bias!) }
+  }
+
+  public func callAsFunction(_ input: Tensor, compute: Compute = .singleThread) -> Tensor {
+    forward(input, compute: compute).output
+  }
+
+  /// - Parameter input: `[..., in]`
+  /// - Returns: `[..., out]` and the trace for `backward`.
+  public func forward(_ input: Tensor, compute: Compute = .singleThread) -> (output: Tensor, trace: LinearTrace) {
+    precondition(input.rank >= 2 && input.shape.last == inputSize,
+      "Linear: expected input [..., \(inputSize)], got \(input.shape)")
+    let n = input.count / inputSize
+    let flat = input.reshaped([n, inputSize])
+    var y = Tensor(zeros: [n, outputSize])
+    let out = outputSize
+    y.withMutablePointer { yp in
+      if let bias { bias.withPointer { broadcastRows($0, rows: n, columns: out, into: yp, ld: out) } }
+      flat.withPointer { xp in
+        weight.withPointer { wp in
+          gemm(
+            transposeA: false, transposeB: true, m: n, n: out, k: inputSize, a: xp, lda: inputSize,
+            b: wp, ldb: inputSize, beta: 1, c: yp, ldc: out, compute: compute)
+        }
+      }
+      if activation != .none {
+        for i in 0..<(n * out) { yp[i] = activation.apply(yp[i]) }
+      }
+    }
+    let shape = Array(input.shape.dropLast()) + [outputSize]
+    return (y.reshaped(shape), LinearTrace(input: flat, output: y, inputShape: input.shape))
+  }
+
+  /// Adds ∂loss/∂weight and ∂loss/∂bias into `gradient`; returns ∂loss/∂input.
+  public func backward(
+    _ trace: LinearTrace, outputGradient: Tensor, into gradient: inout Linear,
+    compute: Compute = .singleThread
+  ) -> Tensor {
+    let n = trace.input.shape[0]
+    let out = outputSize
+    let inSize = inputSize
+    precondition(outputGradient.count == n * out, "Linear.backward: gradient \(outputGradient.shape)")
+    var dy = outputGradient.reshaped([n, out])
+    if activation != .none {
+      for i in 0..<(n * out) { dy.scalars[i] *= activation.derivative(output: trace.output.scalars[i]) }
+    }
+    dy.withPointer { dyp in
+      trace.input.withPointer { xp in
+        gradient.weight.withMutablePointer { gw in
+          gemm(
+            transposeA: true, transposeB: false, m: out, n: inSize, k: n, a: dyp, lda: out,
+            b: xp, ldb: inSize, beta: 1, c: gw, ldc: inSize, compute: compute)
+        }
+      }
+      if gradient.bias != nil {
+        gradient.bias!.withMutablePointer { addColumnSums(dyp, rows: n, columns: out, ld: out, into: $0) }
+      }
+    }
+    var dx = Tensor(zeros: [n, inSize])
+    dx.withMutablePointer { dxp in
+      dy.withPointer { dyp in
+        weight.withPointer { wp in
+          gemm(
+            transposeA: false, transposeB: false, m: n, n: inSize, k: out, a: dyp, lda: out,
+            b: wp, ldb: inSize, c: dxp, ldc: inSize, compute: compute)
+        }
+      }
+    }
+    return dx.reshaped(trace.inputShape)
+  }
+}
+
+/// A lookup table of vectors: PyTorch `nn.Embedding` (weight `[V, D]`, initialised N(0, 1)).
+public struct Embedding: Parameterized, Sendable, Equatable {
+  public var weight: Tensor  // [V, D]
+
+  public var vocabularySize: Int { weight.shape[0] }
+  public var embeddingSize: Int { weight.shape[1] }
+
+  public init(vocabularySize: Int, embeddingSize: Int, using rng: inout some RandomNumberGenerator) {
+    precondition(vocabularySize > 0 && embeddingSize > 0, "Embedding: sizes must be positive")
+    weight = Tensor(normal: [vocabularySize, embeddingSize], using: &rng)
+  }
+
+  public mutating func forEachParameter(_ body: (String, inout Tensor) throws -> Void) rethrows {
+    try body("weight", &weight)
+  }
+
+  /// - Parameters:
+  ///   - ids: token ids in `0..<V`, laid out as `shape`.
+  /// - Returns: `[shape..., D]`.
+  public func callAsFunction(_ ids: [Int], shape: [Int]) -> Tensor {
+    precondition(shape.reduce(1, *) == ids.count, "Embedding: \(ids.count) ids for shape \(shape)")
+    let d = embeddingSize
+    var out = [Float](repeating: 0, count: ids.count * d)
+    weight.scalars.withUnsafeBufferPointer { w in
+      out.withUnsafeMutableBufferPointer { o in
+        for (i, id) in ids.enumerated() {
+          precondition(id >= 0 && id < vocabularySize, "Embedding: id \(id) outside 0..<\(vocabularySize)")
+          for j in 0..<d { o[i * d + j] = w[id * d + j] }
+        }
+      }
+    }
+    return Tensor(shape: shape + [d], scalars: out)
+  }
+
+  /// Adds the rows of `outputGradient` (`[ids.count, D]` in any shape) into the rows of
+  /// `gradient.weight` they were looked up from.
+  public func backward(ids: [Int], outputGradient: Tensor, into gradient: inout Embedding) {
+    let d = embeddingSize
+    precondition(outputGradient.count == ids.count * d, "Embedding.backward: gradient \(outputGradient.shape)")
+    gradient.weight.scalars.withUnsafeMutableBufferPointer { g in
+      outputGradient.scalars.withUnsafeBufferPointer { dy in
+        for (i, id) in ids.enumerated() {
+          for j in 0..<d { g[id * d + j] += dy[i * d + j] }
+        }
+      }
+    }
+  }
+}
+
+/// Inverted dropout: in training each value is zeroed with probability p and the rest
+/// scaled by 1/(1-p); in evaluation it is the identity (PyTorch `nn.Dropout`).
+public struct Dropout: Sendable, Equatable {
+  public var probability: Float
+
+  public init(probability: Float) {
+    precondition(probability >= 0 && probability < 1, "Dropout: probability must be in [0, 1)")
+    self.probability = probability
+  }
+
+  /// - Returns: the output and the mask (nil when nothing was dropped) for `backward`.
+  public func forward(
+    _ input: Tensor, training: Bool, using rng: inout some RandomNumberGenerator
+  ) -> (output: Tensor, mask: Tensor?) {
+    guard training && probability > 0 else { return (input, nil) }
+    let mask = dropoutMask(count: input.count, probability: probability, using: &rng).tensor(shape: input.shape)
+    var out = input
+    for i in 0..<out.count { out.scalars[i] *= mask.scalars[i] }
+    return (out, mask)
+  }
+
+  public func backward(_ outputGradient: Tensor, mask: Tensor?) -> Tensor {
+    guard let mask else { return outputGradient }
+    var dx = outputGradient
+    for i in 0..<dx.count { dx.scalars[i] *= mask.scalars[i] }
+    return dx
+  }
+}
