@@ -139,7 +139,14 @@ static void kernel_generic(long kc, const float *a, const float *b, long ldb, fl
 // unpacked row-major B (small m, where packing B would cost as much as using it).
 __attribute__((target("avx2,fma"), noinline)) static void block_avx2(long kc, const float *a,
                                                                      const float *b, long ldb,
-                                                                     float *acc) {
+                                                                     float *acc, const float *c,
+                                                                     long ldc) {
+  // Start pulling the C tile in now: it is read (or written) only after the depth loop,
+  // and for a large C it is far from this core's caches.
+  for (int r = 0; r < MR; r++) {
+    _mm_prefetch((const char *)(c + r * ldc), _MM_HINT_T0);
+    _mm_prefetch((const char *)(c + r * ldc + NR - 1), _MM_HINT_T0);
+  }
   __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
   __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
   __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
@@ -181,7 +188,7 @@ __attribute__((target("avx2,fma"), noinline)) static void block_avx2(long kc, co
 static void kernel_avx2(long kc, const float *a, const float *b, long ldb, float *c, long ldc,
                         long rows, long cols, float alpha, float beta) {
   float acc[MR * NR] __attribute__((aligned(32)));
-  block_avx2(kc, a, b, ldb, acc);
+  block_avx2(kc, a, b, ldb, acc, c, ldc);
   store_block(acc, c, ldc, rows, cols, alpha, beta);
 }
 #endif

@@ -1,0 +1,96 @@
+import TensorCore
+
+/// Shape of a language model: PyTorch's `word_language_model` example, `RNNModel`.
+public struct LanguageModelConfiguration: Codable, Sendable, Equatable {
+  public var cell: CellKind
+  public var layers: Int
+  public var hiddenSize: Int
+  public var embeddingSize: Int
+  public var vocabularySize: Int
+  /// Dropout on the embeddings, between recurrent layers and before the decoder (training only).
+  public var dropout: Float
+
+  public init(
+    cell: CellKind, layers: Int, hiddenSize: Int, embeddingSize: Int, vocabularySize: Int, dropout: Float = 0
+  ) {
+    self.cell = cell
+    self.layers = layers
+    self.hiddenSize = hiddenSize
+    self.embeddingSize = embeddingSize
+    self.vocabularySize = vocabularySize
+    self.dropout = dropout
+  }
+}
+
+/// What `LanguageModel.forward` saved for its backward.
+public struct LanguageModelTrace: Sendable {
+  let ids: [Int]
+  let sequenceLength: Int
+  let batchSize: Int
+  let embeddingMask: Tensor?
+  let rnn: RecurrentTrace
+  let outputMask: Tensor?
+  let decoder: LinearTrace
+}
+
+/// Embedding → recurrent layers → Linear decoder over the vocabulary. Parameter names are
+/// the `state_dict` names of PyTorch's `word_language_model` `RNNModel`: `encoder.weight`,
+/// `rnn.weight_ih_l0`, …, `decoder.weight`, `decoder.bias`.
+public struct LanguageModel: Parameterized, Sendable, Equatable {
+  public let configuration: LanguageModelConfiguration
+  public var encoder: Embedding
+  public var rnn: RecurrentLayer
+  public var decoder: Linear
+
+  public init(_ configuration: LanguageModelConfiguration, using rng: inout some RandomNumberGenerator) {
+    self.configuration = configuration
+    encoder = Embedding(
+      vocabularySize: configuration.vocabularySize, embeddingSize: configuration.embeddingSize, using: &rng)
+    rnn = RecurrentLayer(
+      kind: configuration.cell, inputSize: configuration.embeddingSize, hiddenSize: configuration.hiddenSize,
+      layerCount: configuration.layers, dropout: configuration.dropout, using: &rng)
+    decoder = Linear(inputSize: configuration.hiddenSize, outputSize: configuration.vocabularySize, using: &rng)
+  }
+
+  public mutating func forEachParameter(_ body: (String, inout Tensor) throws -> Void) rethrows {
+    try encoder.forEachParameter { name, t in try body("encoder." + name, &t) }
+    try rnn.forEachParameter { name, t in try body("rnn." + name, &t) }
+    try decoder.forEachParameter { name, t in try body("decoder." + name, &t) }
+  }
+
+  /// - Parameters:
+  ///   - ids: `[T, B]` token ids, time-major.
+  ///   - state: the state carried from the previous window, or nil for zeros.
+  /// - Returns: logits `[T*B, V]` (row `t*B + b`), the final state and the trace.
+  public func forward(
+    ids: [Int], sequenceLength T: Int, batchSize B: Int, state: RecurrentState? = nil,
+    training: Bool, using rng: inout some RandomNumberGenerator, compute: Compute = .singleThread
+  ) -> (logits: Tensor, state: RecurrentState, trace: LanguageModelTrace) {
+    let dropout = Dropout(probability: configuration.dropout)
+    let (embedded, embeddingMask) = dropout.forward(encoder(ids, shape: [T, B]), training: training, using: &rng)
+    let (output, newState, rnnTrace) = rnn.forward(
+      embedded, initialState: state, training: training, using: &rng, compute: compute)
+    let (dropped, outputMask) = dropout.forward(output, training: training, using: &rng)
+    let (logits, decoderTrace) = decoder.forward(dropped.reshaped([T * B, configuration.hiddenSize]), compute: compute)
+    let trace = LanguageModelTrace(
+      ids: ids, sequenceLength: T, batchSize: B, embeddingMask: embeddingMask, rnn: rnnTrace,
+      outputMask: outputMask, decoder: decoderTrace)
+    return (logits, newState, trace)
+  }
+
+  /// Adds all parameter gradients into `gradient`, given ∂loss/∂logits `[T*B, V]`. The
+  /// carried-in state is treated as a constant (truncated backpropagation through time).
+  public func backward(
+    _ trace: LanguageModelTrace, logitsGradient: Tensor, into gradient: inout LanguageModel,
+    compute: Compute = .singleThread
+  ) {
+    let T = trace.sequenceLength
+    let B = trace.batchSize
+    let dropout = Dropout(probability: configuration.dropout)
+    let dDropped = decoder.backward(trace.decoder, outputGradient: logitsGradient, into: &gradient.decoder, compute: compute)
+    let dOutput = dropout.backward(dDropped.reshaped([T, B, configuration.hiddenSize]), mask: trace.outputMask)
+    let (dEmbedded, _) = rnn.backward(trace.rnn, outputGradient: dOutput, into: &gradient.rnn, compute: compute)
+    encoder.backward(
+      ids: trace.ids, outputGradient: dropout.backward(dEmbedded, mask: trace.embeddingMask), into: &gradient.encoder)
+  }
+}
