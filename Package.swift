@@ -4,7 +4,7 @@ import PackageDescription
 let package = Package(
   name: "Recurrent",
   products: [
-    .library(name: "Recurrent", targets: ["Recurrent"]),
+    .library(name: "Recurrent", targets: ["Recurrent", "TextCorpus", "Training"]),
     .executable(name: "recurrent", targets: ["recurrent"]),
   ],
   dependencies: [
@@ -18,18 +18,22 @@ let package = Package(
     .target(name: "TensorCore", dependencies: ["CKernels"]),
     // Cells, recurrent layers, Embedding/Linear/Dropout, losses, optimizers.
     .target(name: "Recurrent", dependencies: ["TensorCore"]),
+    // Vocabulary, tokenizers, batching. Stands alone.
+    .target(name: "TextCorpus"),
+    // Training session, evaluation, generation, checkpoints; progress as events.
+    .target(name: "Training", dependencies: ["Recurrent", "TextCorpus"]),
     // All ArgumentParser code, a library so tests can parse commands.
     .target(
       name: "RecurrentCommands",
       dependencies: [
-        "Recurrent",
+        "Recurrent", "TextCorpus", "Training",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     .executableTarget(name: "recurrent", dependencies: ["RecurrentCommands"]),
     .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
     .testTarget(
       name: "RecurrentTests",
-      dependencies: ["Recurrent", "RecurrentCommands"],
+      dependencies: ["Recurrent", "TextCorpus", "Training", "RecurrentCommands"],
       resources: [.copy("Fixtures")]),
   ],
   swiftLanguageModes: [.v6]

@@ -9,10 +9,15 @@ public struct LanguageModelConfiguration: Codable, Sendable, Equatable {
   public var vocabularySize: Int
   /// Dropout on the embeddings, between recurrent layers and before the decoder (training only).
   public var dropout: Float
+  /// The decoder uses the embedding matrix as its weight (Press & Wolf 2017); needs
+  /// `hiddenSize == embeddingSize`.
+  public var tied: Bool
 
   public init(
-    cell: CellKind, layers: Int, hiddenSize: Int, embeddingSize: Int, vocabularySize: Int, dropout: Float = 0
+    cell: CellKind, layers: Int, hiddenSize: Int, embeddingSize: Int, vocabularySize: Int, dropout: Float = 0,
+    tied: Bool = false
   ) {
+    self.tied = tied
     self.cell = cell
     self.layers = layers
     self.hiddenSize = hiddenSize
@@ -43,6 +48,8 @@ public struct LanguageModel: Parameterized, Sendable, Equatable {
   public var decoder: Linear
 
   public init(_ configuration: LanguageModelConfiguration, using rng: inout some RandomNumberGenerator) {
+    precondition(!configuration.tied || configuration.hiddenSize == configuration.embeddingSize,
+      "LanguageModel: tied embeddings need hiddenSize == embeddingSize")
     self.configuration = configuration
     encoder = Embedding(
       vocabularySize: configuration.vocabularySize, embeddingSize: configuration.embeddingSize, using: &rng)
@@ -50,12 +57,25 @@ public struct LanguageModel: Parameterized, Sendable, Equatable {
       kind: configuration.cell, inputSize: configuration.embeddingSize, hiddenSize: configuration.hiddenSize,
       layerCount: configuration.layers, dropout: configuration.dropout, using: &rng)
     decoder = Linear(inputSize: configuration.hiddenSize, outputSize: configuration.vocabularySize, using: &rng)
+    if configuration.tied { decoder.weight = encoder.weight }
+  }
+
+  /// The decoder as used: with the embedding matrix as its weight when tied.
+  var effectiveDecoder: Linear {
+    guard configuration.tied else { return decoder }
+    var d = decoder
+    d.weight = encoder.weight
+    return d
   }
 
   public mutating func forEachParameter(_ body: (String, inout Tensor) throws -> Void) rethrows {
     try encoder.forEachParameter { name, t in try body("encoder." + name, &t) }
     try rnn.forEachParameter { name, t in try body("rnn." + name, &t) }
-    try decoder.forEachParameter { name, t in try body("decoder." + name, &t) }
+    let tied = configuration.tied
+    try decoder.forEachParameter { name, t in
+      if tied && name == "weight" { return }  // the same tensor as encoder.weight
+      try body("decoder." + name, &t)
+    }
   }
 
   /// - Parameters:
@@ -71,7 +91,7 @@ public struct LanguageModel: Parameterized, Sendable, Equatable {
     let (output, newState, rnnTrace) = rnn.forward(
       embedded, initialState: state, training: training, using: &rng, compute: compute)
     let (dropped, outputMask) = dropout.forward(output, training: training, using: &rng)
-    let (logits, decoderTrace) = decoder.forward(dropped.reshaped([T * B, configuration.hiddenSize]), compute: compute)
+    let (logits, decoderTrace) = effectiveDecoder.forward(dropped.reshaped([T * B, configuration.hiddenSize]), compute: compute)
     let trace = LanguageModelTrace(
       ids: ids, sequenceLength: T, batchSize: B, embeddingMask: embeddingMask, rnn: rnnTrace,
       outputMask: outputMask, decoder: decoderTrace)
@@ -87,7 +107,16 @@ public struct LanguageModel: Parameterized, Sendable, Equatable {
     let T = trace.sequenceLength
     let B = trace.batchSize
     let dropout = Dropout(probability: configuration.dropout)
-    let dDropped = decoder.backward(trace.decoder, outputGradient: logitsGradient, into: &gradient.decoder, compute: compute)
+    // When tied, decoder.weight is not a parameter of its own: its gradient goes to the encoder.
+    var decoderGradient = gradient.decoder
+    if configuration.tied { decoderGradient.weight = Tensor(zeros: encoder.weight.shape) }
+    let dDropped = effectiveDecoder.backward(
+      trace.decoder, outputGradient: logitsGradient, into: &decoderGradient, compute: compute)
+    if configuration.tied {
+      gradient.encoder.weight += decoderGradient.weight
+      decoderGradient.weight = gradient.decoder.weight
+    }
+    gradient.decoder = decoderGradient
     let dOutput = dropout.backward(dDropped.reshaped([T, B, configuration.hiddenSize]), mask: trace.outputMask)
     let (dEmbedded, _) = rnn.backward(trace.rnn, outputGradient: dOutput, into: &gradient.rnn, compute: compute)
     encoder.backward(

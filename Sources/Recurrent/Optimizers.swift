@@ -38,13 +38,25 @@ public struct Optimizer: Sendable {
   public var configuration: OptimizerConfiguration
   /// Updates taken so far.
   public private(set) var stepCount = 0
-  /// Per parameter: momentum buffer / first moment, second moment, centred mean (RMSprop).
-  var first: [Tensor] = []
-  var second: [Tensor] = []
-  var mean: [Tensor] = []
+  /// Per parameter, in `forEachParameter` order: the momentum buffer or first moment, the
+  /// second moment, and the running mean of centred RMSprop. Empty before the first update.
+  public private(set) var first: [Tensor] = []
+  public private(set) var second: [Tensor] = []
+  public private(set) var mean: [Tensor] = []
 
   public init(_ configuration: OptimizerConfiguration) {
     self.configuration = configuration
+  }
+
+  /// An optimizer restored from saved state (see `first`, `second`, `mean`).
+  public init(
+    _ configuration: OptimizerConfiguration, stepCount: Int, first: [Tensor], second: [Tensor], mean: [Tensor]
+  ) {
+    self.configuration = configuration
+    self.stepCount = stepCount
+    self.first = first
+    self.second = second
+    self.mean = mean
   }
 
   /// One update of every parameter of `model` along `gradient` (same structure).

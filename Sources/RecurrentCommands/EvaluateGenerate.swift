@@ -1,0 +1,106 @@
+import ArgumentParser
+import Foundation
+import Recurrent
+import TextCorpus
+import Training
+
+/// `recurrent eval`: mean loss of a checkpoint on a text.
+struct Evaluate: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "eval",
+    abstract: "Measure a checkpoint's loss on a text: nats and bits per token, perplexity.",
+    discussion: """
+      By default the whole file is one stream from a zero state and every token after the first is
+      predicted from all tokens before it, the number PyTorch gives for the same weights. --batched
+      cuts the text into contiguous rows instead (faster; the first token of each row is not predicted).
+      """)
+
+  @Option(help: "Checkpoint (.safetensors) written by recurrent train or Tools/export_pytorch.py.") var checkpoint: String
+  @Option(help: "Text to score (UTF-8).") var text: String
+  @Option(help: "Score in this many contiguous rows at once (faster, not exact).") var batched: Int?
+  @Option(help: "Threads. [default: all cores]") var threads: Int?
+  @Flag(help: "Print one JSON object.") var json = false
+
+  func validate() throws {
+    if let batched, batched <= 0 { throw ValidationError("--batched must be > 0") }
+    if let threads, threads <= 0 { throw ValidationError("--threads must be > 0") }
+  }
+
+  func run() throws {
+    let loaded = try Checkpoint.load(from: checkpoint)
+    let tokens = try encodeFile(text, vocabulary: loaded.vocabulary)
+    guard tokens.count >= 2 else { throw CommandError("\(text): \(tokens.count) token(s); at least 2 are needed") }
+    let compute = Compute(threads: threads ?? max(1, System.coreCount))
+    let result: EvaluationResult
+    if let batched {
+      let rows = min(batched, tokens.count / 2)
+      result = try Evaluation.batched(loaded.model, tokens: tokens, batchSize: rows, sequenceLength: 256, compute: compute)
+    } else {
+      result = Evaluation.stream(loaded.model, tokens: tokens, compute: compute)
+    }
+    let mode = batched == nil ? "stream" : "batched"
+    if json {
+      print(
+        "{\"tokens\":\(result.tokens),\"nats_per_token\":\(result.natsPerToken),\"bits_per_token\":\(result.bitsPerToken),"
+          + "\"perplexity\":\(result.perplexity),\"mode\":\"\(mode)\"}")
+    } else {
+      print(
+        String(
+          format: "%d tokens (%@): %.5f nats/token, %.5f bits/token, perplexity %.4f", result.tokens, mode,
+          result.natsPerToken, result.bitsPerToken, result.perplexity))
+    }
+  }
+}
+
+/// `recurrent generate`: sample text from a checkpoint.
+struct Generate: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Sample text from a checkpoint, streaming it as it is produced.")
+
+  @Option(help: "Checkpoint (.safetensors).") var checkpoint: String
+  @Option(help: "Text to start from. [default: a newline]") var prime: String?
+  @Option(help: "Tokens to generate.") var length: Int = 500
+  @Option(help: "Sampling temperature (> 0).") var temperature: Float = 1
+  @Option(help: "Sample only from the k most likely tokens.") var topK: Int?
+  @Option(help: "Sample only from the most likely tokens whose probability reaches p (0 < p <= 1).") var topP: Float?
+  @Flag(help: "Always take the most likely token.") var greedy = false
+  @Option(help: "Random seed: the same seed gives the same text.") var seed: UInt64 = 0
+
+  func validate() throws {
+    guard length >= 0 else { throw ValidationError("--length must be >= 0") }
+    guard temperature > 0 && temperature.isFinite else { throw ValidationError("--temperature must be > 0") }
+    if let topK, topK <= 0 { throw ValidationError("--top-k must be > 0") }
+    if let topP, !(topP > 0 && topP <= 1) { throw ValidationError("--top-p must be in (0, 1]") }
+    if let prime, prime.isEmpty { throw ValidationError("--prime must not be empty") }
+  }
+
+  func run() throws {
+    let loaded = try Checkpoint.load(from: checkpoint)
+    let vocabulary = loaded.vocabulary
+    let primeText = prime ?? "\n"
+    var primeIDs: [Int]
+    do {
+      primeIDs = try vocabulary.encode(primeText)
+    } catch let error as CorpusError {
+      throw CommandError("--prime: \(error)")
+    }
+    if vocabulary.kind == .word && prime != nil && !primeText.hasSuffix("\n"), primeIDs.last == vocabulary.id(of: Vocabulary.endOfSentence) {
+      primeIDs.removeLast()  // a prime without a newline does not end its sentence
+    }
+    if primeIDs.isEmpty { primeIDs = [vocabulary.id(of: "\n") ?? vocabulary.id(of: Vocabulary.endOfSentence) ?? 0] }
+    var options = SamplingOptions()
+    options.temperature = temperature
+    options.topK = topK
+    options.topP = topP
+    options.greedy = greedy
+    options.seed = seed
+    if prime != nil { emit(primeText) }
+    var atLineStart = primeText.hasSuffix("\n")
+    for id in TokenGenerator(model: loaded.model, prime: primeIDs, count: length, options: options) {
+      let piece = vocabulary.piece(id, first: atLineStart)
+      emit(piece)
+      atLineStart = piece.hasSuffix("\n")
+    }
+    if !atLineStart { emit("\n") }
+  }
+}

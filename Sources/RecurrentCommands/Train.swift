@@ -1,0 +1,258 @@
+import ArgumentParser
+import Foundation
+import Recurrent
+import TextCorpus
+import Training
+
+/// `recurrent train`: train a language model on a text file.
+struct Train: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Train a recurrent language model on a text file (default: the bundled tinyshakespeare).",
+    discussion: """
+      With no options, trains a 2-layer GRU character model on Data/tinyshakespeare.txt for at most
+      9 minutes and saves model.safetensors, model.metrics.jsonl and model.loss.svg. Options left out on
+      --resume are taken from the checkpoint.
+      """)
+
+  @Option(help: "Training text (UTF-8). Default: the bundled tinyshakespeare.") var text: String?
+  @Option(help: "Validation text. Default: the last 10% of --text.") var validText: String?
+  @Option(help: "Tokenizer: char or word.") var tokenizer: TokenizerKind?
+  @Option(help: "Word tokenizer: keep words seen at least this often.") var minCount: Int = 1
+  @Option(help: "Word tokenizer: at most this many tokens, <unk> and <eos> included.") var maxVocab: Int?
+  @Option(help: "Cell: gru, gru-reset-before, lstm, rnn-tanh, rnn-relu. [default: gru]") var cell: CellKind?
+  @Option(help: "Recurrent layers. [default: 2]") var layers: Int?
+  @Option(help: "Hidden size. [default: 256]") var hidden: Int?
+  @Option(help: "Embedding size. [default: 64; the hidden size with --tied]") var embedding: Int?
+  @Option(help: "Dropout probability. [default: 0]") var dropout: Float?
+  @Flag(help: "Tie the input embedding and the output layer (needs --embedding equal to --hidden).") var tied = false
+  @Option(help: "Sequences per batch. [default: 64]") var batch: Int?
+  @Option(help: "Steps of backpropagation through time per window. [default: 64]") var seqLen: Int?
+  @Option(help: "Stop after this many steps in the whole run.") var steps: Int?
+  @Option(help: "Stop after this many epochs.") var epochs: Double?
+  @Option(help: "Stop after this many seconds. [default: 540 when no --steps or --epochs]") var timeLimit: Double?
+  @Option(help: "Optimizer: adam, adamw, sgd, rmsprop. [default: adam]") var optimizer: OptimizerKind?
+  @Option(help: "Learning rate. [default: 2e-3]") var lr: Float?
+  @Option(help: "Weight decay (L2; decoupled for adamw).") var weightDecay: Float?
+  @Option(help: "Learning-rate schedule: constant, step:EVERY[:GAMMA], exponential:GAMMA, cosine[:PERIOD[:MIN]], warmup:STEPS[:START].")
+  var schedule: String?
+  @Option(help: "Clip gradients to this global norm (0: off). [default: 5]") var clip: Float?
+  @Option(help: "Random seed. [default: 1]") var seed: UInt64?
+  @Option(help: "Threads. [default: all cores]") var threads: Int?
+  @Option(help: "Checkpoint path (.safetensors); metrics and the loss curve go beside it.") var checkpoint: String = "model.safetensors"
+  @Option(help: "Save the checkpoint every N steps (0: at the end only).") var checkpointEvery: Int?
+  @Flag(help: "Continue the run saved in --checkpoint.") var resume = false
+  @Option(help: "Validate every N steps (0: at the end only). [default: 500]") var evalEvery: Int?
+  @Option(help: "Print a sample every N steps (0: never). [default: 0]") var sampleEvery: Int?
+  @Flag(help: "One JSON object per event on standard output, nothing else.") var json = false
+
+  func validate() throws {
+    func positive(_ v: Int?, _ name: String) throws {
+      if let v, v <= 0 { throw ValidationError("\(name) must be > 0, got \(v)") }
+    }
+    func nonNegative(_ v: Int?, _ name: String) throws {
+      if let v, v < 0 { throw ValidationError("\(name) must be >= 0, got \(v)") }
+    }
+    try positive(layers, "--layers")
+    try positive(hidden, "--hidden")
+    try positive(embedding, "--embedding")
+    try positive(batch, "--batch")
+    try positive(seqLen, "--seq-len")
+    try positive(steps, "--steps")
+    try positive(threads, "--threads")
+    try positive(maxVocab, "--max-vocab")
+    try positive(minCount, "--min-count")
+    try nonNegative(checkpointEvery, "--checkpoint-every")
+    try nonNegative(evalEvery, "--eval-every")
+    try nonNegative(sampleEvery, "--sample-every")
+    if let layers, layers > 64 { throw ValidationError("--layers must be <= 64") }
+    if let hidden, hidden > 65536 { throw ValidationError("--hidden must be <= 65536") }
+    if let embedding, embedding > 65536 { throw ValidationError("--embedding must be <= 65536") }
+    if let epochs, !(epochs > 0 && epochs.isFinite) { throw ValidationError("--epochs must be > 0") }
+    if let timeLimit, !(timeLimit > 0 && timeLimit.isFinite) { throw ValidationError("--time-limit must be > 0") }
+    if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive number, got \(lr)") }
+    if let weightDecay, !(weightDecay >= 0 && weightDecay.isFinite) { throw ValidationError("--weight-decay must be >= 0") }
+    if let clip, !(clip >= 0 && clip.isFinite) { throw ValidationError("--clip must be >= 0") }
+    if let dropout, !(dropout >= 0 && dropout < 1) { throw ValidationError("--dropout must be in [0, 1), got \(dropout)") }
+    if tied, let hidden, let embedding, hidden != embedding {
+      throw ValidationError("--tied needs --embedding equal to --hidden (got \(embedding) and \(hidden))")
+    }
+    if let schedule { _ = try parseSchedule(schedule, steps: steps) }
+    if checkpoint.isEmpty { throw ValidationError("--checkpoint must not be empty") }
+  }
+
+  /// The options of this run: the checkpoint's when resuming, overridden by what was given.
+  func options(base: TrainingOptions?) throws -> TrainingOptions {
+    var o = base ?? TrainingOptions()
+    if let cell { o.cell = cell }
+    if let layers { o.layers = layers }
+    if let hidden { o.hiddenSize = hidden }
+    if let embedding { o.embeddingSize = embedding } else if tied, base == nil { o.embeddingSize = o.hiddenSize }
+    if tied { o.tied = true }
+    if let dropout { o.dropout = dropout }
+    if let batch { o.batchSize = batch }
+    if let seqLen { o.sequenceLength = seqLen }
+    if let seed { o.seed = seed }
+    if let threads { o.threads = threads }
+    if let optimizer { o.optimizer = OptimizerConfiguration(kind: optimizer, learningRate: lr ?? o.optimizer.learningRate) }
+    if let lr { o.optimizer.learningRate = lr }
+    if let weightDecay { o.optimizer.weightDecay = weightDecay }
+    if let clip { o.clip = clip > 0 ? clip : nil }
+    if let evalEvery { o.evalEvery = evalEvery }
+    if let sampleEvery { o.sampleEvery = sampleEvery }
+    if let checkpointEvery { o.checkpointEvery = checkpointEvery }
+    // Stopping rules belong to this invocation.
+    o.steps = steps
+    o.epochs = epochs
+    o.timeLimit = timeLimit ?? (steps == nil && epochs == nil ? 540 : nil)
+    if let schedule { o.schedule = try parseSchedule(schedule, steps: steps) }
+    if o.tied && o.embeddingSize != o.hiddenSize {
+      throw ValidationError("--tied needs --embedding equal to --hidden (got \(o.embeddingSize) and \(o.hiddenSize))")
+    }
+    return o
+  }
+
+  func run() throws {
+    let textPath = text ?? bundledCorpusPath()
+    var resumed: Checkpoint? = nil
+    if resume {
+      resumed = try Checkpoint.load(from: checkpoint)
+      guard resumed?.progress != nil else {
+        throw CommandError("\(checkpoint) holds no training state to resume (it was not written by recurrent train)")
+      }
+    } else {
+      try ensureWritable(checkpoint)
+    }
+    let options = try options(base: resumed?.progress?.options)
+    let kind = resumed?.vocabulary.kind ?? tokenizer ?? .char
+    if let tokenizer, let resumed, tokenizer != resumed.vocabulary.kind {
+      throw ValidationError("--tokenizer \(tokenizer.rawValue) differs from the checkpoint's \(resumed.vocabulary.kind.rawValue)")
+    }
+    let fullText = try readText(path: textPath)
+    let trainText: String
+    let validText: String
+    if let validPath = self.validText {
+      trainText = fullText
+      validText = try readText(path: validPath)
+    } else {
+      (trainText, validText) = splitForValidation(fullText, kind: kind)
+    }
+    let vocabulary =
+      resumed?.vocabulary
+      ?? (kind == .char
+        ? Vocabulary.characters(of: [trainText, validText])
+        : Vocabulary.words(of: trainText, minimumCount: minCount, maximumSize: maxVocab))
+    let trainTokens: [Int]
+    let validTokens: [Int]
+    do {
+      trainTokens = try vocabulary.encode(trainText)
+      validTokens = try vocabulary.encode(validText)
+    } catch let error as CorpusError {
+      throw CommandError("\(textPath): \(error)")
+    }
+    guard trainTokens.count / options.batchSize >= 2 else {
+      throw CommandError(
+        "\(textPath): \(trainTokens.count) training tokens are too few for --batch \(options.batchSize) (need at least \(2 * options.batchSize))")
+    }
+    guard validTokens.count >= 2 else {
+      throw CommandError("validation text has \(validTokens.count) tokens; it needs at least 2")
+    }
+    var session =
+      try resumed.map {
+        try TrainingSession(resuming: $0, options: options, trainTokens: trainTokens, validTokens: validTokens)
+      } ?? TrainingSession(options: options, vocabulary: vocabulary, trainTokens: trainTokens, validTokens: validTokens)
+    let metrics = try MetricsLog(checkpointPath: checkpoint, resuming: resume)
+    let reporter = Reporter(json: json, terminal: standardOutputIsTerminal && !json)
+    do {
+      try session.run(checkpointPath: checkpoint) { event in
+        metrics.record(event)
+        reporter.report(event)
+      }
+    } catch let error as TrainingError {
+      reporter.finishLine()
+      throw CommandError(error.description)
+    }
+    try metrics.drawCurve()
+  }
+}
+
+/// Fails early, before any training, if the checkpoint's folder cannot take the file.
+func ensureWritable(_ path: String) throws {
+  let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+  var isDirectory: ObjCBool = false
+  guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
+    throw CommandError("--checkpoint \(path): folder \(folder) does not exist")
+  }
+  guard FileManager.default.isWritableFile(atPath: folder) else {
+    throw CommandError("--checkpoint \(path): folder \(folder) is not writable")
+  }
+  if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+    throw CommandError("--checkpoint \(path) is a directory")
+  }
+}
+
+/// Prints training events: JSON lines, a live terminal line, or plain periodic lines.
+final class Reporter {
+  let json: Bool
+  let terminal: Bool
+  var lastDraw = 0.0
+  var lineOpen = false
+
+  init(json: Bool, terminal: Bool) {
+    self.json = json
+    self.terminal = terminal
+  }
+
+  func finishLine() {
+    if lineOpen {
+      emit("\n")
+      lineOpen = false
+    }
+  }
+
+  func report(_ event: TrainingEvent) {
+    if json {
+      if case .step(let step, _, _, _, _, _, _) = event, step % 10 != 0 { return }
+      emit(event.json + "\n")
+      return
+    }
+    switch event {
+    case .started(let parameters, let trainTokens, let validTokens, let vocabularySize, let resumed):
+      emit(
+        "training \(parameters) parameters on \(trainTokens) tokens (validation \(validTokens), vocabulary \(vocabularySize))"
+          + (resumed.map { ", resuming at step \($0)" } ?? "") + "\n")
+    case .step(let step, let epoch, let loss, _, let rate, let elapsed, let eta):
+      let line = String(
+        format: "step %d  epoch %.2f  loss %.4f  %.0f tok/s  %@ elapsed%@", step, epoch, loss, rate,
+        clock(elapsed), eta.map { "  ETA " + clock($0) } ?? "")
+      if terminal {
+        if elapsed - lastDraw >= 0.2 {
+          emit("\r" + line + "\u{1B}[K")
+          lineOpen = true
+          lastDraw = elapsed
+        }
+      } else if step % 100 == 0 {
+        emit(line + "\n")
+      }
+    case .evaluation(let step, _, let valid, _, let elapsed):
+      finishLine()
+      emit(
+        String(
+          format: "eval step %d: validation %.4f nats/token, %.4f bits/token, perplexity %.3f (%@)\n", step, valid,
+          valid / log(2), exp(valid), clock(elapsed)))
+    case .sample(let step, let text):
+      finishLine()
+      emit("sample at step \(step):\n\(text)\n---\n")
+    case .checkpoint(let step, let path):
+      finishLine()
+      emit("saved \(path) at step \(step)\n")
+    case .finished(let step, let reason, _, let elapsed):
+      finishLine()
+      emit("finished at step \(step) after \(clock(elapsed)): \(reason)\n")
+    }
+  }
+
+  func clock(_ seconds: Double) -> String {
+    let s = Int(seconds.rounded())
+    return String(format: "%d:%02d", s / 60, s % 60)
+  }
+}

@@ -1,0 +1,45 @@
+/// Language-model batches for truncated backpropagation through time (char-rnn, PyTorch's
+/// `word_language_model`): the token stream is cut into `batchSize` contiguous rows;
+/// window k covers positions `k·L ..< k·L + L` of every row (L = sequence length, the last
+/// window shorter), inputs are tokens at those positions and targets the tokens one later.
+/// Consecutive windows continue each row, so the hidden state carries across them.
+public struct BatchLayout: Sendable, Equatable {
+  public let tokens: [Int]
+  public let batchSize: Int
+  public let sequenceLength: Int
+  /// Tokens per row; the last `tokens.count % batchSize` tokens are dropped.
+  public let rowLength: Int
+
+  public init(tokens: [Int], batchSize: Int, sequenceLength: Int) throws {
+    precondition(batchSize > 0 && sequenceLength > 0, "BatchLayout: sizes must be positive")
+    let rowLength = tokens.count / batchSize
+    guard rowLength >= 2 else { throw CorpusError.tooShort(tokens: tokens.count, needed: 2 * batchSize) }
+    self.tokens = tokens
+    self.batchSize = batchSize
+    self.sequenceLength = sequenceLength
+    self.rowLength = rowLength
+  }
+
+  /// Windows per epoch.
+  public var windowCount: Int { (rowLength - 1 + sequenceLength - 1) / sequenceLength }
+
+  /// Tokens predicted per epoch.
+  public var targetsPerEpoch: Int { (rowLength - 1) * batchSize }
+
+  /// Window `k`: inputs and targets `[T, B]` time-major (`t * B + b`), and T.
+  public func window(_ k: Int) -> (inputs: [Int], targets: [Int], length: Int) {
+    precondition(k >= 0 && k < windowCount, "BatchLayout: window \(k) outside 0..<\(windowCount)")
+    let start = k * sequenceLength
+    let length = min(sequenceLength, rowLength - 1 - start)
+    var inputs = [Int](repeating: 0, count: length * batchSize)
+    var targets = inputs
+    for t in 0..<length {
+      for b in 0..<batchSize {
+        let position = b * rowLength + start + t
+        inputs[t * batchSize + b] = tokens[position]
+        targets[t * batchSize + b] = tokens[position + 1]
+      }
+    }
+    return (inputs, targets, length)
+  }
+}

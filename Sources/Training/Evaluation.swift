@@ -1,0 +1,63 @@
+import Foundation
+import Recurrent
+import TextCorpus
+
+/// Mean loss of a language model over a token stream.
+public struct EvaluationResult: Sendable, Equatable {
+  /// Tokens predicted (every token after the first, per stream).
+  public var tokens: Int
+  public var natsPerToken: Double
+  public var bitsPerToken: Double { natsPerToken / 0.693_147_180_559_945_3 }
+  public var perplexity: Double { exp(natsPerToken) }
+}
+
+public enum Evaluation {
+  /// Exact evaluation: one stream from a zero state, every token after the first predicted
+  /// from all tokens before it (the number PyTorch gives for the same weights). The stream is
+  /// processed in windows of `window` tokens with the state carried, which changes nothing.
+  public static func stream(
+    _ model: LanguageModel, tokens: [Int], window: Int = 512, compute: Compute = .singleThread
+  ) -> EvaluationResult {
+    guard tokens.count >= 2 else { return EvaluationResult(tokens: 0, natsPerToken: .nan) }
+    var state: RecurrentState? = nil
+    var rng = SplitMix64(seed: 0)
+    var total = 0.0
+    var count = 0
+    var start = 0
+    while start < tokens.count - 1 {
+      let length = min(window, tokens.count - 1 - start)
+      let inputs = Array(tokens[start..<(start + length)])
+      let targets = Array(tokens[(start + 1)...(start + length)])
+      let (logits, newState, _) = model.forward(
+        ids: inputs, sequenceLength: length, batchSize: 1, state: state, training: false, using: &rng,
+        compute: compute)
+      total += Double(Loss.softmaxCrossEntropy(logits: logits, targets: targets).loss) * Double(length)
+      count += length
+      state = newState
+      start += length
+    }
+    return EvaluationResult(tokens: count, natsPerToken: total / Double(count))
+  }
+
+  /// Faster batched evaluation: the stream cut into `batchSize` contiguous rows, each scored
+  /// from a zero state (the first token of each row is not predicted).
+  public static func batched(
+    _ model: LanguageModel, tokens: [Int], batchSize: Int, sequenceLength: Int, compute: Compute = .singleThread
+  ) throws -> EvaluationResult {
+    let layout = try BatchLayout(tokens: tokens, batchSize: batchSize, sequenceLength: sequenceLength)
+    var state: RecurrentState? = nil
+    var rng = SplitMix64(seed: 0)
+    var total = 0.0
+    var count = 0
+    for k in 0..<layout.windowCount {
+      let (inputs, targets, length) = layout.window(k)
+      let (logits, newState, _) = model.forward(
+        ids: inputs, sequenceLength: length, batchSize: batchSize, state: state, training: false,
+        using: &rng, compute: compute)
+      total += Double(Loss.softmaxCrossEntropy(logits: logits, targets: targets).loss) * Double(targets.count)
+      count += targets.count
+      state = newState
+    }
+    return EvaluationResult(tokens: count, natsPerToken: total / Double(count))
+  }
+}

@@ -1,0 +1,87 @@
+import Recurrent
+import TextCorpus
+
+/// How the next token is drawn from the model's distribution.
+public struct SamplingOptions: Sendable, Equatable {
+  /// Logits are divided by this before the softmax (lower is more conservative).
+  public var temperature: Float = 1
+  /// Keep only the k most likely tokens.
+  public var topK: Int? = nil
+  /// Keep the smallest set of most likely tokens whose probability reaches p (nucleus).
+  public var topP: Float? = nil
+  /// Always take the most likely token.
+  public var greedy = false
+  public var seed: UInt64 = 0
+  public init() {}
+}
+
+/// Draws tokens one at a time from a language model, carrying the hidden state: a sequence
+/// of token ids that the caller can stream. The same seed gives the same tokens.
+public struct TokenGenerator: IteratorProtocol, Sequence {
+  let model: LanguageModel
+  let options: SamplingOptions
+  var rng: SplitMix64
+  var state: RecurrentState?
+  var logits: [Float]
+  var remaining: Int
+
+  /// - Parameters:
+  ///   - prime: tokens fed first (at least one); generation continues after them.
+  ///   - count: tokens to generate.
+  public init(model: LanguageModel, prime: [Int], count: Int, options: SamplingOptions) {
+    precondition(!prime.isEmpty, "TokenGenerator: the prime needs at least one token")
+    self.model = model
+    self.options = options
+    rng = SplitMix64(seed: options.seed)
+    remaining = count
+    var unused = SplitMix64(seed: 0)
+    let (all, s, _) = model.forward(ids: prime, sequenceLength: prime.count, batchSize: 1, training: false, using: &unused)
+    let v = model.configuration.vocabularySize
+    logits = Array(all.scalars[((prime.count - 1) * v)...])
+    state = s
+  }
+
+  public mutating func next() -> Int? {
+    guard remaining > 0 else { return nil }
+    remaining -= 1
+    let token = Self.sample(logits: logits, options: options, using: &rng)
+    var unused = SplitMix64(seed: 0)
+    let (l, s, _) = model.forward(ids: [token], sequenceLength: 1, batchSize: 1, state: state, training: false, using: &unused)
+    logits = l.scalars
+    state = s
+    return token
+  }
+
+  /// One draw from softmax(logits / temperature) restricted by top-k and top-p.
+  public static func sample(logits: [Float], options: SamplingOptions, using rng: inout some RandomNumberGenerator) -> Int {
+    if options.greedy || options.temperature <= 0 {
+      var best = 0
+      for i in logits.indices where logits[i] > logits[best] { best = i }
+      return best
+    }
+    var order = Array(logits.indices).sorted { logits[$0] > logits[$1] }
+    if let k = options.topK, k > 0, k < order.count { order.removeLast(order.count - k) }
+    let maximum = logits[order[0]]
+    var probabilities = order.map { Double(_exp((logits[$0] - maximum) / options.temperature)) }
+    var total = probabilities.reduce(0, +)
+    if let p = options.topP, p > 0, p < 1 {
+      var cumulative = 0.0
+      var keep = 0
+      for q in probabilities {
+        cumulative += q / total
+        keep += 1
+        if cumulative >= Double(p) { break }
+      }
+      order.removeLast(order.count - keep)
+      probabilities.removeLast(probabilities.count - keep)
+      total = probabilities.reduce(0, +)
+    }
+    let u = Double(rng.next() >> 11) * 0x1p-53 * total
+    var cumulative = 0.0
+    for (i, q) in probabilities.enumerated() {
+      cumulative += q
+      if u < cumulative { return order[i] }
+    }
+    return order[order.count - 1]
+  }
+}

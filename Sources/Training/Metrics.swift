@@ -1,0 +1,117 @@
+import Foundation
+
+extension TrainingEvent {
+  /// One JSON object, as `recurrent train --json` prints and the metrics log stores.
+  public var json: String {
+    func number(_ x: Double) -> String { x.isFinite ? String(format: "%.6g", x) : "null" }
+    func string(_ s: String) -> String {
+      let data = (try? JSONSerialization.data(withJSONObject: [s], options: [])) ?? Data("[\"\"]".utf8)
+      return String(String(decoding: data, as: UTF8.self).dropFirst().dropLast())
+    }
+    switch self {
+    case .started(let parameters, let trainTokens, let validTokens, let vocabularySize, let resumed):
+      return "{\"event\":\"started\",\"parameters\":\(parameters),\"train_tokens\":\(trainTokens),"
+        + "\"valid_tokens\":\(validTokens),\"vocab_size\":\(vocabularySize),\"resumed_at_step\":\(resumed.map(String.init) ?? "null")}"
+    case .step(let step, let epoch, let loss, let lr, let rate, let elapsed, let eta):
+      return "{\"event\":\"step\",\"step\":\(step),\"epoch\":\(number(epoch)),\"train_loss\":\(number(Double(loss))),"
+        + "\"learning_rate\":\(number(Double(lr))),\"tokens_per_second\":\(number(rate)),"
+        + "\"elapsed_seconds\":\(number(elapsed)),\"eta_seconds\":\(eta.map(number) ?? "null")}"
+    case .evaluation(let step, let trainLoss, let validLoss, let rate, let elapsed):
+      return "{\"event\":\"eval\",\"step\":\(step),\"train_loss\":\(number(Double(trainLoss))),"
+        + "\"val_loss\":\(number(validLoss)),\"val_bits_per_token\":\(number(validLoss / log(2))),"
+        + "\"val_perplexity\":\(number(exp(validLoss))),\"tokens_per_second\":\(number(rate)),"
+        + "\"elapsed_seconds\":\(number(elapsed))}"
+    case .sample(let step, let text):
+      return "{\"event\":\"sample\",\"step\":\(step),\"text\":\(string(text))}"
+    case .checkpoint(let step, let path):
+      return "{\"event\":\"checkpoint\",\"step\":\(step),\"path\":\(string(path))}"
+    case .finished(let step, let reason, let validLoss, let elapsed):
+      return "{\"event\":\"finished\",\"step\":\(step),\"reason\":\(string(reason)),"
+        + "\"val_loss\":\(validLoss.map(number) ?? "null"),\"elapsed_seconds\":\(number(elapsed))}"
+    }
+  }
+}
+
+/// Appends training events as JSON lines to `PATH.metrics.jsonl` and redraws the loss curve
+/// `PATH.loss.svg` beside a checkpoint `PATH.safetensors` (train loss per step, validation
+/// loss per evaluation, over the whole run including earlier, resumed parts).
+public final class MetricsLog {
+  public let logPath: String
+  public let svgPath: String
+  private var handle: FileHandle?
+
+  public init(checkpointPath: String, resuming: Bool) throws {
+    let base = checkpointPath.hasSuffix(".safetensors") ? String(checkpointPath.dropLast(12)) : checkpointPath
+    logPath = base + ".metrics.jsonl"
+    svgPath = base + ".loss.svg"
+    if !resuming || !FileManager.default.fileExists(atPath: logPath) {
+      guard FileManager.default.createFile(atPath: logPath, contents: nil) else {
+        throw CheckpointError.writeFailed(path: logPath, reason: "cannot create the file")
+      }
+    }
+    handle = FileHandle(forWritingAtPath: logPath)
+    handle?.seekToEndOfFile()
+  }
+
+  deinit { try? handle?.close() }
+
+  /// Records step (every 10th), evaluation and finish events.
+  public func record(_ event: TrainingEvent) {
+    switch event {
+    case .step(let step, _, _, _, _, _, _) where step % 10 != 0: return
+    case .sample, .checkpoint: return
+    default: break
+    }
+    handle?.write(Data((event.json + "\n").utf8))
+  }
+
+  /// Redraws the SVG from the whole log.
+  public func drawCurve() throws {
+    guard let text = try? String(contentsOfFile: logPath, encoding: .utf8) else { return }
+    var train: [(Double, Double)] = []
+    var valid: [(Double, Double)] = []
+    for line in text.split(separator: "\n") {
+      guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+        let kind = object["event"] as? String, let step = object["step"] as? Double
+      else { continue }
+      if kind == "step", let loss = object["train_loss"] as? Double { train.append((step, loss)) }
+      if kind == "eval", let loss = object["val_loss"] as? Double { valid.append((step, loss)) }
+    }
+    try writeAtomically(Data(lossCurveSVG(train: train, valid: valid).utf8), to: svgPath)
+  }
+}
+
+/// A self-contained SVG line chart of loss against step.
+public func lossCurveSVG(train: [(Double, Double)], valid: [(Double, Double)]) -> String {
+  let width = 640.0, height = 400.0, left = 60.0, right = 20.0, top = 20.0, bottom = 40.0
+  let all = train + valid
+  let maxStep = max(1, all.map(\.0).max() ?? 1)
+  let losses = all.map(\.1).filter(\.isFinite)
+  let lo = max(0, (losses.min() ?? 0) - 0.1)
+  let hi = max(lo + 0.1, (losses.max() ?? 1) + 0.1)
+  func x(_ s: Double) -> Double { left + (width - left - right) * s / maxStep }
+  func y(_ l: Double) -> Double { top + (height - top - bottom) * (1 - (l - lo) / (hi - lo)) }
+  func path(_ points: [(Double, Double)]) -> String {
+    points.filter { $0.1.isFinite }.enumerated().map { i, p in
+      String(format: "%@%.1f,%.1f", i == 0 ? "M" : "L", x(p.0), y(p.1))
+    }.joined(separator: " ")
+  }
+  var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" font-family=\"sans-serif\" font-size=\"12\">\n"
+  svg += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+  svg += String(format: "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"black\"/>\n", left, height - bottom, width - right, height - bottom)
+  svg += String(format: "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"black\"/>\n", left, top, left, height - bottom)
+  for i in 0...4 {
+    let l = lo + (hi - lo) * Double(i) / 4
+    svg += String(format: "<text x=\"%.0f\" y=\"%.1f\" text-anchor=\"end\">%.2f</text>\n", left - 6, y(l) + 4, l)
+    let s = maxStep * Double(i) / 4
+    svg += String(format: "<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"middle\">%.0f</text>\n", x(s), height - bottom + 16, s)
+  }
+  svg += String(format: "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">step</text>\n", (left + width - right) / 2, height - 6)
+  svg += "<text x=\"14\" y=\"\(Int(top + 10))\">loss (nats/token)</text>\n"
+  svg += "<path d=\"\(path(train))\" fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"1.5\"/>\n"
+  svg += "<path d=\"\(path(valid))\" fill=\"none\" stroke=\"#d62728\" stroke-width=\"2\"/>\n"
+  svg += "<text x=\"\(Int(width - 160))\" y=\"\(Int(top + 14))\" fill=\"#1f77b4\">train</text>\n"
+  svg += "<text x=\"\(Int(width - 100))\" y=\"\(Int(top + 14))\" fill=\"#d62728\">validation</text>\n"
+  svg += "</svg>\n"
+  return svg
+}

@@ -1,0 +1,277 @@
+import Dispatch
+import Foundation
+import Recurrent
+import TextCorpus
+
+/// Options of a training run. Defaults are the ones `recurrent train` uses.
+public struct TrainingOptions: Codable, Sendable, Equatable {
+  public var cell: CellKind = .gru
+  public var layers = 2
+  public var hiddenSize = 256
+  public var embeddingSize = 64
+  public var dropout: Float = 0
+  public var tied = false
+  public var batchSize = 64
+  public var sequenceLength = 64
+  /// Stop after this many optimizer steps in the whole run (counting steps before a resume).
+  public var steps: Int? = nil
+  /// Stop after this many epochs (fractions allowed).
+  public var epochs: Double? = nil
+  /// Stop after this many seconds of this invocation.
+  public var timeLimit: Double? = nil
+  public var optimizer = OptimizerConfiguration(kind: .adam, learningRate: 2e-3)
+  public var schedule: LearningRateSchedule = .constant
+  /// Clip gradients to this global norm; nil for none.
+  public var clip: Float? = 5
+  public var seed: UInt64 = 1
+  public var threads = max(1, System.coreCount)
+  /// Validate every N steps (0: only at the end).
+  public var evalEvery = 500
+  /// Print a sample every N steps (0: never).
+  public var sampleEvery = 0
+  public var sampleLength = 200
+  /// Save a checkpoint every N steps (0: only at the end).
+  public var checkpointEvery = 0
+
+  public init() {}
+
+  /// What must match for `--resume` to continue the same run.
+  public var fingerprint: String {
+    "\(cell.rawValue) layers=\(layers) hidden=\(hiddenSize) embedding=\(embeddingSize) tied=\(tied) "
+      + "batch=\(batchSize) seq=\(sequenceLength) seed=\(seed)"
+  }
+
+  var modelConfiguration: (Int) -> LanguageModelConfiguration {
+    { vocabularySize in
+      LanguageModelConfiguration(
+        cell: cell, layers: layers, hiddenSize: hiddenSize, embeddingSize: embeddingSize,
+        vocabularySize: vocabularySize, dropout: dropout, tied: tied)
+    }
+  }
+}
+
+/// What a training run reports, in order, to the closure given to `run`.
+public enum TrainingEvent: Sendable, Equatable {
+  case started(parameters: Int, trainTokens: Int, validTokens: Int, vocabularySize: Int, resumedAtStep: Int?)
+  /// After every optimizer step.
+  case step(step: Int, epoch: Double, loss: Float, learningRate: Float, tokensPerSecond: Double, elapsed: Double, eta: Double?)
+  /// Validation (batched: contiguous rows with carried state), in nats per token.
+  case evaluation(step: Int, trainLoss: Float, validLoss: Double, tokensPerSecond: Double, elapsed: Double)
+  case sample(step: Int, text: String)
+  case checkpoint(step: Int, path: String)
+  case finished(step: Int, reason: String, validLoss: Double?, elapsed: Double)
+}
+
+/// A training run of a language model: owns the model, the optimizer, the random generator
+/// and the carried hidden state.
+public struct TrainingSession: Sendable {
+  public private(set) var model: LanguageModel
+  public let vocabulary: Vocabulary
+  public let options: TrainingOptions
+  public private(set) var optimizer: Optimizer
+  var rng: SplitMix64
+  var carried: RecurrentState?
+  public private(set) var step = 0
+  var epoch = 0
+  var window = 0
+  var tokensSeen = 0
+  var elapsedBefore = 0.0
+  var lastTrainLoss: Float?
+  let train: BatchLayout
+  public let validTokens: [Int]
+
+  /// A fresh run.
+  public init(options: TrainingOptions, vocabulary: Vocabulary, trainTokens: [Int], validTokens: [Int]) throws {
+    self.options = options
+    self.vocabulary = vocabulary
+    var rng = SplitMix64(seed: options.seed)
+    model = LanguageModel(options.modelConfiguration(vocabulary.count), using: &rng)
+    self.rng = rng
+    optimizer = Optimizer(options.optimizer)
+    train = try BatchLayout(tokens: trainTokens, batchSize: options.batchSize, sequenceLength: options.sequenceLength)
+    guard validTokens.count >= 2 else { throw CorpusError.tooShort(tokens: validTokens.count, needed: 2) }
+    self.validTokens = validTokens
+  }
+
+  /// Continues the run saved in `checkpoint`. Shapes, batch layout and seed must match.
+  public init(resuming checkpoint: Checkpoint, options: TrainingOptions, trainTokens: [Int], validTokens: [Int]) throws {
+    guard let progress = checkpoint.progress, let optimizer = checkpoint.optimizer else {
+      throw TrainingError.notResumable("the checkpoint holds no training state")
+    }
+    guard progress.fingerprint == options.fingerprint else {
+      throw TrainingError.notResumable("it was trained with \(progress.fingerprint), this run asks for \(options.fingerprint)")
+    }
+    self.options = options
+    vocabulary = checkpoint.vocabulary
+    model = checkpoint.model
+    model = Self.withDropout(model, options.dropout)
+    var resumed = optimizer
+    resumed.configuration = options.optimizer
+    self.optimizer = resumed
+    rng = SplitMix64(seed: 0)
+    rng.state = progress.rngState
+    carried = checkpoint.carriedState
+    step = progress.step
+    epoch = progress.epoch
+    window = progress.window
+    tokensSeen = progress.tokensSeen
+    elapsedBefore = progress.elapsedSeconds
+    lastTrainLoss = progress.lastTrainLoss
+    train = try BatchLayout(tokens: trainTokens, batchSize: options.batchSize, sequenceLength: options.sequenceLength)
+    guard validTokens.count >= 2 else { throw CorpusError.tooShort(tokens: validTokens.count, needed: 2) }
+    self.validTokens = validTokens
+  }
+
+  static func withDropout(_ model: LanguageModel, _ p: Float) -> LanguageModel {
+    guard model.configuration.dropout != p else { return model }
+    var configuration = model.configuration
+    configuration.dropout = p
+    var rng = SplitMix64(seed: 0)
+    var copy = LanguageModel(configuration, using: &rng)
+    copy.encoder = model.encoder
+    copy.rnn.weights = model.rnn.weights
+    copy.rnn.dropout = p
+    copy.decoder = model.decoder
+    return copy
+  }
+
+  var compute: Compute { Compute(threads: options.threads) }
+
+  /// Fractional epochs done.
+  public var epochProgress: Double { Double(epoch) + Double(window) / Double(train.windowCount) }
+
+  /// Learning rate for the next step.
+  public var learningRate: Float { options.schedule.learningRate(base: options.optimizer.learningRate, step: step) }
+
+  /// One optimizer step on the next window; returns its mean loss in nats per token.
+  @discardableResult
+  public mutating func trainStep() -> Float {
+    if window >= train.windowCount {
+      window = 0
+      epoch += 1
+      carried = nil  // each epoch starts from a zero state
+    }
+    let (inputs, targets, length) = train.window(window)
+    let (logits, state, trace) = model.forward(
+      ids: inputs, sequenceLength: length, batchSize: options.batchSize, state: carried, training: true,
+      using: &rng, compute: compute)
+    let (loss, dLogits) = Loss.softmaxCrossEntropy(logits: logits, targets: targets)
+    var gradient = model.zeroGradient
+    model.backward(trace, logitsGradient: dLogits, into: &gradient, compute: compute)
+    if let clip = options.clip { GradientClipping.clipByGlobalNorm(&gradient, maxNorm: clip) }
+    optimizer.update(&model, along: gradient, learningRate: learningRate)
+    carried = state  // detached: the next window's backward stops here
+    window += 1
+    step += 1
+    tokensSeen += targets.count
+    lastTrainLoss = loss
+    return loss
+  }
+
+  /// Validation loss: batched over contiguous rows (fast; each row starts from a zero state).
+  public func evaluate() -> EvaluationResult {
+    let rows = max(1, min(options.batchSize, validTokens.count / (options.sequenceLength + 1)))
+    return (try? Evaluation.batched(
+      model, tokens: validTokens, batchSize: rows, sequenceLength: options.sequenceLength, compute: compute))
+      ?? Evaluation.stream(model, tokens: validTokens, compute: compute)
+  }
+
+  /// A sample of `length` tokens primed with the first validation token.
+  public func sample(length: Int, seed: UInt64) -> String {
+    var sampling = SamplingOptions()
+    sampling.seed = seed
+    let prime = [validTokens[0]]
+    let ids = Array(TokenGenerator(model: model, prime: prime, count: length, options: sampling))
+    return vocabulary.decode(prime + ids)
+  }
+
+  /// The run as a checkpoint, resumable.
+  public func checkpoint(elapsed: Double = 0) -> Checkpoint {
+    let progress = TrainingProgress(
+      step: step, epoch: epoch, window: window, tokensSeen: tokensSeen, elapsedSeconds: elapsedBefore + elapsed,
+      rngState: rng.state, optimizer: optimizer.configuration, schedule: options.schedule,
+      fingerprint: options.fingerprint, lastTrainLoss: lastTrainLoss, options: options)
+    return Checkpoint(model: model, vocabulary: vocabulary, progress: progress, optimizer: optimizer, carriedState: carried)
+  }
+
+  /// Trains until `steps`, `epochs` or `timeLimit` (whichever first) or until `shouldStop`
+  /// returns true; validates, samples and saves as the options say, reporting each event.
+  /// Saves a final checkpoint to `checkpointPath` if given.
+  public mutating func run(
+    checkpointPath: String?, shouldStop: () -> Bool = { false }, events: (TrainingEvent) -> Void
+  ) throws {
+    let start = DispatchTime.now().uptimeNanoseconds
+    func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9 }
+    events(
+      .started(
+        parameters: model.parameterCount, trainTokens: train.tokens.count, validTokens: validTokens.count,
+        vocabularySize: vocabulary.count, resumedAtStep: step > 0 ? step : nil))
+    let startTokens = tokensSeen
+    let startStep = step
+    var reason = ""
+    var lastEvaluated: Int? = nil
+    while true {
+      if let steps = options.steps, step >= steps { reason = "reached \(steps) steps"; break }
+      if let epochs = options.epochs, epochProgress >= epochs { reason = "reached \(epochs) epochs"; break }
+      if let limit = options.timeLimit, elapsed() >= limit { reason = "reached the time limit of \(limit) s"; break }
+      if shouldStop() { reason = "stopped"; break }
+      let loss = trainStep()
+      let seconds = elapsed()
+      let rate = Double(tokensSeen - startTokens) / max(seconds, 1e-9)
+      events(
+        .step(
+          step: step, epoch: epochProgress, loss: loss, learningRate: learningRate, tokensPerSecond: rate,
+          elapsed: seconds, eta: eta(elapsed: seconds, stepsDone: step - startStep)))
+      if !loss.isFinite {
+        reason = "the loss is not finite at step \(step)"
+        throw TrainingError.diverged(step: step)
+      }
+      if options.evalEvery > 0 && step % options.evalEvery == 0 {
+        events(.evaluation(step: step, trainLoss: loss, validLoss: evaluate().natsPerToken, tokensPerSecond: rate, elapsed: elapsed()))
+        lastEvaluated = step
+      }
+      if options.sampleEvery > 0 && step % options.sampleEvery == 0 {
+        events(.sample(step: step, text: sample(length: options.sampleLength, seed: options.seed &+ UInt64(step))))
+      }
+      if options.checkpointEvery > 0 && step % options.checkpointEvery == 0, let checkpointPath {
+        try checkpoint(elapsed: elapsed()).save(to: checkpointPath)
+        events(.checkpoint(step: step, path: checkpointPath))
+      }
+    }
+    let valid = evaluate().natsPerToken
+    let seconds = elapsed()
+    if lastEvaluated != step {
+      events(.evaluation(
+        step: step, trainLoss: lastTrainLoss ?? .nan, validLoss: valid,
+        tokensPerSecond: Double(tokensSeen - startTokens) / max(seconds, 1e-9), elapsed: seconds))
+    }
+    if let checkpointPath {
+      try checkpoint(elapsed: seconds).save(to: checkpointPath)
+      events(.checkpoint(step: step, path: checkpointPath))
+    }
+    events(.finished(step: step, reason: reason, validLoss: valid, elapsed: seconds))
+  }
+
+  func eta(elapsed: Double, stepsDone: Int) -> Double? {
+    var remaining: [Double] = []
+    if let limit = options.timeLimit { remaining.append(max(0, limit - elapsed)) }
+    let perStep = elapsed / Double(max(stepsDone, 1))
+    if let steps = options.steps { remaining.append(Double(max(0, steps - step)) * perStep) }
+    if let epochs = options.epochs {
+      let left = (epochs - epochProgress) * Double(train.windowCount)
+      remaining.append(max(0, left) * perStep)
+    }
+    return remaining.min()
+  }
+}
+
+public enum TrainingError: Error, Equatable, CustomStringConvertible {
+  case notResumable(String)
+  case diverged(step: Int)
+  public var description: String {
+    switch self {
+    case .notResumable(let why): "cannot resume: \(why)"
+    case .diverged(let step): "the training loss became NaN or infinite at step \(step); nothing was saved"
+    }
+  }
+}
