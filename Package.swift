@@ -17,7 +17,7 @@ let package = Package(
     // Tensor, random numbers, GEMM driver, pointwise kernels. No printing.
     .target(name: "TensorCore", dependencies: ["CKernels"]),
     // Cells, recurrent layers, Embedding/Linear/Dropout, losses, optimizers.
-    .target(name: "Recurrent", dependencies: ["TensorCore"]),
+    .target(name: "Recurrent", dependencies: ["TensorCore", "CKernels"]),
     // Vocabulary, tokenizers, batching. Stands alone.
     .target(name: "TextCorpus"),
     // Training session, evaluation, generation, checkpoints; progress as events.

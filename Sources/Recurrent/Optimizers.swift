@@ -74,56 +74,81 @@ public struct Optimizer: Sendable {
     stepCount += 1
     let c = configuration
     let lr = learningRate ?? c.learningRate
-    let t = Float(stepCount)
+    let correction1 = 1 - _pow(c.beta1, Float(stepCount))
+    let correction2 = 1 - _pow(c.beta2, Float(stepCount))
+    let firstStep = stepCount == 1
     var index = 0
     model.forEachParameter { name, p in
       let g = grads[index]
       precondition(g.shape == p.shape, "Optimizer: gradient of \(name) is \(g.shape), parameter \(p.shape)")
       let i = index
       index += 1
-      for j in 0..<p.count {
-        var grad = g.scalars[j]
-        let value = p.scalars[j]
-        if c.l1 != 0 { grad += c.l1 * (value > 0 ? 1 : (value < 0 ? -1 : 0)) }
-        if c.weightDecay != 0 && c.kind != .adamw { grad += c.weightDecay * value }
-        switch c.kind {
-        case .sgd:
-          if c.momentum != 0 {
-            let buffer = stepCount == 1 ? grad : c.momentum * first[i].scalars[j] + (1 - c.dampening) * grad
-            first[i].scalars[j] = buffer
-            grad = c.nesterov ? grad + c.momentum * buffer : buffer
+      var centred = c.centered ? mean[i] : Tensor(zeros: [])
+      let count = p.count
+      p.withMutablePointer { pp in
+        g.withPointer { gp in
+          first[i].withMutablePointer { m1 in
+            second[i].withMutablePointer { m2 in
+              centred.withMutablePointer { mc in
+                Self.apply(
+                  c, lr: lr, firstStep: firstStep, correction1: correction1, correction2: correction2,
+                  count: count, p: pp, g: gp, first: m1, second: m2, mean: mc)
+              }
+            }
           }
-          p.scalars[j] = value - lr * grad
-        case .rmsprop:
-          let square = c.alpha * second[i].scalars[j] + (1 - c.alpha) * grad * grad
-          second[i].scalars[j] = square
-          var average: Float
-          if c.centered {
-            let m = mean[i].scalars[j] + (1 - c.alpha) * (grad - mean[i].scalars[j])
-            mean[i].scalars[j] = m
-            average = (square - m * m).squareRoot() + c.epsilon
-          } else {
-            average = square.squareRoot() + c.epsilon
-          }
-          if c.momentum > 0 {
-            let buffer = c.momentum * first[i].scalars[j] + grad / average
-            first[i].scalars[j] = buffer
-            p.scalars[j] = value - lr * buffer
-          } else {
-            p.scalars[j] = value - lr * grad / average
-          }
-        case .adam, .adamw:
-          var v = value
-          if c.kind == .adamw { v *= 1 - lr * c.weightDecay }
-          let m1 = c.beta1 * first[i].scalars[j] + (1 - c.beta1) * grad
-          let m2 = c.beta2 * second[i].scalars[j] + (1 - c.beta2) * grad * grad
-          first[i].scalars[j] = m1
-          second[i].scalars[j] = m2
-          let correction1 = 1 - _pow(c.beta1, t)
-          let correction2 = 1 - _pow(c.beta2, t)
-          let denominator = m2.squareRoot() / correction2.squareRoot() + c.epsilon
-          p.scalars[j] = v - (lr / correction1) * m1 / denominator
         }
+      }
+      if c.centered { mean[i] = centred }
+    }
+  }
+
+  /// The update of one parameter tensor, elementwise, as `torch.optim` (single-tensor path).
+  private static func apply(
+    _ c: OptimizerConfiguration, lr: Float, firstStep: Bool, correction1: Float, correction2: Float,
+    count: Int, p: UnsafeMutablePointer<Float>, g: UnsafePointer<Float>, first: UnsafeMutablePointer<Float>,
+    second: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>
+  ) {
+    let root2 = correction2.squareRoot()
+    let stepSize = lr / correction1
+    let decay = 1 - lr * c.weightDecay
+    for j in 0..<count {
+      var grad = g[j]
+      let value = p[j]
+      if c.l1 != 0 { grad += c.l1 * (value > 0 ? 1 : (value < 0 ? -1 : 0)) }
+      if c.weightDecay != 0 && c.kind != .adamw { grad += c.weightDecay * value }
+      switch c.kind {
+      case .sgd:
+        if c.momentum != 0 {
+          let buffer = firstStep ? grad : c.momentum * first[j] + (1 - c.dampening) * grad
+          first[j] = buffer
+          grad = c.nesterov ? grad + c.momentum * buffer : buffer
+        }
+        p[j] = value - lr * grad
+      case .rmsprop:
+        let square = c.alpha * second[j] + (1 - c.alpha) * grad * grad
+        second[j] = square
+        var average: Float
+        if c.centered {
+          let m = mean[j] + (1 - c.alpha) * (grad - mean[j])
+          mean[j] = m
+          average = (square - m * m).squareRoot() + c.epsilon
+        } else {
+          average = square.squareRoot() + c.epsilon
+        }
+        if c.momentum > 0 {
+          let buffer = c.momentum * first[j] + grad / average
+          first[j] = buffer
+          p[j] = value - lr * buffer
+        } else {
+          p[j] = value - lr * grad / average
+        }
+      case .adam, .adamw:
+        let v = c.kind == .adamw ? value * decay : value
+        let m1 = c.beta1 * first[j] + (1 - c.beta1) * grad
+        let m2 = c.beta2 * second[j] + (1 - c.beta2) * grad * grad
+        first[j] = m1
+        second[j] = m2
+        p[j] = v - stepSize * m1 / (m2.squareRoot() / root2 + c.epsilon)
       }
     }
   }

@@ -8,14 +8,16 @@ import TensorCore
 // dgx, dgh: [B, G*H] gradients of the pre-activations on the input and hidden side; they
 // differ only where the hidden product is gated (GRU's n block).
 // Backward kernels write dgx/dgh/dhPrev; the caller adds dgh·W_hh into dhPrev afterwards.
+// The forward kernels here use the C library's expf/tanhf: they are the naive twins of the
+// vectorised kernels in Sources/CKernels/pointwise_impl.inc, which the layers call.
 
-typealias P = UnsafeMutablePointer<Float>
-typealias CP = UnsafePointer<Float>
+package typealias P = UnsafeMutablePointer<Float>
+package typealias CP = UnsafePointer<Float>
 
 @inline(__always) private func relu(_ x: Float) -> Float { x > 0 ? x : 0 }
 
 /// Elman RNN: `h' = act(gx + gh)`. Nothing saved but h' itself.
-func rnnForward(relu useRelu: Bool, gx: CP, gh: CP, hNext: P, B: Int, H: Int) {
+package func rnnForward(relu useRelu: Bool, gx: CP, gh: CP, hNext: P, B: Int, H: Int) {
   for i in 0..<(B * H) {
     let pre = gx[i] + gh[i]
     hNext[i] = useRelu ? relu(pre) : tanh(pre)
@@ -34,7 +36,7 @@ func rnnBackward(relu useRelu: Bool, hNext: CP, dh: CP, dgx: P, dgh: P, dhPrev: 
 }
 
 /// LSTM, gates i|f|g|o: c' = f⊙c + i⊙g, h' = o⊙tanh(c'). Saves i, f, g, o, tanh(c').
-func lstmForward(gx: CP, gh: CP, cPrev: CP, hNext: P, cNext: P, saved: P, B: Int, H: Int) {
+package func lstmForward(gx: CP, gh: CP, cPrev: CP, hNext: P, cNext: P, saved: P, B: Int, H: Int) {
   let G = 4 * H
   let S = 5 * H
   for b in 0..<B {
@@ -97,7 +99,7 @@ func lstmBackward(
 
 /// GRU, reset after the recurrent product, gates r|z|n:
 /// n = tanh(gx_n + r⊙gh_n), h' = (1-z)⊙n + z⊙h. Saves r, z, n, gh_n.
-func gruForward(gx: CP, gh: CP, hPrev: CP, hNext: P, saved: P, B: Int, H: Int) {
+package func gruForward(gx: CP, gh: CP, hPrev: CP, hNext: P, saved: P, B: Int, H: Int) {
   let G = 3 * H
   let S = 4 * H
   for b in 0..<B {
@@ -149,7 +151,7 @@ func gruBackward(saved: CP, hPrev: CP, dh: CP, dgx: P, dgh: P, dhPrev: P, B: Int
 
 /// GRU, reset before the recurrent product, first half: r and z from gh[:, 0..<2H], and
 /// r⊙h into saved slot 3 (the operand of the W_hn product).
-func gruResetBeforeGates(gx: CP, gh: CP, hPrev: CP, saved: P, B: Int, H: Int) {
+package func gruResetBeforeGates(gx: CP, gh: CP, hPrev: CP, saved: P, B: Int, H: Int) {
   let G = 3 * H
   let S = 4 * H
   for b in 0..<B {
@@ -167,7 +169,7 @@ func gruResetBeforeGates(gx: CP, gh: CP, hPrev: CP, saved: P, B: Int, H: Int) {
 
 /// Second half: gh[:, 2H..<3H] = (r⊙h)·W_hnᵀ + b_hn is ready; n = tanh(gx_n + gh_n),
 /// h' = (1-z)⊙n + z⊙h.
-func gruResetBeforeOutput(gx: CP, gh: CP, hPrev: CP, hNext: P, saved: P, B: Int, H: Int) {
+package func gruResetBeforeOutput(gx: CP, gh: CP, hPrev: CP, hNext: P, saved: P, B: Int, H: Int) {
   let G = 3 * H
   let S = 4 * H
   for b in 0..<B {

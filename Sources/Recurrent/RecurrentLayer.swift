@@ -1,3 +1,4 @@
+import CKernels
 import TensorCore
 
 /// The four parameter tensors of one direction of one layer, PyTorch's layout.
@@ -271,47 +272,52 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
     }
     let ghBuffer = FloatBuffer(count: B * GH)
     let gh = ghBuffer.pointer
+    // W_hhᵀ [H, G*H], made once per sweep: the per-step product then streams it row by row
+    // instead of re-packing a transposed matrix at every step.
+    let whhT = FloatBuffer(count: H * GH)
     w.weightHH.withPointer { whh in
-      w.biasHH.withPointer { bhh in
-        for step in 0..<T {
-          let t = reverse ? T - 1 - step : step
-          let hPrev = s.hs.pointer + step * B * H
-          let hNext = hPrev + B * H
-          let gxt = gx + t * B * GH
-          let saved = s.saved.pointer + step * B * S
-          if kind == .gruResetBefore {
-            broadcastRows(bhh, rows: B, columns: 2 * H, into: gh, ld: GH)
-            gemm(
-              transposeA: false, transposeB: true, m: B, n: 2 * H, k: H, a: hPrev, lda: H,
-              b: whh, ldb: H, beta: 1, c: gh, ldc: GH, compute: compute)
-            gruResetBeforeGates(gx: gxt, gh: gh, hPrev: hPrev, saved: saved, B: B, H: H)
-            broadcastRows(bhh + 2 * H, rows: B, columns: H, into: gh + 2 * H, ld: GH)
-            gemm(
-              transposeA: false, transposeB: true, m: B, n: H, k: H, a: saved + 3 * H, lda: S,
-              b: whh + 2 * H * H, ldb: H, beta: 1, c: gh + 2 * H, ldc: GH, compute: compute)
-            gruResetBeforeOutput(gx: gxt, gh: gh, hPrev: hPrev, hNext: hNext, saved: saved, B: B, H: H)
-          } else {
-            broadcastRows(bhh, rows: B, columns: GH, into: gh, ld: GH)
-            gemm(
-              transposeA: false, transposeB: true, m: B, n: GH, k: H, a: hPrev, lda: H,
-              b: whh, ldb: H, beta: 1, c: gh, ldc: GH, compute: compute)
-            switch kind {
-            case .rnnTanh, .rnnRelu:
-              rnnForward(relu: kind == .rnnRelu, gx: gxt, gh: gh, hNext: hNext, B: B, H: H)
-            case .lstm:
-              let cPrev = s.cs!.pointer + step * B * H
-              lstmForward(
-                gx: gxt, gh: gh, cPrev: cPrev, hNext: hNext, cNext: cPrev + B * H, saved: saved,
-                B: B, H: H)
-            case .gru:
-              gruForward(gx: gxt, gh: gh, hPrev: hPrev, hNext: hNext, saved: saved, B: B, H: H)
-            case .gruResetBefore:
-              break
-            }
+      for g in 0..<GH {
+        for i in 0..<H { whhT.pointer[i * GH + g] = whh[g * H + i] }
+      }
+    }
+    let wt = UnsafePointer(whhT.pointer)
+    w.biasHH.withPointer { bhh in
+      for step in 0..<T {
+        let t = reverse ? T - 1 - step : step
+        let hPrev = s.hs.pointer + step * B * H
+        let hNext = hPrev + B * H
+        let gxt = gx + t * B * GH
+        let saved = s.saved.pointer + step * B * S
+        if kind == .gruResetBefore {
+          broadcastRows(bhh, rows: B, columns: 2 * H, into: gh, ld: GH)
+          gemm(
+            transposeA: false, transposeB: false, m: B, n: 2 * H, k: H, a: hPrev, lda: H,
+            b: wt, ldb: GH, beta: 1, c: gh, ldc: GH, compute: compute)
+          rc_gru_reset_before_gates(gxt, gh, hPrev, saved, B, H)
+          broadcastRows(bhh + 2 * H, rows: B, columns: H, into: gh + 2 * H, ld: GH)
+          gemm(
+            transposeA: false, transposeB: false, m: B, n: H, k: H, a: saved + 3 * H, lda: S,
+            b: wt + 2 * H, ldb: GH, beta: 1, c: gh + 2 * H, ldc: GH, compute: compute)
+          rc_gru_reset_before_output(gxt, gh, hPrev, hNext, saved, B, H)
+        } else {
+          broadcastRows(bhh, rows: B, columns: GH, into: gh, ld: GH)
+          gemm(
+            transposeA: false, transposeB: false, m: B, n: GH, k: H, a: hPrev, lda: H,
+            b: wt, ldb: GH, beta: 1, c: gh, ldc: GH, compute: compute)
+          switch kind {
+          case .rnnTanh, .rnnRelu:
+            rc_rnn_forward(kind == .rnnRelu ? 1 : 0, gxt, gh, hNext, B * H)
+          case .lstm:
+            let cPrev = s.cs!.pointer + step * B * H
+            rc_lstm_forward(gxt, gh, cPrev, hNext, cPrev + B * H, saved, B, H)
+          case .gru:
+            rc_gru_forward(gxt, gh, hPrev, hNext, saved, B, H)
+          case .gruResetBefore:
+            break
           }
-          for b in 0..<B {
-            (out + (t * B + b) * stride + column).update(from: hNext + b * H, count: H)
-          }
+        }
+        for b in 0..<B {
+          (out + (t * B + b) * stride + column).update(from: hNext + b * H, count: H)
         }
       }
     }

@@ -40,6 +40,18 @@ typedef void (*rc_part_fn)(void *ctx, int part);
 /// (fewer only if threads could not be created; then fn ran for 0..<returned).
 int rc_parallel_for(int parts, rc_part_fn fn, void *ctx);
 
+// Fused pointwise step kernels (vectorised; AVX2+FMA when the CPU has it). Shapes and math
+// as the Swift twins in Sources/Recurrent/RecurrentKernels.swift.
+void rc_rnn_forward(int relu, const float *gx, const float *gh, float *h_next, long n);
+void rc_lstm_forward(const float *gx, const float *gh, const float *c_prev, float *h_next,
+                     float *c_next, float *saved, long B, long H);
+void rc_gru_forward(const float *gx, const float *gh, const float *h_prev, float *h_next,
+                    float *saved, long B, long H);
+void rc_gru_reset_before_gates(const float *gx, const float *gh, const float *h_prev,
+                               float *saved, long B, long H);
+void rc_gru_reset_before_output(const float *gx, const float *gh, const float *h_prev,
+                                float *h_next, float *saved, long B, long H);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,42 @@
+// Fused pointwise step kernels of the recurrent cells, in a portable copy and an AVX2+FMA
+// copy chosen at run time (see pointwise_impl.inc for the code).
+#include "CKernels.h"
+
+#define FN(name) name##_generic
+#include "pointwise_impl.inc"
+#undef FN
+
+#if defined(__x86_64__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#define FN(name) name##_avx2
+#include "pointwise_impl.inc"
+#undef FN
+#pragma clang attribute pop
+#define DISPATCH(name, ...)                      \
+  do {                                           \
+    if (rc_cpu_has_avx2_fma()) name##_avx2(__VA_ARGS__); \
+    else name##_generic(__VA_ARGS__);            \
+  } while (0)
+#else
+#define DISPATCH(name, ...) name##_generic(__VA_ARGS__)
+#endif
+
+void rc_rnn_forward(int relu, const float *gx, const float *gh, float *h_next, long n) {
+  DISPATCH(rc_rnn_forward, relu, gx, gh, h_next, n);
+}
+void rc_lstm_forward(const float *gx, const float *gh, const float *c_prev, float *h_next,
+                     float *c_next, float *saved, long B, long H) {
+  DISPATCH(rc_lstm_forward, gx, gh, c_prev, h_next, c_next, saved, B, H);
+}
+void rc_gru_forward(const float *gx, const float *gh, const float *h_prev, float *h_next,
+                    float *saved, long B, long H) {
+  DISPATCH(rc_gru_forward, gx, gh, h_prev, h_next, saved, B, H);
+}
+void rc_gru_reset_before_gates(const float *gx, const float *gh, const float *h_prev,
+                               float *saved, long B, long H) {
+  DISPATCH(rc_gru_reset_before_gates, gx, gh, h_prev, saved, B, H);
+}
+void rc_gru_reset_before_output(const float *gx, const float *gh, const float *h_prev,
+                                float *h_next, float *saved, long B, long H) {
+  DISPATCH(rc_gru_reset_before_output, gx, gh, h_prev, h_next, saved, B, H);
+}
