@@ -29,7 +29,7 @@ let package = Package(
         "Recurrent", "TextCorpus", "Training",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
-    .executableTarget(name: "recurrent", dependencies: ["RecurrentCommands"]),
+    .executableTarget(name: "recurrent", dependencies: ["RecurrentCommands", "CKernels"]),
     .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
     .testTarget(
       name: "RecurrentTests",

@@ -159,7 +159,7 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
     for layer in 0..<L {
       let width = layer == 0 ? inputSize : D * H
       layerInputs.append(layerInput)
-      let out = FloatBuffer(count: T * B * D * H)
+      let out = FloatBuffer(uninitializedCount: T * B * D * H)  // every column written by a sweep
       for direction in 0..<D {
         let index = layer * D + direction
         let sweep = makeSweep(T: T, B: B)
@@ -248,8 +248,8 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
   private func makeSweep(T: Int, B: Int) -> RecurrentTrace.Sweep {
     let H = hiddenSize
     return RecurrentTrace.Sweep(
-      gx: FloatBuffer(count: T * B * kind.gateCount * H),
-      saved: FloatBuffer(count: T * B * kind.savedSlots * H),
+      gx: FloatBuffer(uninitializedCount: T * B * kind.gateCount * H),
+      saved: FloatBuffer(uninitializedCount: T * B * kind.savedSlots * H),
       hs: FloatBuffer(count: (T + 1) * B * H),
       cs: kind.hasCellState ? FloatBuffer(count: (T + 1) * B * H) : nil)
   }
@@ -335,8 +335,8 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
     let S = kind.savedSlots * H
     // Rows of W_hh whose product takes h directly (GRU reset-before: only r and z).
     let directRows = kind == .gruResetBefore ? 2 * H : GH
-    let dgx = FloatBuffer(count: T * B * GH)  // by time, like gx
-    let dgh = FloatBuffer(count: T * B * GH)  // by processing step, like hs
+    let dgx = FloatBuffer(uninitializedCount: T * B * GH)  // by time, like gx; fully written
+    let dgh = FloatBuffer(uninitializedCount: T * B * GH)  // by processing step, like hs
     var dh = FloatBuffer(count: B * H)
     var dhPrev = FloatBuffer(count: B * H)
     let dc = FloatBuffer(count: B * H)

@@ -21,6 +21,13 @@ public final class FloatBuffer: @unchecked Sendable {
     }
   }
 
+  /// `count` floats that the caller will overwrite before reading (no zeroing pass).
+  public init(uninitializedCount count: Int) {
+    precondition(count >= 0, "FloatBuffer: negative count \(count)")
+    self.count = count
+    pointer = .allocate(capacity: max(count, 1))
+  }
+
   deinit { pointer.deallocate() }
 
   public func zero() { pointer.update(repeating: 0, count: count) }

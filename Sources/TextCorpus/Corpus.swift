@@ -181,7 +181,7 @@ public func splitForValidation(_ text: String, kind: TokenizerKind, fraction: Do
   switch kind {
   case .char:
     let scalars = Array(text.unicodeScalars)
-    let cut = scalars.count - Int(Double(scalars.count) * fraction)
+    let cut = Int(Double(scalars.count) * (1 - fraction))  // nanoGPT: data[:int(n * 0.9)]
     var train = String.UnicodeScalarView()
     train.append(contentsOf: scalars[..<cut])
     var valid = String.UnicodeScalarView()
@@ -189,7 +189,7 @@ public func splitForValidation(_ text: String, kind: TokenizerKind, fraction: Do
     return (String(train), String(valid))
   case .word:
     let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-    let cut = lines.count - Int(Double(lines.count) * fraction)
+    let cut = Int(Double(lines.count) * (1 - fraction))
     return (lines[..<cut].joined(separator: "\n") + "\n", lines[cut...].joined(separator: "\n"))
   }
 }

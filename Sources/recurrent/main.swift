@@ -1,3 +1,5 @@
+import CKernels
 import RecurrentCommands
 
+rc_keep_freed_memory()
 RecurrentCommand.main()

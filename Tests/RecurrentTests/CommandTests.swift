@@ -6,9 +6,66 @@ import RecurrentCommands
 @Test func versionAndHelpParse() throws {
   #expect(throws: (any Error).self) { _ = try RecurrentCommand.parseAsRoot(["--version"]) }
   #expect(RecurrentCommand.helpMessage().contains("recurrent"))
+  for sub in ["train", "eval", "generate", "bench-gemm"] {
+    #expect(RecurrentCommand.helpMessage().contains(sub), "help lists \(sub)")
+  }
 }
 
 @Test func benchGEMMRejectsBadSizes() {
   #expect(throws: (any Error).self) { _ = try RecurrentCommand.parseAsRoot(["bench-gemm", "--m", "0"]) }
   #expect(throws: (any Error).self) { _ = try RecurrentCommand.parseAsRoot(["bench-gemm", "--threads", "-1"]) }
+}
+
+/// The message ArgumentParser would print for these arguments, or nil if they parse.
+private func parseError(_ arguments: [String]) -> String? {
+  do {
+    _ = try RecurrentCommand.parseAsRoot(arguments)
+    return nil
+  } catch {
+    return RecurrentCommand.message(for: error)
+  }
+}
+
+@Test func trainAcceptsTheDocumentedOptions() {
+  #expect(parseError(["train"]) == nil)
+  #expect(parseError([
+    "train", "--text", "a.txt", "--valid-text", "b.txt", "--tokenizer", "word", "--cell", "gru-reset-before",
+    "--layers", "3", "--hidden", "32", "--embedding", "32", "--dropout", "0.2", "--tied", "--batch", "8",
+    "--seq-len", "16", "--steps", "40", "--epochs", "2", "--time-limit", "60", "--optimizer", "adamw",
+    "--lr", "0.001", "--schedule", "cosine:100:0.0001", "--clip", "1", "--seed", "3", "--threads", "1",
+    "--checkpoint", "x.safetensors", "--checkpoint-every", "10", "--resume", "--eval-every", "5",
+    "--sample-every", "5", "--json", "--min-count", "2", "--max-vocab", "100",
+  ]) == nil)
+  for cell in ["gru", "gru-reset-before", "lstm", "rnn-tanh", "rnn-relu"] {
+    #expect(parseError(["train", "--cell", cell]) == nil)
+  }
+}
+
+@Test(arguments: [
+  (["train", "--lr", "-1"], "--lr"),
+  (["train", "--lr", "nan"], "--lr"),
+  (["train", "--batch", "0"], "--batch"),
+  (["train", "--seq-len", "-3"], "--seq-len"),
+  (["train", "--hidden", "0"], "--hidden"),
+  (["train", "--dropout", "1"], "--dropout"),
+  (["train", "--steps", "0"], "--steps"),
+  (["train", "--tied", "--hidden", "32", "--embedding", "16"], "--tied"),
+  (["train", "--schedule", "bogus"], "--schedule"),
+  (["train", "--schedule", "step:x"], "--schedule"),
+  (["train", "--cell", "transformer"], "--cell"),
+  (["train", "--optimizer", "lbfgs"], "--optimizer"),
+  (["train", "--time-limit", "0"], "--time-limit"),
+  (["eval", "--text", "a.txt"], "--checkpoint"),
+  (["eval", "--checkpoint", "m.safetensors", "--text", "a", "--batched", "0"], "--batched"),
+  (["generate", "--checkpoint", "m", "--temperature", "0"], "--temperature"),
+  (["generate", "--checkpoint", "m", "--top-p", "1.5"], "--top-p"),
+  (["generate", "--checkpoint", "m", "--top-k", "0"], "--top-k"),
+  (["generate", "--checkpoint", "m", "--length", "-1"], "--length"),
+])
+func badOptionsAreNamedInOneLine(arguments: [String], option: String) {
+  let message = parseError(arguments)
+  #expect(message != nil, "\(arguments) should not parse")
+  #expect(message?.contains(option) == true, "\(arguments): \(message ?? "")")
+  #expect(message?.contains("\n") == false, "one line: \(message ?? "")")
+  #expect(RecurrentCommand.exitCode(for: ValidationError("x")) == .validationFailure)
 }
