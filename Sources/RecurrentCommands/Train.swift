@@ -47,7 +47,7 @@ struct Train: ParsableCommand {
   @Option(help: "Save the checkpoint every N steps (0: at the end only).") var checkpointEvery: Int?
   @Flag(help: "Continue the run saved in --checkpoint.") var resume = false
   @Option(help: "Validate every N steps (0: at the end only). [default: 500]") var evalEvery: Int?
-  @Option(help: "Print a sample every N steps (0: never). [default: 0]") var sampleEvery: Int?
+  @Option(help: "Print a sample every N steps (0: never). [default: 500]") var sampleEvery: Int?
   @Flag(help: "One JSON object per event on standard output, nothing else.") var json = false
 
   func validate() throws {

@@ -28,7 +28,7 @@ public struct TrainingOptions: Codable, Sendable, Equatable {
   /// Validate every N steps (0: only at the end).
   public var evalEvery = 500
   /// Print a sample every N steps (0: never).
-  public var sampleEvery = 0
+  public var sampleEvery = 500
   public var sampleLength = 200
   /// Save a checkpoint every N steps (0: only at the end).
   public var checkpointEvery = 0
