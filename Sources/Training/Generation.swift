@@ -18,37 +18,34 @@ public struct SamplingOptions: Sendable, Equatable {
 /// Draws tokens one at a time from a language model, carrying the hidden state: a sequence
 /// of token ids that the caller can stream. The same seed gives the same tokens.
 public struct TokenGenerator: IteratorProtocol, Sequence {
-  let model: LanguageModel
+  let stepper: LanguageModelStepper
   let options: SamplingOptions
   var rng: SplitMix64
-  var state: RecurrentState?
   var logits: [Float]
   var remaining: Int
 
   /// - Parameters:
   ///   - prime: tokens fed first (at least one); generation continues after them.
   ///   - count: tokens to generate.
-  public init(model: LanguageModel, prime: [Int], count: Int, options: SamplingOptions) {
+  public init(
+    model: LanguageModel, prime: [Int], count: Int, options: SamplingOptions, compute: Compute = .singleThread
+  ) {
     precondition(!prime.isEmpty, "TokenGenerator: the prime needs at least one token")
-    self.model = model
+    stepper = LanguageModelStepper(model, compute: compute)
     self.options = options
     rng = SplitMix64(seed: options.seed)
     remaining = count
-    var unused = SplitMix64(seed: 0)
-    let (all, s, _) = model.forward(ids: prime, sequenceLength: prime.count, batchSize: 1, training: false, using: &unused)
-    let v = model.configuration.vocabularySize
-    logits = Array(all.scalars[((prime.count - 1) * v)...])
-    state = s
+    var last = UnsafeBufferPointer<Float>(start: nil, count: 0)
+    for token in prime { last = stepper.step(token) }
+    logits = Array(last)
   }
 
   public mutating func next() -> Int? {
     guard remaining > 0 else { return nil }
     remaining -= 1
     let token = Self.sample(logits: logits, options: options, using: &rng)
-    var unused = SplitMix64(seed: 0)
-    let (l, s, _) = model.forward(ids: [token], sequenceLength: 1, batchSize: 1, state: state, training: false, using: &unused)
-    logits = l.scalars
-    state = s
+    let next = stepper.step(token)
+    logits.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: next.baseAddress!, count: next.count) }
     return token
   }
 

@@ -123,3 +123,25 @@ func layerOverOneStepEqualsItsCell(kind: CellKind) {
   }
   #expect(predicted == targets)
 }
+
+@Test(arguments: CellKind.allCases)
+func stepperMatchesTheLayerForward(kind: CellKind) {
+  var rng = SplitMix64(seed: 31)
+  for tied in [false, true] {
+    let model = LanguageModel(
+      LanguageModelConfiguration(
+        cell: kind, layers: 2, hiddenSize: 40, embeddingSize: tied ? 40 : 12, vocabularySize: 9, tied: tied),
+      using: &rng)
+    let ids = (0..<7).map { ($0 * 4 + 3) % 9 }
+    let (logits, state, _) = model.forward(ids: ids, sequenceLength: 7, batchSize: 1, training: false, using: &rng)
+    for threads in [1, 2] {
+      let stepper = LanguageModelStepper(model, compute: Compute(threads: threads))
+      var stepped: [Float] = []
+      for id in ids { stepped += stepper.step(id) }
+      expectClose(stepped, logits.scalars, rtol: 1e-5, atol: 1e-5, "\(kind) tied=\(tied) logits")
+      expectClose(stepper.state.hidden.scalars, state.hidden.scalars, rtol: 1e-5, atol: 1e-6, "\(kind) state")
+      stepper.reset()
+      expectClose(Array(stepper.step(ids[0])), Array(logits.scalars[0..<9]), rtol: 1e-5, atol: 1e-5, "\(kind) after reset")
+    }
+  }
+}

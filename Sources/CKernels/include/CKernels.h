@@ -52,6 +52,10 @@ void rc_gru_reset_before_gates(const float *gx, const float *gh, const float *h_
 void rc_gru_reset_before_output(const float *gx, const float *gh, const float *h_prev,
                                 float *h_next, float *saved, long B, long H);
 
+/// y[rows] += W[rows, cols]·x (W row-major with row stride ldw), split over up to `threads`.
+void rc_sgemv(int threads, long rows, long cols, const float *w, long ldw, const float *x,
+              float *y);
+
 /// Tells the C allocator to keep freed large blocks for reuse (training allocates the same
 /// activation buffers every window). Process-wide: called once by the command-line tool.
 void rc_keep_freed_memory(void);

@@ -1,0 +1,108 @@
+import CKernels
+import TensorCore
+
+/// Runs a language model one token at a time at batch 1, for generation: matrix-vector
+/// products over the weights in place, the same fused step kernels as training, and no
+/// allocation per token. Holds its own copy of the weights and the hidden state.
+public final class LanguageModelStepper: @unchecked Sendable {
+  public let configuration: LanguageModelConfiguration
+  struct Layer {
+    let inputSize: Int
+    let wih, whh, bih, bhh: FloatBuffer
+  }
+  let embedding: FloatBuffer  // [V, E]
+  let layers: [Layer]
+  let decoderWeight: FloatBuffer  // [V, H]
+  let decoderBias: FloatBuffer  // [V]
+  let hidden: [FloatBuffer]  // [H] per layer
+  let cell: [FloatBuffer]  // [H] per layer (LSTM)
+  let nextHidden, nextCell, gx, gh, saved: FloatBuffer
+  /// Logits `[V]` after the last `step`.
+  public let logits: FloatBuffer
+  let threads: Int32
+
+  public init(_ model: LanguageModel, compute: Compute = .singleThread) {
+    configuration = model.configuration
+    let c = configuration
+    let H = c.hiddenSize
+    let GH = c.cell.gateCount * H
+    embedding = FloatBuffer(model.encoder.weight)
+    layers = model.rnn.weights.enumerated().map { index, w in
+      Layer(
+        inputSize: index == 0 ? c.embeddingSize : H, wih: FloatBuffer(w.weightIH), whh: FloatBuffer(w.weightHH),
+        bih: FloatBuffer(w.biasIH), bhh: FloatBuffer(w.biasHH))
+    }
+    decoderWeight = FloatBuffer(c.tied ? model.encoder.weight : model.decoder.weight)
+    decoderBias = FloatBuffer(model.decoder.bias ?? Tensor(zeros: [c.vocabularySize]))
+    hidden = (0..<c.layers).map { _ in FloatBuffer(count: H) }
+    cell = (0..<c.layers).map { _ in FloatBuffer(count: c.cell.hasCellState ? H : 0) }
+    nextHidden = FloatBuffer(count: H)
+    nextCell = FloatBuffer(count: H)
+    gx = FloatBuffer(count: GH)
+    gh = FloatBuffer(count: GH)
+    saved = FloatBuffer(count: max(1, c.cell.savedSlots) * H)
+    logits = FloatBuffer(count: c.vocabularySize)
+    threads = Int32(compute.threads)
+  }
+
+  /// Back to the zero state.
+  public func reset() {
+    for b in hidden { b.zero() }
+    for b in cell { b.zero() }
+  }
+
+  /// The current state, `[L, 1, H]`, as `RecurrentLayer` returns it.
+  public var state: RecurrentState {
+    let H = configuration.hiddenSize
+    let L = configuration.layers
+    var h = [Float]()
+    var c = [Float]()
+    for l in 0..<L {
+      h += UnsafeBufferPointer(start: hidden[l].pointer, count: H)
+      if configuration.cell.hasCellState { c += UnsafeBufferPointer(start: cell[l].pointer, count: H) }
+    }
+    return RecurrentState(
+      hidden: Tensor(shape: [L, 1, H], scalars: h),
+      cell: configuration.cell.hasCellState ? Tensor(shape: [L, 1, H], scalars: c) : nil)
+  }
+
+  /// Feeds one token; returns the logits for the next one (valid until the next call).
+  @discardableResult
+  public func step(_ token: Int) -> UnsafeBufferPointer<Float> {
+    let c = configuration
+    precondition(token >= 0 && token < c.vocabularySize, "LanguageModelStepper: token \(token) outside 0..<\(c.vocabularySize)")
+    let H = c.hiddenSize
+    let GH = c.cell.gateCount * H
+    var x = UnsafePointer(embedding.pointer + token * c.embeddingSize)
+    for (l, layer) in layers.enumerated() {
+      let h = hidden[l].pointer
+      gx.pointer.update(from: layer.bih.pointer, count: GH)
+      rc_sgemv(threads, GH, layer.inputSize, layer.wih.pointer, layer.inputSize, x, gx.pointer)
+      switch c.cell {
+      case .gruResetBefore:
+        gh.pointer.update(from: layer.bhh.pointer, count: GH)
+        rc_sgemv(threads, 2 * H, H, layer.whh.pointer, H, h, gh.pointer)
+        rc_gru_reset_before_gates(gx.pointer, gh.pointer, h, saved.pointer, 1, H)
+        rc_sgemv(threads, H, H, layer.whh.pointer + 2 * H * H, H, saved.pointer + 3 * H, gh.pointer + 2 * H)
+        rc_gru_reset_before_output(gx.pointer, gh.pointer, h, nextHidden.pointer, saved.pointer, 1, H)
+      default:
+        gh.pointer.update(from: layer.bhh.pointer, count: GH)
+        rc_sgemv(threads, GH, H, layer.whh.pointer, H, h, gh.pointer)
+        switch c.cell {
+        case .rnnTanh, .rnnRelu:
+          rc_rnn_forward(c.cell == .rnnRelu ? 1 : 0, gx.pointer, gh.pointer, nextHidden.pointer, H)
+        case .lstm:
+          rc_lstm_forward(gx.pointer, gh.pointer, cell[l].pointer, nextHidden.pointer, nextCell.pointer, saved.pointer, 1, H)
+          cell[l].pointer.update(from: nextCell.pointer, count: H)
+        default:
+          rc_gru_forward(gx.pointer, gh.pointer, h, nextHidden.pointer, saved.pointer, 1, H)
+        }
+      }
+      h.update(from: nextHidden.pointer, count: H)
+      x = UnsafePointer(h)
+    }
+    logits.pointer.update(from: decoderBias.pointer, count: c.vocabularySize)
+    rc_sgemv(threads, c.vocabularySize, H, decoderWeight.pointer, H, x, logits.pointer)
+    return UnsafeBufferPointer(start: logits.pointer, count: c.vocabularySize)
+  }
+}

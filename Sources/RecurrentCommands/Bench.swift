@@ -1,0 +1,200 @@
+import ArgumentParser
+import Foundation
+import Recurrent
+import TextCorpus
+import Training
+
+/// A benchmark workload; Benchmarks/pytorch_reference.py defines the same ones by name.
+struct Workload {
+  enum Kind: String { case train, generate, score }
+  let name: String
+  let kind: Kind
+  let cell: CellKind
+  let layers, hidden, embedding, batch, sequenceLength: Int
+
+  static let vocabularySize = 65
+
+  static let all: [Workload] = {
+    let sizes: [(String, Int, Int, Int, Int, Int)] = [
+      ("S", 1, 128, 64, 32, 64), ("M", 2, 256, 128, 64, 64), ("L", 2, 512, 256, 64, 128),
+    ]
+    var list: [Workload] = []
+    for (size, layers, hidden, embedding, batch, seq) in sizes {
+      list.append(Workload(name: "train-\(size)", kind: .train, cell: .gru, layers: layers, hidden: hidden,
+        embedding: embedding, batch: batch, sequenceLength: seq))
+    }
+    list.append(Workload(name: "train-M-LSTM", kind: .train, cell: .lstm, layers: 2, hidden: 256, embedding: 128, batch: 64, sequenceLength: 64))
+    list.append(Workload(name: "train-M-RNN", kind: .train, cell: .rnnTanh, layers: 2, hidden: 256, embedding: 128, batch: 64, sequenceLength: 64))
+    for (size, layers, hidden, embedding, _, _) in sizes {
+      list.append(Workload(name: "generate-\(size)", kind: .generate, cell: .gru, layers: layers, hidden: hidden,
+        embedding: embedding, batch: 1, sequenceLength: 1))
+    }
+    for (size, layers, hidden, embedding, _, _) in sizes {
+      list.append(Workload(name: "score-\(size)", kind: .score, cell: .gru, layers: layers, hidden: hidden,
+        embedding: embedding, batch: 64, sequenceLength: 256))
+    }
+    return list
+  }()
+
+  /// Multiply-adds ×2 per token of a forward pass: input and recurrent products of every
+  /// layer and the decoder (pointwise work not counted). Training counts 3× (forward, and a
+  /// backward of twice the forward's products).
+  var forwardFLOPsPerToken: Double {
+    let gh = Double(cell.gateCount * hidden)
+    var total = 0.0
+    for l in 0..<layers { total += 2 * gh * Double((l == 0 ? embedding : hidden) + hidden) }
+    return total + 2 * Double(hidden * Self.vocabularySize)
+  }
+}
+
+/// `recurrent bench`: training throughput, generation latency and scoring throughput.
+struct Bench: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Measure training throughput, generation latency (batch 1) and scoring throughput.",
+    discussion: """
+      Workloads: \(Workload.all.map(\.name).joined(separator: ", ")). Training is forward + backward +
+      gradient clipping + Adam on a character model (vocabulary 65). Giving --cell, --layers, --hidden,
+      --embedding, --batch or --seq-len measures one custom training workload instead.
+      Benchmarks/compare_pytorch.py runs these and PyTorch's equivalents side by side.
+      """)
+
+  @Option(name: .customLong("workload"), help: "A workload to run (repeatable). [default: all]") var workloads: [String] = []
+  @Option(help: "Custom training workload: cell.") var cell: CellKind?
+  @Option(help: "Custom training workload: layers.") var layers: Int?
+  @Option(help: "Custom training workload: hidden size.") var hidden: Int?
+  @Option(help: "Custom training workload: embedding size.") var embedding: Int?
+  @Option(help: "Custom training workload: batch.") var batch: Int?
+  @Option(help: "Custom training workload: sequence length.") var seqLen: Int?
+  @Option(help: "Threads. [default: all cores]") var threads: Int?
+  @Option(help: "Minimum seconds measured per throughput workload.") var seconds: Double = 3
+  @Option(help: "Generation steps timed (the median is reported).") var generateSteps: Int = 500
+  @Flag(help: "One JSON object per workload.") var json = false
+
+  var isCustom: Bool { cell != nil || layers != nil || hidden != nil || embedding != nil || batch != nil || seqLen != nil }
+
+  func validate() throws {
+    for (v, name) in [(layers, "--layers"), (hidden, "--hidden"), (embedding, "--embedding"), (batch, "--batch"), (seqLen, "--seq-len"), (threads, "--threads")] {
+      if let v, v <= 0 { throw ValidationError("\(name) must be > 0, got \(v)") }
+    }
+    guard seconds > 0 && seconds.isFinite else { throw ValidationError("--seconds must be > 0") }
+    guard generateSteps >= 1 else { throw ValidationError("--generate-steps must be >= 1") }
+    for name in workloads where !Workload.all.contains(where: { $0.name == name }) {
+      throw ValidationError("--workload \(name) is unknown; known: \(Workload.all.map(\.name).joined(separator: ", "))")
+    }
+    if isCustom && !workloads.isEmpty { throw ValidationError("--workload and custom sizes (--cell, --hidden, ...) exclude each other") }
+  }
+
+  func run() throws {
+    let compute = Compute(threads: threads ?? max(1, System.coreCount))
+    let selected: [Workload]
+    if isCustom {
+      selected = [Workload(
+        name: "train-custom", kind: .train, cell: cell ?? .gru, layers: layers ?? 2, hidden: hidden ?? 256,
+        embedding: embedding ?? 128, batch: batch ?? 64, sequenceLength: seqLen ?? 64)]
+    } else {
+      selected = workloads.isEmpty ? Workload.all : Workload.all.filter { workloads.contains($0.name) }
+    }
+    for w in selected {
+      let result = try measure(w, compute: compute)
+      if json {
+        print(result.json)
+      } else {
+        print(result.text)
+      }
+    }
+  }
+
+  struct Result {
+    let workload: Workload
+    let threads: Int
+    var tokensPerSecond: Double? = nil
+    var msPerToken: Double? = nil
+    let maxRSSKilobytes: Int
+
+    var gflops: Double? {
+      tokensPerSecond.map { $0 * workload.forwardFLOPsPerToken * (workload.kind == .train ? 3 : 1) / 1e9 }
+    }
+    var json: String {
+      func n(_ x: Double?) -> String { x.map { String(format: "%.6g", $0) } ?? "null" }
+      return "{\"workload\":\"\(workload.name)\",\"implementation\":\"recurrent\",\"threads\":\(threads),"
+        + "\"tokens_per_second\":\(n(tokensPerSecond)),\"gflops\":\(n(gflops)),\"ms_per_token\":\(n(msPerToken)),"
+        + "\"max_rss_kb\":\(maxRSSKilobytes)}"
+    }
+    var text: String {
+      switch workload.kind {
+      case .generate:
+        return String(format: "%-14@ %8.4f ms/token (median)", workload.name, msPerToken ?? 0)
+      default:
+        return String(format: "%-14@ %10.0f tokens/s  %6.1f GFLOP/s", workload.name, tokensPerSecond ?? 0, gflops ?? 0)
+      }
+    }
+  }
+
+  func measure(_ w: Workload, compute: Compute) throws -> Result {
+    var rng = SplitMix64(seed: 1)
+    let configuration = LanguageModelConfiguration(
+      cell: w.cell, layers: w.layers, hiddenSize: w.hidden, embeddingSize: w.embedding,
+      vocabularySize: Workload.vocabularySize)
+    func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
+    switch w.kind {
+    case .train:
+      var options = TrainingOptions()
+      options.cell = w.cell
+      options.layers = w.layers
+      options.hiddenSize = w.hidden
+      options.embeddingSize = w.embedding
+      options.batchSize = w.batch
+      options.sequenceLength = w.sequenceLength
+      options.threads = compute.threads
+      let vocabulary = Vocabulary(kind: .char, tokens: (0..<Workload.vocabularySize).map { String(UnicodeScalar(UInt8(32 + $0))) })
+      let tokens = (0..<(w.batch * (w.sequenceLength * 64 + 1))).map { _ in Int(rng.next() % UInt64(Workload.vocabularySize)) }
+      var session = try TrainingSession(options: options, vocabulary: vocabulary, trainTokens: tokens, validTokens: [0, 1])
+      for _ in 0..<2 { session.trainStep() }
+      let start = now()
+      var steps = 0
+      while now() - start < seconds || steps < 3 {
+        session.trainStep()
+        steps += 1
+      }
+      let rate = Double(steps * w.batch * w.sequenceLength) / (now() - start)
+      return Result(workload: w, threads: compute.threads, tokensPerSecond: rate, maxRSSKilobytes: maxRSS())
+    case .generate:
+      let model = LanguageModel(configuration, using: &rng)
+      let stepper = LanguageModelStepper(model, compute: compute)
+      var token = 0
+      var times: [Double] = []
+      for i in 0..<(generateSteps + 20) {
+        let t0 = now()
+        let logits = stepper.step(token)
+        var best = 0
+        for j in 1..<logits.count where logits[j] > logits[best] { best = j }
+        token = best
+        if i >= 20 { times.append(now() - t0) }  // the first steps warm caches up
+      }
+      times.sort()
+      return Result(workload: w, threads: compute.threads, msPerToken: times[times.count / 2] * 1e3, maxRSSKilobytes: maxRSS())
+    case .score:
+      let model = LanguageModel(configuration, using: &rng)
+      let ids = (0..<(w.batch * w.sequenceLength)).map { _ in Int(rng.next() % UInt64(Workload.vocabularySize)) }
+      var unused = SplitMix64(seed: 0)
+      _ = model.forward(ids: ids, sequenceLength: w.sequenceLength, batchSize: w.batch, training: false, using: &unused, compute: compute)
+      let start = now()
+      var passes = 0
+      while now() - start < seconds || passes < 2 {
+        let (logits, _, _) = model.forward(
+          ids: ids, sequenceLength: w.sequenceLength, batchSize: w.batch, training: false, using: &unused, compute: compute)
+        _ = Loss.softmaxCrossEntropy(logits: logits, targets: ids)
+        passes += 1
+      }
+      let rate = Double(passes * w.batch * w.sequenceLength) / (now() - start)
+      return Result(workload: w, threads: compute.threads, tokensPerSecond: rate, maxRSSKilobytes: maxRSS())
+    }
+  }
+}
+
+/// Peak resident memory of this process, in kilobytes.
+func maxRSS() -> Int {
+  var usage = rusage()
+  getrusage(RUSAGE_SELF.rawValue, &usage)
+  return usage.ru_maxrss
+}
