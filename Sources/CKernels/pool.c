@@ -59,7 +59,7 @@ static void *worker_main(void *arg) {
 int rc_parallel_for(int parts, rc_part_fn fn, void *ctx) {
   if (parts <= 1) {
     if (parts == 1) fn(ctx, 0);
-    return 0;
+    return parts < 0 ? 0 : parts;
   }
   if (parts > MAX_WORKERS + 1) parts = MAX_WORKERS + 1;
   pthread_mutex_lock(&submit_lock);

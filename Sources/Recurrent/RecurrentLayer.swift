@@ -270,8 +270,7 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
         transposeA: false, transposeB: true, m: T * B, n: GH, k: width, a: x, lda: width,
         b: wih, ldb: width, beta: 1, c: gx, ldc: GH, compute: compute)
     }
-    let ghBuffer = FloatBuffer(count: B * GH)
-    let gh = ghBuffer.pointer
+    let ghBuffer = FloatBuffer(uninitializedCount: B * GH)  // h·W_hhᵀ + b_hh, rows split by thread
     // W_hhᵀ [H, G*H], made once per sweep: the per-step product then streams it row by row
     // instead of re-packing a transposed matrix at every step.
     let whhT = FloatBuffer(count: H * GH)
@@ -281,46 +280,59 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
       }
     }
     let wt = UnsafePointer(whhT.pointer)
+    // The recurrence of each batch row is independent: each thread runs the whole time loop
+    // on its own block of rows, so the loop needs no synchronisation per step.
+    let parts = Self.rowParts(batch: B, compute: compute)
     w.biasHH.withPointer { bhh in
-      for step in 0..<T {
-        let t = reverse ? T - 1 - step : step
-        let hPrev = s.hs.pointer + step * B * H
-        let hNext = hPrev + B * H
-        let gxt = gx + t * B * GH
-        let saved = s.saved.pointer + step * B * S
-        if kind == .gruResetBefore {
-          broadcastRows(bhh, rows: B, columns: 2 * H, into: gh, ld: GH)
-          gemm(
-            transposeA: false, transposeB: false, m: B, n: 2 * H, k: H, a: hPrev, lda: H,
-            b: wt, ldb: GH, beta: 1, c: gh, ldc: GH, compute: compute)
-          rc_gru_reset_before_gates(gxt, gh, hPrev, saved, B, H)
-          broadcastRows(bhh + 2 * H, rows: B, columns: H, into: gh + 2 * H, ld: GH)
-          gemm(
-            transposeA: false, transposeB: false, m: B, n: H, k: H, a: saved + 3 * H, lda: S,
-            b: wt + 2 * H, ldb: GH, beta: 1, c: gh + 2 * H, ldc: GH, compute: compute)
-          rc_gru_reset_before_output(gxt, gh, hPrev, hNext, saved, B, H)
-        } else {
-          broadcastRows(bhh, rows: B, columns: GH, into: gh, ld: GH)
-          gemm(
-            transposeA: false, transposeB: false, m: B, n: GH, k: H, a: hPrev, lda: H,
-            b: wt, ldb: GH, beta: 1, c: gh, ldc: GH, compute: compute)
-          switch kind {
-          case .rnnTanh, .rnnRelu:
-            rc_rnn_forward(kind == .rnnRelu ? 1 : 0, gxt, gh, hNext, B * H)
-          case .lstm:
-            let cPrev = s.cs!.pointer + step * B * H
-            rc_lstm_forward(gxt, gh, cPrev, hNext, cPrev + B * H, saved, B, H)
-          case .gru:
-            rc_gru_forward(gxt, gh, hPrev, hNext, saved, B, H)
-          case .gruResetBefore:
-            break
+      parallelFor(parts: parts) { part in
+        let b0 = B * part / parts
+        let rows = B * (part + 1) / parts - b0
+        let gh = ghBuffer.pointer + b0 * GH
+        for step in 0..<T {
+          let t = reverse ? T - 1 - step : step
+          let hPrev = s.hs.pointer + step * B * H + b0 * H
+          let hNext = hPrev + B * H
+          let gxt = gx + (t * B + b0) * GH
+          let saved = s.saved.pointer + (step * B + b0) * S
+          if kind == .gruResetBefore {
+            broadcastRows(bhh, rows: rows, columns: 2 * H, into: gh, ld: GH)
+            gemm(
+              transposeA: false, transposeB: false, m: rows, n: 2 * H, k: H, a: hPrev, lda: H,
+              b: wt, ldb: GH, beta: 1, c: gh, ldc: GH)
+            rc_gru_reset_before_gates(gxt, gh, hPrev, saved, rows, H)
+            broadcastRows(bhh + 2 * H, rows: rows, columns: H, into: gh + 2 * H, ld: GH)
+            gemm(
+              transposeA: false, transposeB: false, m: rows, n: H, k: H, a: saved + 3 * H, lda: S,
+              b: wt + 2 * H, ldb: GH, beta: 1, c: gh + 2 * H, ldc: GH)
+            rc_gru_reset_before_output(gxt, gh, hPrev, hNext, saved, rows, H)
+          } else {
+            broadcastRows(bhh, rows: rows, columns: GH, into: gh, ld: GH)
+            gemm(
+              transposeA: false, transposeB: false, m: rows, n: GH, k: H, a: hPrev, lda: H,
+              b: wt, ldb: GH, beta: 1, c: gh, ldc: GH)
+            switch kind {
+            case .rnnTanh, .rnnRelu:
+              rc_rnn_forward(kind == .rnnRelu ? 1 : 0, gxt, gh, hNext, rows * H)
+            case .lstm:
+              let cPrev = s.cs!.pointer + step * B * H + b0 * H
+              rc_lstm_forward(gxt, gh, cPrev, hNext, cPrev + B * H, saved, rows, H)
+            case .gru:
+              rc_gru_forward(gxt, gh, hPrev, hNext, saved, rows, H)
+            case .gruResetBefore:
+              break
+            }
           }
-        }
-        for b in 0..<B {
-          (out + (t * B + b) * stride + column).update(from: hNext + b * H, count: H)
+          for b in 0..<rows {
+            (out + (t * B + b0 + b) * stride + column).update(from: hNext + b * H, count: H)
+          }
         }
       }
     }
+  }
+
+  /// Blocks of batch rows for the time loop: one per thread, at least 8 rows each.
+  static func rowParts(batch: Int, compute: Compute) -> Int {
+    max(1, min(compute.threads, batch / 8))
   }
 
   private func sweepBackward(
@@ -337,55 +349,60 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
     let directRows = kind == .gruResetBefore ? 2 * H : GH
     let dgx = FloatBuffer(uninitializedCount: T * B * GH)  // by time, like gx; fully written
     let dgh = FloatBuffer(uninitializedCount: T * B * GH)  // by processing step, like hs
-    var dh = FloatBuffer(count: B * H)
-    var dhPrev = FloatBuffer(count: B * H)
+    let dhA = FloatBuffer(count: B * H)
+    let dhB = FloatBuffer(count: B * H)
     let dc = FloatBuffer(count: B * H)
     let dRH = FloatBuffer(count: kind == .gruResetBefore ? B * H : 0)
-    if let dhT { dh.pointer.update(from: dhT, count: B * H) }
+    if let dhT { dhA.pointer.update(from: dhT, count: B * H) }
     if let dcT { dc.pointer.update(from: dcT, count: B * H) }
+    let parts = Self.rowParts(batch: B, compute: compute)
     w.weightHH.withPointer { whh in
-      for step in (0..<T).reversed() {
-        let t = reverse ? T - 1 - step : step
-        let d = dh.pointer
-        for b in 0..<B {
-          let row = dOut + (t * B + b) * stride + column
-          for j in 0..<H { d[b * H + j] += row[j] }
-        }
-        let hPrev = s.hs.pointer + step * B * H
-        let saved = s.saved.pointer + step * B * S
-        let dgxt = dgx.pointer + t * B * GH
-        let dghs = dgh.pointer + step * B * GH
-        switch kind {
-        case .rnnTanh, .rnnRelu:
-          rnnBackward(
-            relu: kind == .rnnRelu, hNext: hPrev + B * H, dh: d, dgx: dgxt, dgh: dghs,
-            dhPrev: dhPrev.pointer, B: B, H: H)
-        case .lstm:
-          lstmBackward(
-            saved: saved, cPrev: s.cs!.pointer + step * B * H, dh: d, dc: dc.pointer, dgx: dgxt,
-            dgh: dghs, dhPrev: dhPrev.pointer, B: B, H: H)
-        case .gru:
-          gruBackward(
-            saved: saved, hPrev: hPrev, dh: d, dgx: dgxt, dgh: dghs, dhPrev: dhPrev.pointer, B: B, H: H)
-        case .gruResetBefore:
-          gruResetBeforeBackwardOutput(
-            saved: saved, hPrev: hPrev, dh: d, dgx: dgxt, dgh: dghs, dhPrev: dhPrev.pointer, B: B, H: H)
-          // d(r⊙h) = dgh_n · W_hn
+      parallelFor(parts: parts) { part in
+        let b0 = B * part / parts
+        let rows = B * (part + 1) / parts - b0
+        var d = dhA.pointer + b0 * H  // ∂/∂h of this step's output
+        var dPrev = dhB.pointer + b0 * H  // becomes ∂/∂h of the step before
+        let dcRows = dc.pointer + b0 * H
+        let dRHRows = dRH.pointer + b0 * H
+        for step in (0..<T).reversed() {
+          let t = reverse ? T - 1 - step : step
+          for b in 0..<rows {
+            let row = dOut + (t * B + b0 + b) * stride + column
+            for j in 0..<H { d[b * H + j] += row[j] }
+          }
+          let hPrev = s.hs.pointer + step * B * H + b0 * H
+          let saved = s.saved.pointer + (step * B + b0) * S
+          let dgxt = dgx.pointer + (t * B + b0) * GH
+          let dghs = dgh.pointer + (step * B + b0) * GH
+          switch kind {
+          case .rnnTanh, .rnnRelu:
+            rnnBackward(
+              relu: kind == .rnnRelu, hNext: hPrev + B * H, dh: d, dgx: dgxt, dgh: dghs, dhPrev: dPrev, B: rows, H: H)
+          case .lstm:
+            lstmBackward(
+              saved: saved, cPrev: s.cs!.pointer + step * B * H + b0 * H, dh: d, dc: dcRows, dgx: dgxt,
+              dgh: dghs, dhPrev: dPrev, B: rows, H: H)
+          case .gru:
+            gruBackward(saved: saved, hPrev: hPrev, dh: d, dgx: dgxt, dgh: dghs, dhPrev: dPrev, B: rows, H: H)
+          case .gruResetBefore:
+            gruResetBeforeBackwardOutput(
+              saved: saved, hPrev: hPrev, dh: d, dgx: dgxt, dgh: dghs, dhPrev: dPrev, B: rows, H: H)
+            // d(r⊙h) = dgh_n · W_hn
+            gemm(
+              transposeA: false, transposeB: false, m: rows, n: H, k: H, a: dghs + 2 * H, lda: GH,
+              b: whh + 2 * H * H, ldb: H, beta: 0, c: dRHRows, ldc: H)
+            gruResetBeforeBackwardGates(
+              saved: saved, hPrev: hPrev, dRH: dRHRows, dgx: dgxt, dgh: dghs, dhPrev: dPrev, B: rows, H: H)
+          }
           gemm(
-            transposeA: false, transposeB: false, m: B, n: H, k: H, a: dghs + 2 * H, lda: GH,
-            b: whh + 2 * H * H, ldb: H, beta: 0, c: dRH.pointer, ldc: H, compute: compute)
-          gruResetBeforeBackwardGates(
-            saved: saved, hPrev: hPrev, dRH: dRH.pointer, dgx: dgxt, dgh: dghs,
-            dhPrev: dhPrev.pointer, B: B, H: H)
+            transposeA: false, transposeB: false, m: rows, n: H, k: directRows, a: dghs, lda: GH,
+            b: whh, ldb: H, beta: 1, c: dPrev, ldc: H)
+          swap(&d, &dPrev)
         }
-        gemm(
-          transposeA: false, transposeB: false, m: B, n: H, k: directRows, a: dghs, lda: GH,
-          b: whh, ldb: H, beta: 1, c: dhPrev.pointer, ldc: H, compute: compute)
-        swap(&dh, &dhPrev)
+        (dh0 + b0 * H).update(from: d, count: rows * H)
+        if let dc0 { (dc0 + b0 * H).update(from: dcRows, count: rows * H) }
       }
     }
-    dh0.update(from: dh.pointer, count: B * H)
-    if let dc0 { dc0.update(from: dc.pointer, count: B * H) }
     // Weight gradients as three large products over all steps.
     g.weightIH.withMutablePointer { gw in
       gemm(

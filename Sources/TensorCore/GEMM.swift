@@ -124,3 +124,29 @@ extension Tensor {
     return result
   }
 }
+
+/// The closure of one `parallelFor`, handed to the C pool through an opaque pointer.
+private final class PartJob: @unchecked Sendable {
+  let body: (Int) -> Void
+  init(_ body: @escaping (Int) -> Void) { self.body = body }
+}
+
+/// Runs `body(0..<parts)` on the kernels' thread pool, part 0 on the calling thread, and
+/// returns when all are done. Part i always runs on the same pool thread. Work inside a part
+/// must not itself use more than one thread (pass `.singleThread` to `gemm`).
+public func parallelFor(parts: Int, _ body: (Int) -> Void) {
+  guard parts > 1 else {
+    if parts == 1 { body(0) }
+    return
+  }
+  withoutActuallyEscaping(body) { escaping in
+    let job = Unmanaged.passRetained(PartJob(escaping))
+    let done = Int(
+      rc_parallel_for(
+        Int32(parts),
+        { context, part in Unmanaged<PartJob>.fromOpaque(context!).takeUnretainedValue().body(Int(part)) },
+        job.toOpaque()))
+    job.release()
+    for part in done..<parts { body(part) }  // threads that could not be started
+  }
+}
