@@ -258,3 +258,50 @@ void rc_sgemm(int trans_a, int trans_b, long m, long n, long k, float alpha, con
     }
   }
 }
+
+// --- Pre-packed B: a matrix used as B by many products (an RNN's recurrent weights, once per
+// time step) is packed once. Layout: for each depth block pc of KC, for each NR-column panel,
+// kc x NR floats; the block for pc starts at pc * npad (npad = n rounded up to NR).
+
+long rc_packed_b_count(long k, long n) { return ((n + NR - 1) / NR * NR) * (k > 0 ? k : 1); }
+
+void rc_pack_b(int trans_b, long k, long n, const float *b, long ldb, float *packed) {
+  long npad = (n + NR - 1) / NR * NR;
+  for (long pc = 0; pc < k; pc += KC) {
+    long kc = k - pc < KC ? k - pc : KC;
+    pack_b(trans_b, b, ldb, pc, 0, kc, n, packed + pc * npad);
+  }
+}
+
+void rc_sgemm_prepacked(long m, long n, long k, const float *a, long lda, const float *packed,
+                        float beta, float *c, long ldc, rc_kernel kernel) {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0) {
+    rc_sgemm(0, 0, m, n, 0, 1.0f, a, lda, packed, n, beta, c, ldc, kernel);
+    return;
+  }
+  kernel_fn fn = kernel_generic;
+#if RC_X86
+  if (kernel == RC_KERNEL_AVX2 || (kernel == RC_KERNEL_AUTO && rc_cpu_has_avx2_fma())) fn = kernel_avx2;
+#endif
+  if (ensure_buffers(NR) == NULL || packed_a == NULL) abort();
+  float *abuf = packed_a;
+  long npad = (n + NR - 1) / NR * NR;
+  for (long pc = 0; pc < k; pc += KC) {
+    long kc = k - pc < KC ? k - pc : KC;
+    float block_beta = pc == 0 ? beta : 1.0f;
+    const float *bblock = packed + pc * npad;
+    for (long ic = 0; ic < m; ic += MC) {
+      long mc = m - ic < MC ? m - ic : MC;
+      pack_a(0, a, lda, ic, pc, mc, kc, abuf);
+      for (long jr = 0; jr < n; jr += NR) {
+        long cols = n - jr < NR ? n - jr : NR;
+        for (long ir = 0; ir < mc; ir += MR) {
+          long rows = mc - ir < MR ? mc - ir : MR;
+          fn(kc, abuf + ir * kc, bblock + jr * kc, NR, c + (ic + ir) * ldc + jr, ldc, rows, cols, 1.0f,
+             block_beta);
+        }
+      }
+    }
+  }
+}

@@ -271,15 +271,14 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
         b: wih, ldb: width, beta: 1, c: gx, ldc: GH, compute: compute)
     }
     let ghBuffer = FloatBuffer(uninitializedCount: B * GH)  // h·W_hhᵀ + b_hh, rows split by thread
-    // W_hhᵀ [H, G*H], made once per sweep: the per-step product then streams it row by row
-    // instead of re-packing a transposed matrix at every step.
-    let whhT = FloatBuffer(count: H * GH)
-    w.weightHH.withPointer { whh in
-      for g in 0..<GH {
-        for i in 0..<H { whhT.pointer[i * GH + g] = whh[g * H + i] }
-      }
+    // W_hhᵀ packed once per sweep: every step's product then streams contiguous panels.
+    // Reset-before GRU multiplies r⊙h by the n block separately, so it packs two pieces.
+    let (packedMain, packedN) = w.weightHH.withPointer { whh in
+      kind == .gruResetBefore
+        ? (PackedMatrix(whh, ldb: H, k: H, n: 2 * H, transposed: true),
+          PackedMatrix(whh + 2 * H * H, ldb: H, k: H, n: H, transposed: true))
+        : (PackedMatrix(whh, ldb: H, k: H, n: GH, transposed: true), nil)
     }
-    let wt = UnsafePointer(whhT.pointer)
     // The recurrence of each batch row is independent: each thread runs the whole time loop
     // on its own block of rows, so the loop needs no synchronisation per step.
     let parts = Self.rowParts(batch: B, compute: compute)
@@ -296,20 +295,14 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
           let saved = s.saved.pointer + (step * B + b0) * S
           if kind == .gruResetBefore {
             broadcastRows(bhh, rows: rows, columns: 2 * H, into: gh, ld: GH)
-            gemm(
-              transposeA: false, transposeB: false, m: rows, n: 2 * H, k: H, a: hPrev, lda: H,
-              b: wt, ldb: GH, beta: 1, c: gh, ldc: GH)
+            packedMain.multiply(hPrev, lda: H, m: rows, beta: 1, into: gh, ldc: GH)
             rc_gru_reset_before_gates(gxt, gh, hPrev, saved, rows, H)
             broadcastRows(bhh + 2 * H, rows: rows, columns: H, into: gh + 2 * H, ld: GH)
-            gemm(
-              transposeA: false, transposeB: false, m: rows, n: H, k: H, a: saved + 3 * H, lda: S,
-              b: wt + 2 * H, ldb: GH, beta: 1, c: gh + 2 * H, ldc: GH)
+            packedN!.multiply(saved + 3 * H, lda: S, m: rows, beta: 1, into: gh + 2 * H, ldc: GH)
             rc_gru_reset_before_output(gxt, gh, hPrev, hNext, saved, rows, H)
           } else {
             broadcastRows(bhh, rows: rows, columns: GH, into: gh, ld: GH)
-            gemm(
-              transposeA: false, transposeB: false, m: rows, n: GH, k: H, a: hPrev, lda: H,
-              b: wt, ldb: GH, beta: 1, c: gh, ldc: GH)
+            packedMain.multiply(hPrev, lda: H, m: rows, beta: 1, into: gh, ldc: GH)
             switch kind {
             case .rnnTanh, .rnnRelu:
               rc_rnn_forward(kind == .rnnRelu ? 1 : 0, gxt, gh, hNext, rows * H)
@@ -356,7 +349,12 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
     if let dhT { dhA.pointer.update(from: dhT, count: B * H) }
     if let dcT { dc.pointer.update(from: dcT, count: B * H) }
     let parts = Self.rowParts(batch: B, compute: compute)
-    w.weightHH.withPointer { whh in
+    // W_hh packed once as the right operand of the per-step products.
+    let (packedDirect, packedN) = w.weightHH.withPointer { whh in
+      (PackedMatrix(whh, ldb: H, k: directRows, n: H, transposed: false),
+        kind == .gruResetBefore ? PackedMatrix(whh + 2 * H * H, ldb: H, k: H, n: H, transposed: false) : nil)
+    }
+    do {
       parallelFor(parts: parts) { part in
         let b0 = B * part / parts
         let rows = B * (part + 1) / parts - b0
@@ -388,15 +386,11 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
             gruResetBeforeBackwardOutput(
               saved: saved, hPrev: hPrev, dh: d, dgx: dgxt, dgh: dghs, dhPrev: dPrev, B: rows, H: H)
             // d(r⊙h) = dgh_n · W_hn
-            gemm(
-              transposeA: false, transposeB: false, m: rows, n: H, k: H, a: dghs + 2 * H, lda: GH,
-              b: whh + 2 * H * H, ldb: H, beta: 0, c: dRHRows, ldc: H)
+            packedN!.multiply(dghs + 2 * H, lda: GH, m: rows, beta: 0, into: dRHRows, ldc: H)
             gruResetBeforeBackwardGates(
               saved: saved, hPrev: hPrev, dRH: dRHRows, dgx: dgxt, dgh: dghs, dhPrev: dPrev, B: rows, H: H)
           }
-          gemm(
-            transposeA: false, transposeB: false, m: rows, n: H, k: directRows, a: dghs, lda: GH,
-            b: whh, ldb: H, beta: 1, c: dPrev, ldc: H)
+          packedDirect.multiply(dghs, lda: GH, m: rows, beta: 1, into: dPrev, ldc: H)
           swap(&d, &dPrev)
         }
         (dh0 + b0 * H).update(from: d, count: rows * H)

@@ -150,3 +150,28 @@ public func parallelFor(parts: Int, _ body: (Int) -> Void) {
     for part in done..<parts { body(part) }  // threads that could not be started
   }
 }
+
+/// A matrix packed once for use as the right operand `B` [k, n] of many products (an RNN's
+/// recurrent weights at every time step): the products then stream contiguous panels.
+public final class PackedMatrix: @unchecked Sendable {
+  public let k: Int
+  public let n: Int
+  let buffer: FloatBuffer
+
+  /// Packs `op(B)`: `B` [k, n] with row stride `ldb`, or, if `transposed`, `Bᵀ` where `B` is [n, k].
+  public init(_ b: UnsafePointer<Float>, ldb: Int, k: Int, n: Int, transposed: Bool) {
+    self.k = k
+    self.n = n
+    buffer = FloatBuffer(uninitializedCount: rc_packed_b_count(k, n))
+    rc_pack_b(transposed ? 1 : 0, k, n, b, ldb, buffer.pointer)
+  }
+
+  /// `C[m, n] = A[m, k] · B + beta · C` on the calling thread.
+  public func multiply(
+    _ a: UnsafePointer<Float>, lda: Int, m: Int, beta: Float, into c: UnsafeMutablePointer<Float>, ldc: Int,
+    kernel: GEMMKernel = .automatic
+  ) {
+    precondition(lda >= k && ldc >= n, "PackedMatrix.multiply: lda \(lda) or ldc \(ldc) too small")
+    rc_sgemm_prepacked(m, n, k, a, lda, buffer.pointer, beta, c, ldc, kernel.c)
+  }
+}

@@ -131,3 +131,30 @@ func gemmMatchesNaiveTwinOnOddShapes(size: Int) {
   let v = normals.map { ($0 - m) * ($0 - m) }.reduce(0, +) / 10000
   #expect(abs(m) < 0.05 && abs(v - 1) < 0.05)
 }
+
+@Test(arguments: [1, 7, 33, 65, 257, 300])
+func packedMatrixProductMatchesNaiveTwin(size: Int) {
+  var rng = SplitMix64(seed: UInt64(size))
+  for transposed in [false, true] {
+    for kernel in kernels {
+      let (m, k, n) = (size, size + 3, 2 * size + 1)
+      let a = Tensor(uniform: [m, k], low: -1, high: 1, using: &rng)
+      let b = Tensor(uniform: transposed ? [n, k] : [k, n], low: -1, high: 1, using: &rng)
+      let c0 = Tensor(uniform: [m, n], low: -1, high: 1, using: &rng)
+      let packed = b.withPointer { PackedMatrix($0, ldb: transposed ? k : n, k: k, n: n, transposed: transposed) }
+      var fast = c0
+      var slow = c0
+      a.withPointer { ap in
+        fast.withMutablePointer { packed.multiply(ap, lda: k, m: m, beta: 0.5, into: $0, ldc: n, kernel: kernel) }
+        b.withPointer { bp in
+          slow.withMutablePointer {
+            gemmReference(
+              transposeA: false, transposeB: transposed, m: m, n: n, k: k, a: ap, lda: k, b: bp,
+              ldb: transposed ? k : n, beta: 0.5, c: $0, ldc: n)
+          }
+        }
+      }
+      #expect(fast.maxAbsoluteDifference(slow) < 1e-5 * Float(k).squareRoot(), "size \(size) transposed \(transposed)")
+    }
+  }
+}

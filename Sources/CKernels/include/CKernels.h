@@ -32,6 +32,14 @@ void rc_sgemm_threaded(int threads, int trans_a, int trans_b, long m, long n, lo
                        float alpha, const float *a, long lda, const float *b, long ldb,
                        float beta, float *c, long ldc, rc_kernel kernel);
 
+/// Floats needed to hold op(B) [k, n] packed for rc_sgemm_prepacked.
+long rc_packed_b_count(long k, long n);
+/// Packs op(B) [k, n] (B^T if trans_b, B stored [n, k]) once, for many products.
+void rc_pack_b(int trans_b, long k, long n, const float *b, long ldb, float *packed);
+/// C[m,n] = A[m,k]·B + beta·C on one thread, with B packed by rc_pack_b.
+void rc_sgemm_prepacked(long m, long n, long k, const float *a, long lda, const float *packed,
+                        float beta, float *c, long ldc, rc_kernel kernel);
+
 /// A job part: `part` in 0..<parts.
 typedef void (*rc_part_fn)(void *ctx, int part);
 
