@@ -8,8 +8,7 @@ public final class FloatBuffer: @unchecked Sendable {
   public init(count: Int) {
     precondition(count >= 0, "FloatBuffer: negative count \(count)")
     self.count = count
-    // At least one element so `pointer` is always valid, even for empty shapes.
-    pointer = .allocate(capacity: max(count, 1))
+    pointer = Self.allocate(count)
     pointer.initialize(repeating: 0, count: max(count, 1))
   }
 
@@ -25,7 +24,14 @@ public final class FloatBuffer: @unchecked Sendable {
   public init(uninitializedCount count: Int) {
     precondition(count >= 0, "FloatBuffer: negative count \(count)")
     self.count = count
-    pointer = .allocate(capacity: max(count, 1))
+    pointer = Self.allocate(count)
+  }
+
+  /// Cache-line aligned, so packed panels and vector loads never straddle lines; at least one
+  /// element so `pointer` is valid even for empty shapes.
+  private static func allocate(_ count: Int) -> UnsafeMutablePointer<Float> {
+    UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
+      .bindMemory(to: Float.self, capacity: max(count, 1))
   }
 
   deinit { pointer.deallocate() }
