@@ -33,7 +33,7 @@ let package = Package(
     .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
     .testTarget(
       name: "RecurrentTests",
-      dependencies: ["Recurrent", "TextCorpus", "Training", "RecurrentCommands"],
+      dependencies: ["Recurrent", "TextCorpus", "Training", "RecurrentCommands", "CKernels"],
       resources: [.copy("Fixtures")]),
   ],
   swiftLanguageModes: [.v6]

@@ -40,3 +40,15 @@ void rc_gru_reset_before_output(const float *gx, const float *gh, const float *h
                                 float *h_next, float *saved, long B, long H) {
   DISPATCH(rc_gru_reset_before_output, gx, gh, h_prev, h_next, saved, B, H);
 }
+void rc_rnn_backward(int relu, const float *h_next, const float *dh, float *dgx, float *dgh,
+                     float *dh_prev, long n) {
+  DISPATCH(rc_rnn_backward, relu, h_next, dh, dgx, dgh, dh_prev, n);
+}
+void rc_lstm_backward(const float *saved, const float *c_prev, const float *dh, float *dc,
+                      float *dgx, float *dgh, float *dh_prev, long B, long H) {
+  DISPATCH(rc_lstm_backward, saved, c_prev, dh, dc, dgx, dgh, dh_prev, B, H);
+}
+void rc_gru_backward(const float *saved, const float *h_prev, const float *dh, float *dgx,
+                     float *dgh, float *dh_prev, long B, long H) {
+  DISPATCH(rc_gru_backward, saved, h_prev, dh, dgx, dgh, dh_prev, B, H);
+}

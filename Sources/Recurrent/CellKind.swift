@@ -26,7 +26,7 @@ public enum CellKind: String, Codable, CaseIterable, Sendable {
   public var hasCellState: Bool { self == .lstm }
 
   /// H-wide slots per step the forward saves for the backward.
-  var savedSlots: Int {
+  package var savedSlots: Int {
     switch self {
     case .rnnTanh, .rnnRelu: 0
     case .lstm: 5  // i, f, g, o, tanh(c')

@@ -8,8 +8,9 @@ import TensorCore
 // dgx, dgh: [B, G*H] gradients of the pre-activations on the input and hidden side; they
 // differ only where the hidden product is gated (GRU's n block).
 // Backward kernels write dgx/dgh/dhPrev; the caller adds dgh·W_hh into dhPrev afterwards.
-// The forward kernels here use the C library's expf/tanhf: they are the naive twins of the
-// vectorised kernels in Sources/CKernels/pointwise_impl.inc, which the layers call.
+// These use the C library's expf/tanhf: they are the naive twins of the vectorised kernels in
+// Sources/CKernels/pointwise_impl.inc, which the layers call (the reset-before GRU backward
+// halves are used directly).
 
 package typealias P = UnsafeMutablePointer<Float>
 package typealias CP = UnsafePointer<Float>
@@ -25,7 +26,7 @@ package func rnnForward(relu useRelu: Bool, gx: CP, gh: CP, hNext: P, B: Int, H:
 }
 
 /// dpre = dh · act'(h'); dgx = dgh = dpre; no direct path to h.
-func rnnBackward(relu useRelu: Bool, hNext: CP, dh: CP, dgx: P, dgh: P, dhPrev: P, B: Int, H: Int) {
+package func rnnBackward(relu useRelu: Bool, hNext: CP, dh: CP, dgx: P, dgh: P, dhPrev: P, B: Int, H: Int) {
   for i in 0..<(B * H) {
     let h = hNext[i]
     let d = useRelu ? (h > 0 ? dh[i] : 0) : dh[i] * (1 - h * h)
@@ -62,7 +63,7 @@ package func lstmForward(gx: CP, gh: CP, cPrev: CP, hNext: P, cNext: P, saved: P
 }
 
 /// LSTM backward. `dc` holds ∂/∂c' on entry and ∂/∂c on exit (in place).
-func lstmBackward(
+package func lstmBackward(
   saved: CP, cPrev: CP, dh: CP, dc: P, dgx: P, dgh: P, dhPrev: P, B: Int, H: Int
 ) {
   let G = 4 * H
@@ -121,7 +122,7 @@ package func gruForward(gx: CP, gh: CP, hPrev: CP, hNext: P, saved: P, B: Int, H
   }
 }
 
-func gruBackward(saved: CP, hPrev: CP, dh: CP, dgx: P, dgh: P, dhPrev: P, B: Int, H: Int) {
+package func gruBackward(saved: CP, hPrev: CP, dh: CP, dgx: P, dgh: P, dhPrev: P, B: Int, H: Int) {
   let G = 3 * H
   let S = 4 * H
   for b in 0..<B {

@@ -374,14 +374,11 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
           let dghs = dgh.pointer + (step * B + b0) * GH
           switch kind {
           case .rnnTanh, .rnnRelu:
-            rnnBackward(
-              relu: kind == .rnnRelu, hNext: hPrev + B * H, dh: d, dgx: dgxt, dgh: dghs, dhPrev: dPrev, B: rows, H: H)
+            rc_rnn_backward(kind == .rnnRelu ? 1 : 0, hPrev + B * H, d, dgxt, dghs, dPrev, rows * H)
           case .lstm:
-            lstmBackward(
-              saved: saved, cPrev: s.cs!.pointer + step * B * H + b0 * H, dh: d, dc: dcRows, dgx: dgxt,
-              dgh: dghs, dhPrev: dPrev, B: rows, H: H)
+            rc_lstm_backward(saved, s.cs!.pointer + step * B * H + b0 * H, d, dcRows, dgxt, dghs, dPrev, rows, H)
           case .gru:
-            gruBackward(saved: saved, hPrev: hPrev, dh: d, dgx: dgxt, dgh: dghs, dhPrev: dPrev, B: rows, H: H)
+            rc_gru_backward(saved, hPrev, d, dgxt, dghs, dPrev, rows, H)
           case .gruResetBefore:
             gruResetBeforeBackwardOutput(
               saved: saved, hPrev: hPrev, dh: d, dgx: dgxt, dgh: dghs, dhPrev: dPrev, B: rows, H: H)

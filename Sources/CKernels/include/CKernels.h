@@ -32,6 +32,14 @@ void rc_sgemm_threaded(int threads, int trans_a, int trans_b, long m, long n, lo
                        float alpha, const float *a, long lda, const float *b, long ldb,
                        float beta, float *c, long ldc, rc_kernel kernel);
 
+// Pointwise backward step kernels (vectorised twins of the Swift ones).
+void rc_rnn_backward(int relu, const float *h_next, const float *dh, float *dgx, float *dgh,
+                     float *dh_prev, long n);
+void rc_lstm_backward(const float *saved, const float *c_prev, const float *dh, float *dc,
+                      float *dgx, float *dgh, float *dh_prev, long B, long H);
+void rc_gru_backward(const float *saved, const float *h_prev, const float *dh, float *dgx,
+                     float *dgh, float *dh_prev, long B, long H);
+
 /// Floats needed to hold op(B) [k, n] packed for rc_sgemm_prepacked.
 long rc_packed_b_count(long k, long n);
 /// Packs op(B) [k, n] (B^T if trans_b, B stored [n, k]) once, for many products.

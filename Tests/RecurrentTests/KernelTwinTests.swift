@@ -1,0 +1,81 @@
+import CKernels
+import Testing
+
+import Recurrent
+import TensorCore
+
+/// Pre-activations spread over a normal range plus extremes, where sigmoid and tanh saturate
+/// and a naive exp would overflow.
+private func inputs(_ count: Int, seed: UInt64) -> [Float] {
+  var rng = SplitMix64(seed: seed)
+  var values = Tensor(normal: [count], standardDeviation: 3, using: &rng).scalars
+  let extremes: [Float] = [0, -0, 1e-8, -1e-8, 0.6, -0.65, 9.5, -9.5, 30, -30, 88, -88, 100, -100, 1e30, -1e30]
+  for (i, e) in extremes.enumerated() where i < count { values[i] = e }
+  return values
+}
+
+private func expectTwins(_ fast: [Float], _ naive: [Float], _ label: String, normwise: Bool = false) {
+  let finite = !fast.contains { !$0.isFinite }
+  #expect(finite, "\(label): non-finite values")
+  // Backward products like (1 - n²) lose relative accuracy where a gate saturates (FMA or not
+  // changes the last bits), so those are compared against the largest value of the vector.
+  let scale = normwise ? (naive.map(abs).max() ?? 0) : 0
+  expectClose(fast, naive, rtol: 1e-5, atol: max(2e-7, 1e-5 * scale), label)
+}
+
+@Test(arguments: CellKind.allCases)
+func vectorisedStepKernelsMatchTheirNaiveTwins(kind: CellKind) {
+  let (B, H) = (3, 37)  // odd sizes exercise the vector loops' tails
+  let G = kind.gateCount * H
+  let S = kind.savedSlots * H
+  let gx = inputs(B * G, seed: 1)
+  let gh = inputs(B * G, seed: 2)
+  let hPrev = inputs(B * H, seed: 3).map { max(-1, min(1, $0 / 3)) }
+  let cPrev = inputs(B * H, seed: 4).map { max(-10, min(10, $0)) }  // a cell state, not a pre-activation
+  let dh = inputs(B * H, seed: 5).map { $0 / 3 }
+  var fastH = [Float](repeating: 0, count: B * H), naiveH = fastH
+  var fastC = fastH, naiveC = fastH
+  var fastS = [Float](repeating: 0, count: max(S, 1) * B), naiveS = fastS
+  switch kind {
+  case .rnnTanh, .rnnRelu:
+    rc_rnn_forward(kind == .rnnRelu ? 1 : 0, gx, gh, &fastH, B * H)
+    rnnForward(relu: kind == .rnnRelu, gx: gx, gh: gh, hNext: &naiveH, B: B, H: H)
+  case .lstm:
+    rc_lstm_forward(gx, gh, cPrev, &fastH, &fastC, &fastS, B, H)
+    lstmForward(gx: gx, gh: gh, cPrev: cPrev, hNext: &naiveH, cNext: &naiveC, saved: &naiveS, B: B, H: H)
+  case .gru:
+    rc_gru_forward(gx, gh, hPrev, &fastH, &fastS, B, H)
+    gruForward(gx: gx, gh: gh, hPrev: hPrev, hNext: &naiveH, saved: &naiveS, B: B, H: H)
+  case .gruResetBefore:
+    rc_gru_reset_before_gates(gx, gh, hPrev, &fastS, B, H)
+    gruResetBeforeGates(gx: gx, gh: gh, hPrev: hPrev, saved: &naiveS, B: B, H: H)
+    rc_gru_reset_before_output(gx, gh, hPrev, &fastH, &fastS, B, H)
+    gruResetBeforeOutput(gx: gx, gh: gh, hPrev: hPrev, hNext: &naiveH, saved: &naiveS, B: B, H: H)
+  }
+  expectTwins(fastH, naiveH, "\(kind) forward h'")
+  expectTwins(fastS, naiveS, "\(kind) forward saved")
+  expectTwins(fastC, naiveC, "\(kind) forward c'")
+  // Backward from the same saved values.
+  var fastDx = [Float](repeating: 0, count: B * G), naiveDx = fastDx
+  var fastDh = fastDx, naiveDh = fastDx
+  var fastPrev = [Float](repeating: 0, count: B * H), naivePrev = fastPrev
+  var fastDc = inputs(B * H, seed: 6).map { $0 / 3 }
+  var naiveDc = fastDc
+  switch kind {
+  case .rnnTanh, .rnnRelu:
+    rc_rnn_backward(kind == .rnnRelu ? 1 : 0, naiveH, dh, &fastDx, &fastDh, &fastPrev, B * H)
+    rnnBackward(relu: kind == .rnnRelu, hNext: naiveH, dh: dh, dgx: &naiveDx, dgh: &naiveDh, dhPrev: &naivePrev, B: B, H: H)
+  case .lstm:
+    rc_lstm_backward(naiveS, cPrev, dh, &fastDc, &fastDx, &fastDh, &fastPrev, B, H)
+    lstmBackward(saved: naiveS, cPrev: cPrev, dh: dh, dc: &naiveDc, dgx: &naiveDx, dgh: &naiveDh, dhPrev: &naivePrev, B: B, H: H)
+  case .gru:
+    rc_gru_backward(naiveS, hPrev, dh, &fastDx, &fastDh, &fastPrev, B, H)
+    gruBackward(saved: naiveS, hPrev: hPrev, dh: dh, dgx: &naiveDx, dgh: &naiveDh, dhPrev: &naivePrev, B: B, H: H)
+  case .gruResetBefore:
+    return  // its backward halves have no vectorised copy
+  }
+  expectTwins(fastDx, naiveDx, "\(kind) backward dgx", normwise: true)
+  expectTwins(fastDh, naiveDh, "\(kind) backward dgh", normwise: true)
+  expectTwins(fastPrev, naivePrev, "\(kind) backward dh", normwise: true)
+  expectTwins(fastDc, naiveDc, "\(kind) backward dc", normwise: true)
+}
