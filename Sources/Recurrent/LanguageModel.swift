@@ -98,6 +98,16 @@ public struct LanguageModel: Parameterized, Sendable, Equatable {
     return (logits, newState, trace)
   }
 
+  /// Inference: logits `[T*B, V]` and the final state, keeping no activations for a backward.
+  public func logits(
+    ids: [Int], sequenceLength T: Int, batchSize B: Int, state: RecurrentState? = nil,
+    compute: Compute = .singleThread
+  ) -> (logits: Tensor, state: RecurrentState) {
+    let (output, newState) = rnn(encoder(ids, shape: [T, B]), initialState: state, compute: compute)
+    let logits = effectiveDecoder(output.reshaped([T * B, configuration.hiddenSize]), compute: compute)
+    return (logits, newState)
+  }
+
   /// Adds all parameter gradients into `gradient`, given ∂loss/∂logits `[T*B, V]`. The
   /// carried-in state is treated as a constant (truncated backpropagation through time).
   public func backward(

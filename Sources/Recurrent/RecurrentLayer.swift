@@ -118,7 +118,7 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
     _ input: Tensor, initialState: RecurrentState? = nil, compute: Compute = .singleThread
   ) -> (output: Tensor, state: RecurrentState) {
     var rng = SplitMix64(seed: 0)  // unused: dropout is off outside training
-    let result = forward(input, initialState: initialState, training: false, using: &rng, compute: compute)
+    let result = forward(input, initialState: initialState, training: false, keepTrace: false, using: &rng, compute: compute)
     return (result.output, result.state)
   }
 
@@ -131,6 +131,15 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
   public func forward(
     _ input: Tensor, initialState: RecurrentState? = nil, training: Bool,
     using rng: inout some RandomNumberGenerator, compute: Compute = .singleThread
+  ) -> (output: Tensor, state: RecurrentState, trace: RecurrentTrace) {
+    forward(input, initialState: initialState, training: training, keepTrace: true, using: &rng, compute: compute)
+  }
+
+  /// `keepTrace: false` keeps only what the next step needs (inference); the returned trace
+  /// must then not be passed to `backward`.
+  func forward(
+    _ input: Tensor, initialState: RecurrentState?, training: Bool, keepTrace: Bool,
+    using rng: inout some RandomNumberGenerator, compute: Compute
   ) -> (output: Tensor, state: RecurrentState, trace: RecurrentTrace) {
     precondition(input.rank == 3 && input.shape[2] == inputSize,
       "RecurrentLayer: expected input [T, B, \(inputSize)], got \(input.shape)")
@@ -162,15 +171,17 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
       let out = FloatBuffer(uninitializedCount: T * B * D * H)  // every column written by a sweep
       for direction in 0..<D {
         let index = layer * D + direction
-        let sweep = makeSweep(T: T, B: B)
+        let sweep = makeSweep(T: T, B: B, keep: keepTrace)
         if let h0 { sweep.hs.pointer.update(from: h0.pointer + index * B * H, count: B * H) }
         if let c0, let cs = sweep.cs { cs.pointer.update(from: c0.pointer + index * B * H, count: B * H) }
         sweepForward(
           weights[index], sweep, x: layerInput.pointer, width: width, out: out.pointer,
-          column: direction * H, stride: D * H, reverse: direction == 1, T: T, B: B, compute: compute)
-        (finalH.pointer + index * B * H).update(from: sweep.hs.pointer + T * B * H, count: B * H)
+          column: direction * H, stride: D * H, reverse: direction == 1, T: T, B: B, keep: keepTrace,
+          compute: compute)
+        let last = keepTrace ? T : T % 2
+        (finalH.pointer + index * B * H).update(from: sweep.hs.pointer + last * B * H, count: B * H)
         if let finalC, let cs = sweep.cs {
-          (finalC.pointer + index * B * H).update(from: cs.pointer + T * B * H, count: B * H)
+          (finalC.pointer + index * B * H).update(from: cs.pointer + last * B * H, count: B * H)
         }
         sweeps.append(sweep)
       }
@@ -245,19 +256,22 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
 
   // MARK: - One direction of one layer
 
-  private func makeSweep(T: Int, B: Int) -> RecurrentTrace.Sweep {
+  /// Buffers of one sweep. Without `keep` (inference) only two states and one step of saved
+  /// values are held, reused in turn, instead of every step's.
+  private func makeSweep(T: Int, B: Int, keep: Bool) -> RecurrentTrace.Sweep {
     let H = hiddenSize
+    let states = keep ? T + 1 : 2
     return RecurrentTrace.Sweep(
       gx: FloatBuffer(uninitializedCount: T * B * kind.gateCount * H),
-      saved: FloatBuffer(uninitializedCount: T * B * kind.savedSlots * H),
-      hs: FloatBuffer(count: (T + 1) * B * H),
-      cs: kind.hasCellState ? FloatBuffer(count: (T + 1) * B * H) : nil)
+      saved: FloatBuffer(uninitializedCount: (keep ? T : 1) * B * kind.savedSlots * H),
+      hs: FloatBuffer(count: states * B * H),
+      cs: kind.hasCellState ? FloatBuffer(count: states * B * H) : nil)
   }
 
   private func sweepForward(
     _ w: RecurrentWeights, _ s: RecurrentTrace.Sweep, x: UnsafePointer<Float>, width: Int,
     out: UnsafeMutablePointer<Float>, column: Int, stride: Int, reverse: Bool, T: Int, B: Int,
-    compute: Compute
+    keep: Bool, compute: Compute
   ) {
     let H = hiddenSize
     let GH = kind.gateCount * H
@@ -289,10 +303,12 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
         let gh = ghBuffer.pointer + b0 * GH
         for step in 0..<T {
           let t = reverse ? T - 1 - step : step
-          let hPrev = s.hs.pointer + step * B * H + b0 * H
-          let hNext = hPrev + B * H
+          let current = keep ? step : step % 2
+          let next = keep ? step + 1 : (step + 1) % 2
+          let hPrev = s.hs.pointer + current * B * H + b0 * H
+          let hNext = s.hs.pointer + next * B * H + b0 * H
           let gxt = gx + (t * B + b0) * GH
-          let saved = s.saved.pointer + (step * B + b0) * S
+          let saved = s.saved.pointer + ((keep ? step : 0) * B + b0) * S
           if kind == .gruResetBefore {
             broadcastRows(bhh, rows: rows, columns: 2 * H, into: gh, ld: GH)
             packedMain.multiply(hPrev, lda: H, m: rows, beta: 1, into: gh, ldc: GH)
@@ -307,8 +323,8 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
             case .rnnTanh, .rnnRelu:
               rc_rnn_forward(kind == .rnnRelu ? 1 : 0, gxt, gh, hNext, rows * H)
             case .lstm:
-              let cPrev = s.cs!.pointer + step * B * H + b0 * H
-              rc_lstm_forward(gxt, gh, cPrev, hNext, cPrev + B * H, saved, rows, H)
+              let cs = s.cs!.pointer
+              rc_lstm_forward(gxt, gh, cs + current * B * H + b0 * H, hNext, cs + next * B * H + b0 * H, saved, rows, H)
             case .gru:
               rc_gru_forward(gxt, gh, hPrev, hNext, saved, rows, H)
             case .gruResetBefore:

@@ -176,13 +176,11 @@ struct Bench: ParsableCommand {
     case .score:
       let model = LanguageModel(configuration, using: &rng)
       let ids = (0..<(w.batch * w.sequenceLength)).map { _ in Int(rng.next() % UInt64(Workload.vocabularySize)) }
-      var unused = SplitMix64(seed: 0)
-      _ = model.forward(ids: ids, sequenceLength: w.sequenceLength, batchSize: w.batch, training: false, using: &unused, compute: compute)
+      _ = model.logits(ids: ids, sequenceLength: w.sequenceLength, batchSize: w.batch, compute: compute)
       let start = now()
       var passes = 0
       while now() - start < seconds || passes < 2 {
-        let (logits, _, _) = model.forward(
-          ids: ids, sequenceLength: w.sequenceLength, batchSize: w.batch, training: false, using: &unused, compute: compute)
+        let (logits, _) = model.logits(ids: ids, sequenceLength: w.sequenceLength, batchSize: w.batch, compute: compute)
         _ = Loss.softmaxCrossEntropy(logits: logits, targets: ids)
         passes += 1
       }

@@ -20,7 +20,6 @@ public enum Evaluation {
   ) -> EvaluationResult {
     guard tokens.count >= 2 else { return EvaluationResult(tokens: 0, natsPerToken: .nan) }
     var state: RecurrentState? = nil
-    var rng = SplitMix64(seed: 0)
     var total = 0.0
     var count = 0
     var start = 0
@@ -28,9 +27,8 @@ public enum Evaluation {
       let length = min(window, tokens.count - 1 - start)
       let inputs = Array(tokens[start..<(start + length)])
       let targets = Array(tokens[(start + 1)...(start + length)])
-      let (logits, newState, _) = model.forward(
-        ids: inputs, sequenceLength: length, batchSize: 1, state: state, training: false, using: &rng,
-        compute: compute)
+      let (logits, newState) = model.logits(
+        ids: inputs, sequenceLength: length, batchSize: 1, state: state, compute: compute)
       total += Double(Loss.softmaxCrossEntropy(logits: logits, targets: targets).loss) * Double(length)
       count += length
       state = newState
@@ -46,14 +44,12 @@ public enum Evaluation {
   ) throws -> EvaluationResult {
     let layout = try BatchLayout(tokens: tokens, batchSize: batchSize, sequenceLength: sequenceLength)
     var state: RecurrentState? = nil
-    var rng = SplitMix64(seed: 0)
     var total = 0.0
     var count = 0
     for k in 0..<layout.windowCount {
       let (inputs, targets, length) = layout.window(k)
-      let (logits, newState, _) = model.forward(
-        ids: inputs, sequenceLength: length, batchSize: batchSize, state: state, training: false,
-        using: &rng, compute: compute)
+      let (logits, newState) = model.logits(
+        ids: inputs, sequenceLength: length, batchSize: batchSize, state: state, compute: compute)
       total += Double(Loss.softmaxCrossEntropy(logits: logits, targets: targets).loss) * Double(targets.count)
       count += targets.count
       state = newState

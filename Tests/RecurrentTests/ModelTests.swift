@@ -145,3 +145,17 @@ func stepperMatchesTheLayerForward(kind: CellKind) {
     }
   }
 }
+
+@Test(arguments: CellKind.allCases)
+func inferenceWithoutTraceEqualsTheTrainingForward(kind: CellKind) {
+  var rng = SplitMix64(seed: 41)
+  let layer = RecurrentLayer(kind: kind, inputSize: 5, hiddenSize: 12, layerCount: 2, bidirectional: true, using: &rng)
+  let x = Tensor(normal: [7, 10, 5], using: &rng)
+  let initial = RecurrentState(
+    hidden: Tensor(normal: [4, 10, 12], using: &rng),
+    cell: kind.hasCellState ? Tensor(normal: [4, 10, 12], using: &rng) : nil)
+  let traced = layer.forward(x, initialState: initial, training: false, using: &rng, compute: Compute(threads: 2))
+  let (output, state) = layer(x, initialState: initial, compute: Compute(threads: 2))
+  #expect(output == traced.output)
+  #expect(state == traced.state)
+}
