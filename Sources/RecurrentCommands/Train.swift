@@ -173,8 +173,19 @@ struct Train: ParsableCommand {
       } ?? TrainingSession(options: options, vocabulary: vocabulary, trainTokens: trainTokens, validTokens: validTokens)
     let metrics = try MetricsLog(checkpointPath: checkpoint, resuming: resume)
     let reporter = Reporter(json: json, terminal: standardOutputIsTerminal && !json)
+    // SIGINT (Ctrl-C) or SIGTERM ends the run after the current step: it validates, saves the
+    // checkpoint and exits normally, so `--resume` can continue from there.
+    let interrupt = InterruptFlag()
+    let watchers = [SIGINT, SIGTERM].map { number -> DispatchSourceSignal in
+      signal(number, SIG_IGN)
+      let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+      source.setEventHandler { interrupt.raise(number) }
+      source.resume()
+      return source
+    }
+    defer { watchers.forEach { $0.cancel() } }
     do {
-      try session.run(checkpointPath: checkpoint) { event in
+      try session.run(checkpointPath: checkpoint, shouldStop: { interrupt.isRaised }) { event in
         metrics.record(event)
         reporter.report(event)
       }
@@ -184,6 +195,14 @@ struct Train: ParsableCommand {
     }
     try metrics.drawCurve()
   }
+}
+
+/// Set from a signal handler's queue, read by the training loop.
+final class InterruptFlag: @unchecked Sendable {
+  private let lock = NSLock()
+  private var signalNumber: Int32? = nil
+  func raise(_ number: Int32) { lock.withLock { signalNumber = number } }
+  var isRaised: Bool { lock.withLock { signalNumber != nil } }
 }
 
 /// Fails early, before any training, if the checkpoint's folder cannot take the file.

@@ -214,7 +214,7 @@ public struct TrainingSession: Sendable {
       if let steps = options.steps, step >= steps { reason = "reached \(steps) steps"; break }
       if let epochs = options.epochs, epochProgress >= epochs { reason = "reached \(epochs) epochs"; break }
       if let limit = options.timeLimit, elapsed() >= limit { reason = "reached the time limit of \(limit) s"; break }
-      if shouldStop() { reason = "stopped"; break }
+      if shouldStop() { reason = "interrupted"; break }
       let loss = trainStep()
       let seconds = elapsed()
       let rate = Double(tokensSeen - startTokens) / max(seconds, 1e-9)
