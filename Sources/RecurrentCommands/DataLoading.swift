@@ -7,6 +7,7 @@ import Training
 extension CellKind: ExpressibleByArgument {}
 extension TokenizerKind: ExpressibleByArgument {}
 extension OptimizerKind: ExpressibleByArgument {}
+extension NaNPolicy: ExpressibleByArgument {}
 
 /// The bundled corpus: Data/tinyshakespeare.txt in the working directory, else beside the
 /// sources this binary was built from.

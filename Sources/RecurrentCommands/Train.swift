@@ -48,6 +48,8 @@ struct Train: ParsableCommand {
   @Flag(help: "Continue the run saved in --checkpoint.") var resume = false
   @Option(help: "Validate every N steps (0: at the end only). [default: 500]") var evalEvery: Int?
   @Option(help: "Print a sample every N steps (0: never). [default: 500]") var sampleEvery: Int?
+  @Option(help: "On a NaN or infinite loss or gradient: stop (save nothing) or skip that update. [default: stop]")
+  var onNan: NaNPolicy?
   @Flag(help: "One JSON object per event on standard output, nothing else.") var json = false
 
   func validate() throws {
@@ -105,6 +107,7 @@ struct Train: ParsableCommand {
     if let evalEvery { o.evalEvery = evalEvery }
     if let sampleEvery { o.sampleEvery = sampleEvery }
     if let checkpointEvery { o.checkpointEvery = checkpointEvery }
+    if let onNan { o.onNaN = onNan }
     // Stopping rules belong to this invocation. With none given: 2000 steps, and at most
     // 570 seconds so that the run with no options ends within 10 minutes on a slow machine.
     let noStoppingRule = steps == nil && epochs == nil && timeLimit == nil

@@ -32,6 +32,8 @@ public struct TrainingOptions: Codable, Sendable, Equatable {
   public var sampleLength = 200
   /// Save a checkpoint every N steps (0: only at the end).
   public var checkpointEvery = 0
+  /// What a NaN or infinite loss or gradient does.
+  public var onNaN: NaNPolicy = .stop
 
   public init() {}
 
@@ -48,6 +50,14 @@ public struct TrainingOptions: Codable, Sendable, Equatable {
         vocabularySize: vocabularySize, dropout: dropout, tied: tied)
     }
   }
+}
+
+/// What a training run does when a loss or gradient is NaN or infinite.
+public enum NaNPolicy: String, Codable, CaseIterable, Sendable {
+  /// Stop with an error naming the step; the model is not updated and nothing is saved.
+  case stop
+  /// Skip that step's update and go on.
+  case skip
 }
 
 /// What a training run reports, in order, to the closure given to `run`.
@@ -77,6 +87,8 @@ public struct TrainingSession: Sendable {
   var tokensSeen = 0
   var elapsedBefore = 0.0
   var lastTrainLoss: Float?
+  /// Steps whose update was skipped because the loss or gradient was not finite.
+  public private(set) var skippedSteps = 0
   let train: BatchLayout
   public let validTokens: [Int]
 
@@ -143,7 +155,8 @@ public struct TrainingSession: Sendable {
   /// Learning rate for the next step.
   public var learningRate: Float { options.schedule.learningRate(base: options.optimizer.learningRate, step: step) }
 
-  /// One optimizer step on the next window; returns its mean loss in nats per token.
+  /// One optimizer step on the next window; returns its mean loss in nats per token. A
+  /// non-finite loss or gradient norm leaves the weights unchanged (see `skippedSteps`).
   @discardableResult
   public mutating func trainStep() -> Float {
     if window >= train.windowCount {
@@ -158,8 +171,14 @@ public struct TrainingSession: Sendable {
     let (loss, dLogits) = Loss.softmaxCrossEntropy(logits: logits, targets: targets)
     var gradient = model.zeroGradient
     model.backward(trace, logitsGradient: dLogits, into: &gradient, compute: compute)
-    if let clip = options.clip { GradientClipping.clipByGlobalNorm(&gradient, maxNorm: clip) }
-    optimizer.update(&model, along: gradient, learningRate: learningRate)
+    let norm =
+      options.clip.map { GradientClipping.clipByGlobalNorm(&gradient, maxNorm: $0) }
+      ?? GradientClipping.globalNorm(gradient)
+    if loss.isFinite && norm.isFinite {
+      optimizer.update(&model, along: gradient, learningRate: learningRate)
+    } else {
+      skippedSteps += 1  // a non-finite loss or gradient never reaches the weights
+    }
     carried = state  // detached: the next window's backward stops here
     window += 1
     step += 1
@@ -210,6 +229,7 @@ public struct TrainingSession: Sendable {
     let startStep = step
     var reason = ""
     var lastEvaluated: Int? = nil
+    var skippedBefore = skippedSteps
     while true {
       if let steps = options.steps, step >= steps { reason = "reached \(steps) steps"; break }
       if let epochs = options.epochs, epochProgress >= epochs { reason = "reached \(epochs) epochs"; break }
@@ -222,9 +242,9 @@ public struct TrainingSession: Sendable {
         .step(
           step: step, epoch: epochProgress, loss: loss, learningRate: learningRate, tokensPerSecond: rate,
           elapsed: seconds, eta: eta(elapsed: seconds, stepsDone: step - startStep)))
-      if !loss.isFinite {
-        reason = "the loss is not finite at step \(step)"
-        throw TrainingError.diverged(step: step)
+      if skippedSteps > skippedBefore {
+        skippedBefore = skippedSteps
+        if options.onNaN == .stop { throw TrainingError.diverged(step: step) }
       }
       if options.evalEvery > 0 && step % options.evalEvery == 0 {
         events(.evaluation(step: step, trainLoss: loss, validLoss: evaluate().natsPerToken, tokensPerSecond: rate, elapsed: elapsed()))
@@ -271,7 +291,8 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
   public var description: String {
     switch self {
     case .notResumable(let why): "cannot resume: \(why)"
-    case .diverged(let step): "the training loss became NaN or infinite at step \(step); nothing was saved"
+    case .diverged(let step):
+      "the loss or a gradient became NaN or infinite at step \(step); stopped without saving (--on-nan skip skips such steps)"
     }
   }
 }

@@ -34,7 +34,7 @@ private func parseError(_ arguments: [String]) -> String? {
     "--seq-len", "16", "--steps", "40", "--epochs", "2", "--time-limit", "60", "--optimizer", "adamw",
     "--lr", "0.001", "--schedule", "cosine:100:0.0001", "--clip", "1", "--seed", "3", "--threads", "1",
     "--checkpoint", "x.safetensors", "--checkpoint-every", "10", "--resume", "--eval-every", "5",
-    "--sample-every", "5", "--json", "--min-count", "2", "--max-vocab", "100",
+    "--sample-every", "5", "--json", "--min-count", "2", "--max-vocab", "100", "--on-nan", "skip",
   ]) == nil)
   for cell in ["gru", "gru-reset-before", "lstm", "rnn-tanh", "rnn-relu"] {
     #expect(parseError(["train", "--cell", cell]) == nil)
@@ -55,6 +55,7 @@ private func parseError(_ arguments: [String]) -> String? {
   (["train", "--cell", "transformer"], "--cell"),
   (["train", "--optimizer", "lbfgs"], "--optimizer"),
   (["train", "--time-limit", "0"], "--time-limit"),
+  (["train", "--on-nan", "ignore"], "--on-nan"),
   (["eval", "--text", "a.txt"], "--checkpoint"),
   (["eval", "--checkpoint", "m.safetensors", "--text", "a", "--batched", "0"], "--batched"),
   (["generate", "--checkpoint", "m", "--temperature", "0"], "--temperature"),

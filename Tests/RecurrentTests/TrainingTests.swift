@@ -237,3 +237,22 @@ struct ExportCase: Decodable {
   }
   #expect(out.unicodeScalars.count == 20)
 }
+
+@Test func nonFiniteLossStopsOrSkipsAsAsked() throws {
+  var options = tinyOptions(dropout: 0)
+  options.optimizer = OptimizerConfiguration(kind: .sgd, learningRate: 1e30)  // blows up at step 2
+  options.clip = nil
+  options.schedule = .constant
+  options.steps = 6
+  let path = NSTemporaryDirectory() + "recurrent-nan-\(UUID().uuidString).safetensors"
+  var stopping = try tinySession(options)
+  #expect(throws: TrainingError.diverged(step: 2)) { try stopping.run(checkpointPath: path) { _ in } }
+  #expect(!FileManager.default.fileExists(atPath: path), "nothing is saved")
+  options.onNaN = .skip
+  var skipping = try tinySession(options)
+  try skipping.run(checkpointPath: path) { _ in }
+  #expect(skipping.step == 6)
+  #expect(skipping.skippedSteps == 5)
+  #expect(skipping.model.namedParameters.allSatisfy { !$0.tensor.scalars.contains { !$0.isFinite } })
+  #expect(FileManager.default.fileExists(atPath: path))
+}
