@@ -144,6 +144,20 @@ public struct Checkpoint: Sendable {
       throw CheckpointError.badMetadata(
         key: "recurrent.vocabulary", reason: "\(tokens.count) tokens, config says \(config.vocab_size)")
     }
+    // Bound the model by the data actually in the file before allocating it, so a hostile
+    // configuration cannot ask for terabytes.
+    let gates = config.cell.gateCount * config.hidden_size
+    var needed = config.vocab_size * config.embedding_size + config.vocab_size
+    if !config.tied { needed += config.vocab_size * config.hidden_size }
+    for layer in 0..<config.layers {
+      let width = layer == 0 ? config.embedding_size : config.hidden_size
+      needed += gates * (width + config.hidden_size) + 2 * gates
+    }
+    let available = file.tensors.reduce(0) { $0 + $1.tensor.count }
+    guard needed <= available else {
+      throw CheckpointError.badMetadata(
+        key: "recurrent.config", reason: "the model it describes needs \(needed) floats, the file holds \(available)")
+    }
     var rng = SplitMix64(seed: 0)
     var model = LanguageModel(
       LanguageModelConfiguration(

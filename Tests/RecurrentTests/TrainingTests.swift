@@ -256,3 +256,44 @@ struct ExportCase: Decodable {
   #expect(skipping.model.namedParameters.allSatisfy { !$0.tensor.scalars.contains { !$0.isFinite } })
   #expect(FileManager.default.fileExists(atPath: path))
 }
+
+/// A seeded mutation fuzzer over the checkpoint reader: bit flips, byte overwrites, cuts and
+/// header-length edits of a valid file must each load or throw a CheckpointError, never trap.
+@Test func mutatedCheckpointsLoadOrThrowTypedErrors() throws {
+  let session = try tinySession()
+  let original = [UInt8](session.checkpoint().safeTensors().encoded())
+  let headerLength = Int(original[0]) | Int(original[1]) << 8
+  var rng = SplitMix64(seed: 2024)
+  var loaded = 0
+  var rejected = 0
+  for round in 0..<3000 {
+    var bytes = original
+    switch round % 5 {
+    case 0:  // flip bits anywhere
+      for _ in 0..<(1 + Int(rng.next() % 4)) {
+        let i = Int(rng.next() % UInt64(bytes.count))
+        bytes[i] ^= UInt8(1 << (rng.next() % 8))
+      }
+    case 1:  // overwrite bytes inside the JSON header
+      for _ in 0..<(1 + Int(rng.next() % 3)) {
+        bytes[8 + Int(rng.next() % UInt64(headerLength))] = UInt8(truncatingIfNeeded: rng.next())
+      }
+    case 2:  // cut the file
+      bytes.removeLast(Int(rng.next() % UInt64(bytes.count)))
+    case 3:  // a different header length
+      let length = UInt64(rng.next() % UInt64(headerLength * 2 + 16))
+      for k in 0..<8 { bytes[k] = UInt8(truncatingIfNeeded: length >> (8 * UInt64(k))) }
+    default:  // digits in the header changed (shapes, offsets, sizes in the config)
+      let digits = (8..<(8 + headerLength)).filter { bytes[$0] >= 48 && bytes[$0] <= 57 }
+      for _ in 0..<2 { bytes[digits[Int(rng.next() % UInt64(digits.count))]] = 48 + UInt8(rng.next() % 10) }
+    }
+    do {
+      _ = try Checkpoint(try SafeTensors(decoding: Data(bytes)))
+      loaded += 1
+    } catch is CheckpointError {
+      rejected += 1
+    }
+  }
+  #expect(loaded + rejected == 3000)
+  #expect(rejected > 1000)
+}
