@@ -145,7 +145,8 @@ public struct Checkpoint: Sendable {
         key: "recurrent.vocabulary", reason: "\(tokens.count) tokens, config says \(config.vocab_size)")
     }
     // Bound the model by the data actually in the file before allocating it, so a hostile
-    // configuration cannot ask for terabytes.
+    // configuration cannot ask for terabytes (with slack, so that an ordinary mismatch is
+    // reported below as the tensor and shape it concerns).
     let gates = config.cell.gateCount * config.hidden_size
     var needed = config.vocab_size * config.embedding_size + config.vocab_size
     if !config.tied { needed += config.vocab_size * config.hidden_size }
@@ -154,7 +155,7 @@ public struct Checkpoint: Sendable {
       needed += gates * (width + config.hidden_size) + 2 * gates
     }
     let available = file.tensors.reduce(0) { $0 + $1.tensor.count }
-    guard needed <= available else {
+    guard needed <= available + (1 << 22) else {
       throw CheckpointError.badMetadata(
         key: "recurrent.config", reason: "the model it describes needs \(needed) floats, the file holds \(available)")
     }
