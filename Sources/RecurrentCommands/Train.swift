@@ -221,6 +221,10 @@ func ensureWritable(_ path: String) throws {
   if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
     throw CommandError("--checkpoint \(path) is a directory")
   }
+  var status = stat()
+  if lstat(path, &status) == 0 && (status.st_mode & S_IFMT) != S_IFREG {
+    throw CommandError("--checkpoint \(path) is not a regular file")
+  }
 }
 
 /// Prints training events: JSON lines, a live terminal line, or plain periodic lines.

@@ -170,6 +170,11 @@ public struct SafeTensors: Equatable, Sendable {
 public func writeAtomically(_ data: Data, to path: String) throws {
   let url = URL(fileURLWithPath: path)
   let folder = url.deletingLastPathComponent().path
+  // Never replace a device, pipe or folder (think /dev/full) with a regular file.
+  var status = stat()
+  if lstat(path, &status) == 0 && (status.st_mode & S_IFMT) != S_IFREG {
+    throw CheckpointError.writeFailed(path: path, reason: "not a regular file")
+  }
   let temporary = folder + "/." + url.lastPathComponent + ".tmp-\(getpid())"
   let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
   guard fd >= 0 else { throw CheckpointError.writeFailed(path: path, reason: String(cString: strerror(errno))) }

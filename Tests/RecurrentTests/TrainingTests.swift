@@ -297,3 +297,15 @@ struct ExportCase: Decodable {
   #expect(loaded + rejected == 3000)
   #expect(rejected > 1000)
 }
+
+@Test func savingNeverReplacesADeviceOrFolder() throws {
+  let checkpoint = try tinySession().checkpoint()
+  #expect(throws: CheckpointError.writeFailed(path: "/dev/null", reason: "not a regular file")) {
+    try checkpoint.save(to: "/dev/null")
+  }
+  var status = stat()
+  #expect(lstat("/dev/null", &status) == 0 && (status.st_mode & S_IFMT) == S_IFCHR)
+  let folder = NSTemporaryDirectory() + "recurrent-folder-\(UUID().uuidString)"
+  try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: false)
+  #expect(throws: CheckpointError.writeFailed(path: folder, reason: "not a regular file")) { try checkpoint.save(to: folder) }
+}
