@@ -40,6 +40,7 @@ public struct RecurrentTrace: @unchecked Sendable {
   }
   let sequenceLength: Int
   let batchSize: Int
+  let lengths: [Int]?  // real steps of each batch row, nil when all are T
   let layerInputs: [FloatBuffer]  // [T, B, width] input of each layer (after dropout)
   let masks: [FloatBuffer?]  // dropout mask applied to each layer's output, if any
   let sweeps: [Sweep]  // index layer * D + direction
@@ -115,10 +116,13 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
 
   /// Inference: no dropout.
   public func callAsFunction(
-    _ input: Tensor, initialState: RecurrentState? = nil, compute: Compute = .singleThread
+    _ input: Tensor, initialState: RecurrentState? = nil, lengths: [Int]? = nil,
+    compute: Compute = .singleThread
   ) -> (output: Tensor, state: RecurrentState) {
     var rng = SplitMix64(seed: 0)  // unused: dropout is off outside training
-    let result = forward(input, initialState: initialState, training: false, keepTrace: false, using: &rng, compute: compute)
+    let result = forward(
+      input, initialState: initialState, lengths: lengths, training: false, keepTrace: false, using: &rng,
+      compute: compute)
     return (result.output, result.state)
   }
 
@@ -126,25 +130,36 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
   /// - Parameters:
   ///   - input: `[T, B, I]`
   ///   - initialState: `[L*D, B, H]` (and the cell state for LSTM); zeros when nil.
+  ///   - lengths: for right-padded batches, the number of real steps of each sequence (`B`
+  ///     values in `0...T`), as PyTorch's packed sequences and Keras masks: steps at or past a
+  ///     sequence's length carry its state unchanged and output zeros, so the final state is
+  ///     taken at its own length, the backward direction starts at its last real step, and
+  ///     padded steps get no gradient. Nil: every sequence has `T` steps.
   ///   - training: applies inter-layer dropout, drawing masks from `rng`.
   /// - Returns: every step's output `[T, B, D*H]`, the final state, and the trace for `backward`.
   public func forward(
-    _ input: Tensor, initialState: RecurrentState? = nil, training: Bool,
+    _ input: Tensor, initialState: RecurrentState? = nil, lengths: [Int]? = nil, training: Bool,
     using rng: inout some RandomNumberGenerator, compute: Compute = .singleThread
   ) -> (output: Tensor, state: RecurrentState, trace: RecurrentTrace) {
-    forward(input, initialState: initialState, training: training, keepTrace: true, using: &rng, compute: compute)
+    forward(
+      input, initialState: initialState, lengths: lengths, training: training, keepTrace: true, using: &rng,
+      compute: compute)
   }
 
   /// `keepTrace: false` keeps only what the next step needs (inference); the returned trace
   /// must then not be passed to `backward`.
   func forward(
-    _ input: Tensor, initialState: RecurrentState?, training: Bool, keepTrace: Bool,
+    _ input: Tensor, initialState: RecurrentState?, lengths: [Int]? = nil, training: Bool, keepTrace: Bool,
     using rng: inout some RandomNumberGenerator, compute: Compute
   ) -> (output: Tensor, state: RecurrentState, trace: RecurrentTrace) {
     precondition(input.rank == 3 && input.shape[2] == inputSize,
       "RecurrentLayer: expected input [T, B, \(inputSize)], got \(input.shape)")
     let T = input.shape[0]
     let B = input.shape[1]
+    if let lengths {
+      precondition(lengths.count == B && lengths.allSatisfy { $0 >= 0 && $0 <= T },
+        "RecurrentLayer: expected \(B) lengths in 0...\(T), got \(lengths)")
+    }
     let H = hiddenSize
     let D = directionCount
     let L = layerCount
@@ -176,8 +191,8 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
         if let c0, let cs = sweep.cs { cs.pointer.update(from: c0.pointer + index * B * H, count: B * H) }
         sweepForward(
           weights[index], sweep, x: layerInput.pointer, width: width, out: out.pointer,
-          column: direction * H, stride: D * H, reverse: direction == 1, T: T, B: B, keep: keepTrace,
-          compute: compute)
+          column: direction * H, stride: D * H, reverse: direction == 1, T: T, B: B, lengths: lengths,
+          keep: keepTrace, compute: compute)
         let last = keepTrace ? T : T % 2
         (finalH.pointer + index * B * H).update(from: sweep.hs.pointer + last * B * H, count: B * H)
         if let finalC, let cs = sweep.cs {
@@ -197,7 +212,7 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
     let state = RecurrentState(
       hidden: finalH.tensor(shape: stateShape), cell: finalC?.tensor(shape: stateShape))
     let trace = RecurrentTrace(
-      sequenceLength: T, batchSize: B, layerInputs: layerInputs, masks: masks, sweeps: sweeps)
+      sequenceLength: T, batchSize: B, lengths: lengths, layerInputs: layerInputs, masks: masks, sweeps: sweeps)
     return (layerInput.tensor(shape: [T, B, D * H]), state, trace)
   }
 
@@ -237,7 +252,7 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
         sweepBackward(
           weights[index], gradient: &gradient.weights[index], trace.sweeps[index],
           x: trace.layerInputs[layer].pointer, width: width, dOut: dOut.pointer,
-          column: direction * H, stride: D * H, reverse: direction == 1, T: T, B: B,
+          column: direction * H, stride: D * H, reverse: direction == 1, T: T, B: B, lengths: trace.lengths,
           dhT: dhT.map { $0.pointer + index * B * H }, dcT: dcT.map { $0.pointer + index * B * H },
           dx: dIn.pointer, dh0: dH0.pointer + index * B * H, dc0: dC0.map { $0.pointer + index * B * H },
           compute: compute)
@@ -271,7 +286,7 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
   private func sweepForward(
     _ w: RecurrentWeights, _ s: RecurrentTrace.Sweep, x: UnsafePointer<Float>, width: Int,
     out: UnsafeMutablePointer<Float>, column: Int, stride: Int, reverse: Bool, T: Int, B: Int,
-    keep: Bool, compute: Compute
+    lengths: [Int]?, keep: Bool, compute: Compute
   ) {
     let H = hiddenSize
     let GH = kind.gateCount * H
@@ -332,7 +347,17 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
             }
           }
           for b in 0..<rows {
-            (out + (t * B + b0 + b) * stride + column).update(from: hNext + b * H, count: H)
+            let o = out + (t * B + b0 + b) * stride + column
+            if let lengths, t >= lengths[b0 + b] {
+              // Padding: the state passes through unchanged and the output is zero.
+              (hNext + b * H).update(from: hPrev + b * H, count: H)
+              if let cs = s.cs?.pointer {
+                (cs + next * B * H + (b0 + b) * H).update(from: cs + current * B * H + (b0 + b) * H, count: H)
+              }
+              o.update(repeating: 0, count: H)
+            } else {
+              o.update(from: hNext + b * H, count: H)
+            }
           }
         }
       }
@@ -347,7 +372,7 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
   private func sweepBackward(
     _ w: RecurrentWeights, gradient g: inout RecurrentWeights, _ s: RecurrentTrace.Sweep,
     x: UnsafePointer<Float>, width: Int, dOut: UnsafePointer<Float>, column: Int, stride: Int,
-    reverse: Bool, T: Int, B: Int, dhT: UnsafePointer<Float>?, dcT: UnsafePointer<Float>?,
+    reverse: Bool, T: Int, B: Int, lengths: [Int]?, dhT: UnsafePointer<Float>?, dcT: UnsafePointer<Float>?,
     dx: UnsafeMutablePointer<Float>, dh0: UnsafeMutablePointer<Float>,
     dc0: UnsafeMutablePointer<Float>?, compute: Compute
   ) {
@@ -378,9 +403,15 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
         var dPrev = dhB.pointer + b0 * H  // becomes ∂/∂h of the step before
         let dcRows = dc.pointer + b0 * H
         let dRHRows = dRH.pointer + b0 * H
+        // Padded rows keep their cell-state gradient through a step: saved here, restored after.
+        let dcKept = FloatBuffer(count: lengths != nil && kind == .lstm ? rows * H : 0)
         for step in (0..<T).reversed() {
           let t = reverse ? T - 1 - step : step
           for b in 0..<rows {
+            if let lengths, t >= lengths[b0 + b] {
+              if kind == .lstm { (dcKept.pointer + b * H).update(from: dcRows + b * H, count: H) }
+              continue  // a padded step's output is a constant zero
+            }
             let row = dOut + (t * B + b0 + b) * stride + column
             for j in 0..<H { d[b * H + j] += row[j] }
           }
@@ -402,6 +433,16 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
             packedN!.multiply(dghs + 2 * H, lda: GH, m: rows, beta: 0, into: dRHRows, ldc: H)
             gruResetBeforeBackwardGates(
               saved: saved, hPrev: hPrev, dRH: dRHRows, dgx: dgxt, dgh: dghs, dhPrev: dPrev, B: rows, H: H)
+          }
+          if let lengths {
+            // Padded steps are the identity on the state: the gradient passes straight through
+            // and nothing reaches the gates or the weights.
+            for b in 0..<rows where t >= lengths[b0 + b] {
+              (dgxt + b * GH).update(repeating: 0, count: GH)
+              (dghs + b * GH).update(repeating: 0, count: GH)
+              (dPrev + b * H).update(from: d + b * H, count: H)
+              if kind == .lstm { (dcRows + b * H).update(from: dcKept.pointer + b * H, count: H) }
+            }
           }
           packedDirect.multiply(dghs, lda: GH, m: rows, beta: 1, into: dPrev, ldc: H)
           swap(&d, &dPrev)
@@ -440,7 +481,9 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
 extension RecurrentLayer {
   /// The last step of each direction, `[B, D*H]`: the forward direction's output at T-1
   /// and the backward direction's at 0 (its final step), as Keras `return_sequences=False`.
-  public func lastStep(of output: Tensor) -> Tensor {
+  /// With `lengths`, the forward direction's output at each sequence's own last step
+  /// (zeros for an empty sequence).
+  public func lastStep(of output: Tensor, lengths: [Int]? = nil) -> Tensor {
     let T = output.shape[0]
     let B = output.shape[1]
     let H = hiddenSize
@@ -448,8 +491,10 @@ extension RecurrentLayer {
     precondition(T > 0, "lastStep: empty sequence")
     var result = Tensor(zeros: [B, D * H])
     for b in 0..<B {
+      let last = (lengths?[b] ?? T) - 1
       for d in 0..<D {
-        let t = d == 0 ? T - 1 : 0
+        let t = d == 0 ? last : 0
+        if t < 0 { continue }
         for j in 0..<H {
           result.scalars[b * D * H + d * H + j] = output.scalars[(t * B + b) * D * H + d * H + j]
         }
@@ -459,14 +504,16 @@ extension RecurrentLayer {
   }
 
   /// The output gradient `[T, B, D*H]` that `lastStep(of:)` passes back from `[B, D*H]`.
-  public func lastStepBackward(_ gradient: Tensor, sequenceLength T: Int) -> Tensor {
+  public func lastStepBackward(_ gradient: Tensor, sequenceLength T: Int, lengths: [Int]? = nil) -> Tensor {
     let B = gradient.shape[0]
     let H = hiddenSize
     let D = directionCount
     var result = Tensor(zeros: [T, B, D * H])
     for b in 0..<B {
+      let last = (lengths?[b] ?? T) - 1
       for d in 0..<D {
-        let t = d == 0 ? T - 1 : 0
+        let t = d == 0 ? last : 0
+        if t < 0 { continue }
         for j in 0..<H {
           result.scalars[(t * B + b) * D * H + d * H + j] = gradient.scalars[b * D * H + d * H + j]
         }
