@@ -1,12 +1,13 @@
 import TensorCore
 
-/// Pointwise activation applied by `Linear` (Keras `Dense(activation:)`).
+/// Activation applied by `Linear` (Keras `Dense(activation:)`): pointwise, except `softmax`,
+/// which normalises each row over the output units.
 public enum Activation: String, Codable, CaseIterable, Sendable {
-  case none, relu, sigmoid, tanh
+  case none, relu, sigmoid, tanh, softmax
 
   @inline(__always) func apply(_ x: Float) -> Float {
     switch self {
-    case .none: x
+    case .none, .softmax: x
     case .relu: x > 0 ? x : 0
     case .sigmoid: TensorCore.sigmoid(x)
     case .tanh: TensorCore.tanh(x)
@@ -16,7 +17,7 @@ public enum Activation: String, Codable, CaseIterable, Sendable {
   /// Derivative expressed through the output y = f(x).
   @inline(__always) func derivative(output y: Float) -> Float {
     switch self {
-    case .none: 1
+    case .none, .softmax: 1
     case .relu: y > 0 ? 1 : 0
     case .sigmoid: y * (1 - y)
     case .tanh: 1 - y * y
@@ -81,7 +82,9 @@ public struct Linear: Parameterized, Sendable, Equatable {
             b: wp, ldb: inputSize, beta: 1, c: yp, ldc: out, compute: compute)
         }
       }
-      if activation != .none {
+      if activation == .softmax {
+        for row in 0..<n { softmaxInPlace(yp + row * out, count: out) }
+      } else if activation != .none {
         for i in 0..<(n * out) { yp[i] = activation.apply(yp[i]) }
       }
     }
@@ -99,7 +102,14 @@ public struct Linear: Parameterized, Sendable, Equatable {
     let inSize = inputSize
     precondition(outputGradient.count == n * out, "Linear.backward: gradient \(outputGradient.shape)")
     var dy = outputGradient.reshaped([n, out])
-    if activation != .none {
+    if activation == .softmax {
+      // dx_j = y_j (dy_j - Σ_k dy_k y_k)
+      for row in 0..<n {
+        var dot: Float = 0
+        for j in 0..<out { dot += dy.scalars[row * out + j] * trace.output.scalars[row * out + j] }
+        for j in 0..<out { dy.scalars[row * out + j] = trace.output.scalars[row * out + j] * (dy.scalars[row * out + j] - dot) }
+      }
+    } else if activation != .none {
       for i in 0..<(n * out) { dy.scalars[i] *= activation.derivative(output: trace.output.scalars[i]) }
     }
     dy.withPointer { dyp in
@@ -204,4 +214,17 @@ public struct Dropout: Sendable, Equatable {
     for i in 0..<dx.count { dx.scalars[i] *= mask.scalars[i] }
     return dx
   }
+}
+
+/// Softmax of `count` values in place, shifted by their maximum so large inputs do not overflow.
+func softmaxInPlace(_ x: UnsafeMutablePointer<Float>, count: Int) {
+  var maximum = -Float.infinity
+  for j in 0..<count { maximum = max(maximum, x[j]) }
+  var sum: Float = 0
+  for j in 0..<count {
+    x[j] = _exp(x[j] - maximum)
+    sum += x[j]
+  }
+  let inverse = 1 / sum
+  for j in 0..<count { x[j] *= inverse }
 }

@@ -1,0 +1,451 @@
+import TensorCore
+
+/// One layer of a `Sequential` model, as Keras names them. Build with the static helpers:
+/// `.gru(64)`, `.lstm(32, returnSequences: true)`, `.simpleRNN(16)`, `.bidirectional(.gru(8))`,
+/// `.embedding(1000, 32, maskZero: true)`, `.dense(1, activation: .sigmoid)`, `.dropout(0.2)`.
+public indirect enum Layer: Codable, Sendable, Equatable {
+  /// Token ids in `0..<vocabularySize` to vectors; only as the first layer. `maskZero`: id 0 is
+  /// padding, and each sequence ends after its last non-zero id (right padding).
+  case embedding(vocabularySize: Int, outputSize: Int, maskZero: Bool, trainable: Bool)
+  /// A recurrent layer over the sequence; the last step only unless `returnSequences`.
+  case recurrent(kind: CellKind, units: Int, returnSequences: Bool)
+  /// Both directions of a recurrent layer, outputs concatenated (Keras `merge_mode="concat"`).
+  case bidirectional(Layer)
+  /// A fully connected layer on the last axis (per step on sequences).
+  case dense(units: Int, activation: Activation)
+  /// Inverted dropout in training, identity otherwise.
+  case dropout(rate: Float)
+
+  /// Keras `GRU`: `resetAfter: true` (the default, as Keras and PyTorch) or Cho et al.'s cell.
+  public static func gru(_ units: Int, returnSequences: Bool = false, resetAfter: Bool = true) -> Layer {
+    .recurrent(kind: resetAfter ? .gru : .gruResetBefore, units: units, returnSequences: returnSequences)
+  }
+  /// Keras `LSTM`.
+  public static func lstm(_ units: Int, returnSequences: Bool = false) -> Layer {
+    .recurrent(kind: .lstm, units: units, returnSequences: returnSequences)
+  }
+  /// Keras `SimpleRNN` (Elman), `activation` `.tanh` or `.relu`.
+  public static func simpleRNN(_ units: Int, activation: Activation = .tanh, returnSequences: Bool = false) -> Layer {
+    .recurrent(kind: activation == .relu ? .rnnRelu : .rnnTanh, units: units, returnSequences: returnSequences)
+  }
+  /// Keras `Dense`.
+  public static func dense(_ units: Int, activation: Activation = .none) -> Layer {
+    .dense(units: units, activation: activation)
+  }
+  /// Keras `Dropout`.
+  public static func dropout(_ rate: Float) -> Layer { .dropout(rate: rate) }
+  /// Keras `Embedding(input_dim, output_dim, mask_zero=)`.
+  public static func embedding(_ vocabularySize: Int, _ outputSize: Int, maskZero: Bool = false, trainable: Bool = true) -> Layer {
+    .embedding(vocabularySize: vocabularySize, outputSize: outputSize, maskZero: maskZero, trainable: trainable)
+  }
+}
+
+/// Losses of `Sequential.compile`, Keras names as raw values.
+public enum LossFunction: String, Codable, CaseIterable, Sendable {
+  /// Mean over units of the squared error.
+  case meanSquaredError = "mse"
+  /// Binary cross-entropy. A final `sigmoid` Dense is fused with the loss (computed from its
+  /// logits, stable for any value); a final linear Dense is taken as logits (`from_logits=True`).
+  case binaryCrossEntropy = "binary_crossentropy"
+  /// Categorical cross-entropy over the units. Targets: class ids (shape without the unit axis)
+  /// or one-hot/soft rows. A final `softmax` Dense is fused; a linear one gives logits.
+  case categoricalCrossEntropy = "categorical_crossentropy"
+}
+
+/// Metrics of `Sequential.compile`, Keras names as raw values.
+public enum Metric: String, Codable, CaseIterable, Sendable {
+  /// Arg-max match for several units; for one unit, the same as `binaryAccuracy` (as Keras).
+  case accuracy
+  /// Prediction above 0.5 equals target above 0.5, per unit.
+  case binaryAccuracy = "binary_accuracy"
+  /// Mean absolute error between prediction and target.
+  case meanAbsoluteError = "mae"
+}
+
+/// A wrong model, wrong data shape or wrong call order, with a message naming it.
+public struct ModelError: Error, CustomStringConvertible, Equatable {
+  public var description: String
+  public init(_ description: String) { self.description = description }
+}
+
+/// A built layer holding its parameters.
+public enum SequentialPart: Sendable, Equatable {
+  case embedding(Embedding, maskZero: Bool, trainable: Bool)
+  case recurrent(RecurrentLayer, returnSequences: Bool)
+  case dense(Linear)
+  case dropout(Dropout)
+}
+
+/// How a model learns, set by `compile`; `fit` updates the optimizer state.
+public struct CompiledSetup: Sendable {
+  public var loss: LossFunction
+  public var metrics: [Metric]
+  public var optimizer: Optimizer
+  /// Gradients are scaled to this global norm when above it (Keras `clipnorm`, here global).
+  public var clipNorm: Float?
+}
+
+/// One epoch of `fit`, Keras `History` entries.
+public struct EpochLog: Sendable, Codable, Equatable {
+  public var epoch: Int
+  public var loss: Double
+  public var metrics: [String: Double]
+  public var validationLoss: Double?
+  public var validationMetrics: [String: Double]
+  public var seconds: Double
+}
+
+/// What `fit` returns: one log per epoch; `history["val_loss"]` reads a column as Keras does.
+public struct History: Sendable, Equatable {
+  public var epochs: [EpochLog] = []
+
+  /// `"loss"`, `"val_loss"`, a metric name (`"binary_accuracy"`) or `"val_"` + a metric name.
+  public subscript(key: String) -> [Double] {
+    epochs.compactMap { log in
+      if key == "loss" { return log.loss }
+      if key == "val_loss" { return log.validationLoss }
+      if key.hasPrefix("val_") { return log.validationMetrics[String(key.dropFirst(4))] }
+      return log.metrics[key]
+    }
+  }
+}
+
+/// Progress reported by `fit` as it goes.
+public enum FitProgress: Sendable {
+  case batch(epoch: Int, batch: Int, batches: Int, loss: Double)
+  case epoch(EpochLog)
+}
+
+/// A stack of layers trained with `fit`, as Keras `Sequential`:
+///
+///     var model = try Sequential(inputFeatures: 1, [.gru(64, returnSequences: true), .dense(1)])
+///     model.compile(loss: .meanSquaredError, optimizer: .init(kind: .adam, learningRate: 1e-2))
+///     let history = try model.fit(x, y, epochs: 20, batchSize: 32)
+///     let predictions = try model.predict(x)
+///
+/// Inputs are batch-major as in Keras: `[N, T, F]` features, or `[N, T]` token ids (whole
+/// numbers stored as Float) when the first layer is an embedding. Sequences of different
+/// lengths are right-padded and passed with `lengths:` (or marked by id 0 with `maskZero`).
+/// Outputs are `[N, K]` after a last-step recurrent layer or `[N, T, K]` for sequences.
+public struct Sequential: Parameterized, Sendable {
+  public let layers: [Layer]
+  /// Features per step of the input; nil when the first layer is an embedding.
+  public let inputFeatures: Int?
+  public var parts: [SequentialPart]
+  public var compiled: CompiledSetup?
+
+  /// Units of the output, and whether it has a time axis.
+  public let outputUnits: Int
+  public let outputIsSequence: Bool
+
+  /// Builds the layers with PyTorch's initialisation drawn from `seed`.
+  /// - Throws: `ModelError` when the stack cannot work (a recurrent layer after one that
+  ///   returns a single vector, an embedding not first, sizes not positive, ...).
+  public init(inputFeatures: Int? = nil, seed: UInt64 = 0, _ layers: [Layer]) throws {
+    guard !layers.isEmpty else { throw ModelError("a Sequential model needs at least one layer") }
+    var rng = SplitMix64(seed: seed)
+    var parts: [SequentialPart] = []
+    var width: Int
+    var isSequence = true
+    if case .embedding = layers[0] {
+      width = 0
+    } else {
+      guard let inputFeatures else {
+        throw ModelError("inputFeatures is needed when the first layer is not an embedding")
+      }
+      guard inputFeatures > 0 else { throw ModelError("inputFeatures must be positive, got \(inputFeatures)") }
+      width = inputFeatures
+    }
+    for (index, layer) in layers.enumerated() {
+      let position = "layer \(index) (\(Self.name(of: layer)))"
+      switch layer {
+      case .embedding(let vocabularySize, let outputSize, let maskZero, let trainable):
+        guard index == 0 else { throw ModelError("\(position): an embedding can only be the first layer") }
+        guard vocabularySize > 0 && outputSize > 0 else { throw ModelError("\(position): sizes must be positive") }
+        var e = Embedding(vocabularySize: vocabularySize, embeddingSize: outputSize, using: &rng)
+        if maskZero { for j in 0..<outputSize { e.weight.scalars[j] = 0 } }  // padding row
+        parts.append(.embedding(e, maskZero: maskZero, trainable: trainable))
+        width = outputSize
+      case .recurrent, .bidirectional:
+        var bidirectional = false
+        var inner = layer
+        if case .bidirectional(let wrapped) = layer {
+          bidirectional = true
+          inner = wrapped
+        }
+        guard case .recurrent(let kind, let units, let returnSequences) = inner else {
+          throw ModelError("\(position): Bidirectional wraps a recurrent layer (GRU, LSTM, SimpleRNN)")
+        }
+        guard units > 0 else { throw ModelError("\(position): units must be positive, got \(units)") }
+        guard isSequence else {
+          throw ModelError(
+            "\(position) needs a sequence, but the layer before returns one vector per sequence (give it returnSequences: true)")
+        }
+        let r = RecurrentLayer(kind: kind, inputSize: width, hiddenSize: units, bidirectional: bidirectional, using: &rng)
+        parts.append(.recurrent(r, returnSequences: returnSequences))
+        width = r.outputSize
+        isSequence = returnSequences
+      case .dense(let units, let activation):
+        guard units > 0 else { throw ModelError("\(position): units must be positive, got \(units)") }
+        parts.append(.dense(Linear(inputSize: width, outputSize: units, activation: activation, using: &rng)))
+        width = units
+      case .dropout(let rate):
+        guard rate >= 0 && rate < 1 else { throw ModelError("\(position): rate must be in [0, 1), got \(rate)") }
+        parts.append(.dropout(Dropout(probability: rate)))
+      }
+    }
+    guard width > 0 else { throw ModelError("the model has no output units") }
+    self.layers = layers
+    self.inputFeatures = layers.first.map { if case .embedding = $0 { return nil } else { return inputFeatures } } ?? nil
+    self.parts = parts
+    self.outputUnits = width
+    self.outputIsSequence = isSequence
+  }
+
+  static func name(of layer: Layer) -> String {
+    switch layer {
+    case .embedding: "Embedding"
+    case .recurrent(let kind, _, _):
+      switch kind {
+      case .gru, .gruResetBefore: "GRU"
+      case .lstm: "LSTM"
+      case .rnnTanh, .rnnRelu: "SimpleRNN"
+      }
+    case .bidirectional(let inner): "Bidirectional(\(name(of: inner)))"
+    case .dense: "Dense"
+    case .dropout: "Dropout"
+    }
+  }
+
+  /// Parameters named `layers.{index}.{PyTorch name}`.
+  public mutating func forEachParameter(_ body: (String, inout Tensor) throws -> Void) rethrows {
+    for index in parts.indices {
+      let prefix = "layers.\(index)."
+      switch parts[index] {
+      case .embedding(var e, let maskZero, let trainable):
+        parts[index] = .dropout(Dropout(probability: 0))  // release the storage so edits do not copy
+        try e.forEachParameter { try body(prefix + $0, &$1) }
+        parts[index] = .embedding(e, maskZero: maskZero, trainable: trainable)
+      case .recurrent(var r, let returnSequences):
+        parts[index] = .dropout(Dropout(probability: 0))
+        try r.forEachParameter { try body(prefix + $0, &$1) }
+        parts[index] = .recurrent(r, returnSequences: returnSequences)
+      case .dense(var l):
+        parts[index] = .dropout(Dropout(probability: 0))
+        try l.forEachParameter { try body(prefix + $0, &$1) }
+        parts[index] = .dense(l)
+      case .dropout:
+        break
+      }
+    }
+  }
+
+  /// Sets the loss, optimizer and metrics (Keras `compile`); resets the optimizer state.
+  public mutating func compile(
+    loss: LossFunction, optimizer: OptimizerConfiguration = OptimizerConfiguration(kind: .adam, learningRate: 1e-3),
+    metrics: [Metric] = [], clipNorm: Float? = nil
+  ) {
+    compiled = CompiledSetup(loss: loss, metrics: metrics, optimizer: Optimizer(optimizer), clipNorm: clipNorm)
+  }
+
+  /// The embedding table of the first layer (for pretrained vectors).
+  public var embeddingWeight: Tensor? {
+    get {
+      if case .embedding(let e, _, _)? = parts.first { return e.weight }
+      return nil
+    }
+    set {
+      guard let newValue, case .embedding(var e, let maskZero, let trainable)? = parts.first else { return }
+      precondition(newValue.shape == e.weight.shape, "embeddingWeight: shape \(newValue.shape), expected \(e.weight.shape)")
+      e.weight = newValue
+      parts[0] = .embedding(e, maskZero: maskZero, trainable: trainable)
+    }
+  }
+
+  // MARK: - Data checks
+
+  /// Checks `x` (and `lengths`) against the model; returns the effective lengths.
+  func validate(_ x: Tensor, lengths: [Int]?, what: String = "x") throws -> [Int]? {
+    if case .embedding(let e, let maskZero, _)? = parts.first {
+      guard x.rank == 2 else {
+        throw ModelError("\(what) must be token ids [N, T] for a model that starts with an embedding, got shape \(x.shape)")
+      }
+      let V = e.vocabularySize
+      for (i, v) in x.scalars.enumerated() where !(v >= 0 && v < Float(V) && v == v.rounded()) {
+        throw ModelError("\(what): entry \(i) is \(v), not a token id in 0..<\(V)")
+      }
+      if lengths == nil && maskZero {
+        let (N, T) = (x.shape[0], x.shape[1])
+        return (0..<N).map { n in
+          var length = T
+          while length > 0 && x.scalars[n * T + length - 1] == 0 { length -= 1 }
+          return length
+        }
+      }
+    } else {
+      guard x.rank == 3, x.shape[2] == inputFeatures else {
+        throw ModelError("\(what) must have shape [N, T, \(inputFeatures ?? 0)], got \(x.shape)")
+      }
+    }
+    guard x.shape[0] > 0 && x.shape[1] > 0 else { throw ModelError("\(what) is empty (shape \(x.shape))") }
+    if let lengths {
+      guard lengths.count == x.shape[0] else {
+        throw ModelError("lengths: \(lengths.count) values for \(x.shape[0]) sequences")
+      }
+      if let bad = lengths.firstIndex(where: { $0 < 0 || $0 > x.shape[1] }) {
+        throw ModelError("lengths[\(bad)] is \(lengths[bad]), outside 0...\(x.shape[1])")
+      }
+    }
+    return lengths
+  }
+
+  /// Targets as `[N, (T,) K]` floats: class ids become one-hot rows for categorical
+  /// cross-entropy, and a missing unit axis of size 1 is added.
+  func prepareTargets(_ y: Tensor, samples N: Int, steps T: Int, loss: LossFunction, what: String = "y") throws -> Tensor {
+    let K = outputUnits
+    let full = outputIsSequence ? [N, T, K] : [N, K]
+    let noUnit = Array(full.dropLast())
+    if y.shape == full { return y }
+    if loss == .categoricalCrossEntropy && (y.shape == noUnit || y.shape == noUnit + [1]) {
+      var oneHot = Tensor(zeros: full)
+      for (i, v) in y.scalars.enumerated() {
+        guard v >= 0 && v < Float(K) && v == v.rounded() else {
+          throw ModelError("\(what): entry \(i) is \(v), not a class id in 0..<\(K)")
+        }
+        oneHot.scalars[i * K + Int(v)] = 1
+      }
+      return oneHot
+    }
+    if K == 1 && y.shape == noUnit { return y.reshaped(full) }
+    throw ModelError("\(what) must have shape \(full)\(K == 1 ? " or \(noUnit)" : loss == .categoricalCrossEntropy ? " or class ids \(noUnit)" : ""), got \(y.shape)")
+  }
+
+  // MARK: - Forward and backward
+
+  enum Saved {
+    case embedding(ids: [Int])
+    case recurrent(RecurrentTrace, steps: Int)
+    case dense(LinearTrace, Linear)
+    case dropout(Tensor?)
+  }
+
+  /// Runs the stack on a batch `x` (batch-major). With `raw`, a final sigmoid or softmax
+  /// Dense is left out (its logits are returned).
+  func run(
+    _ x: Tensor, lengths: [Int]?, training: Bool, raw: Bool, using rng: inout SplitMix64, compute: Compute
+  ) -> (output: Tensor, saved: [Saved]) {
+    let B = x.shape[0]
+    let T = x.shape[1]
+    var h: Tensor
+    var saved: [Saved] = []
+    var isSequence = true
+    var start = 0
+    if case .embedding(let e, _, _)? = parts.first {
+      var ids = [Int](repeating: 0, count: B * T)  // time-major
+      for b in 0..<B { for t in 0..<T { ids[t * B + b] = Int(x.scalars[b * T + t]) } }
+      h = e(ids, shape: [T, B])
+      saved.append(.embedding(ids: ids))
+      start = 1
+    } else {
+      h = swapFirstAxes(x)
+    }
+    for index in start..<parts.count {
+      switch parts[index] {
+      case .embedding:
+        preconditionFailure("embedding after the first layer")
+      case .recurrent(let r, let returnSequences):
+        let (out, _, trace) = r.forward(
+          h, initialState: nil, lengths: lengths, training: training, keepTrace: training, using: &rng, compute: compute)
+        saved.append(.recurrent(trace, steps: T))
+        h = returnSequences ? out : r.lastStep(of: out, lengths: lengths)
+        isSequence = returnSequences
+      case .dense(var l):
+        if raw && index == parts.count - 1 && (l.activation == .sigmoid || l.activation == .softmax) {
+          l.activation = .none
+        }
+        let (out, trace) = l.forward(h, compute: compute)
+        saved.append(.dense(trace, l))
+        h = out
+      case .dropout(let d):
+        let (out, mask) = d.forward(h, training: training, using: &rng)
+        saved.append(.dropout(mask))
+        h = out
+      }
+    }
+    return (isSequence ? swapFirstAxes(h) : h, saved)
+  }
+
+  /// Adds the parameter gradients of the batch `run` saved into `gradient`.
+  func backward(
+    _ saved: [Saved], outputGradient: Tensor, lengths: [Int]?, into gradient: inout Sequential, compute: Compute
+  ) {
+    var d = outputIsSequence ? swapFirstAxes(outputGradient) : outputGradient
+    for index in parts.indices.reversed() {
+      switch (parts[index], saved[index]) {
+      case (.embedding(let e, _, let trainable), .embedding(let ids)):
+        guard trainable, case .embedding(var g, let maskZero, _) = gradient.parts[index] else { continue }
+        gradient.parts[index] = .dropout(Dropout(probability: 0))
+        e.backward(ids: ids, outputGradient: d, into: &g)
+        gradient.parts[index] = .embedding(g, maskZero: maskZero, trainable: trainable)
+      case (.recurrent(let r, let returnSequences), .recurrent(let trace, let T)):
+        guard case .recurrent(var g, _) = gradient.parts[index] else { continue }
+        gradient.parts[index] = .dropout(Dropout(probability: 0))
+        let dOut = returnSequences ? d : r.lastStepBackward(d, sequenceLength: T, lengths: lengths)
+        d = r.backward(trace, outputGradient: dOut, into: &g, compute: compute).input
+        gradient.parts[index] = .recurrent(g, returnSequences: returnSequences)
+      case (.dense, .dense(let trace, let l)):
+        guard case .dense(var g) = gradient.parts[index] else { continue }
+        gradient.parts[index] = .dropout(Dropout(probability: 0))
+        d = l.backward(trace, outputGradient: d, into: &g, compute: compute)
+        gradient.parts[index] = .dense(g)
+      case (.dropout(let layer), .dropout(let mask)):
+        d = layer.backward(d, mask: mask)
+      default:
+        preconditionFailure("Sequential.backward: trace does not match the layers")
+      }
+    }
+  }
+
+  /// Whether the loss is computed from logits of a final sigmoid/softmax Dense.
+  var fusesFinalActivation: Bool {
+    guard let loss = compiled?.loss, case .dense(let l)? = parts.last else { return false }
+    return (loss == .binaryCrossEntropy && l.activation == .sigmoid)
+      || (loss == .categoricalCrossEntropy && l.activation == .softmax)
+  }
+
+  func checkLossFitsOutput(_ loss: LossFunction) throws {
+    let final: Activation = if case .dense(let l)? = parts.last { l.activation } else { .tanh }
+    switch loss {
+    case .meanSquaredError:
+      return
+    case .binaryCrossEntropy:
+      guard final == .sigmoid || final == .none else {
+        throw ModelError("binary cross-entropy needs a final Dense with sigmoid (or linear logits), not \(final)")
+      }
+    case .categoricalCrossEntropy:
+      guard final == .softmax || final == .none, outputUnits > 1 else {
+        throw ModelError("categorical cross-entropy needs a final Dense of 2 or more units with softmax (or linear logits)")
+      }
+    }
+  }
+}
+
+/// `[A, B, ...]` to `[B, A, ...]`: batch-major to time-major and back.
+func swapFirstAxes(_ x: Tensor) -> Tensor {
+  let (A, B) = (x.shape[0], x.shape[1])
+  let inner = x.count / max(1, A * B)
+  var out = [Float](repeating: 0, count: x.count)
+  x.scalars.withUnsafeBufferPointer { src in
+    out.withUnsafeMutableBufferPointer { dst in
+      for a in 0..<A {
+        for b in 0..<B {
+          let from = src.baseAddress! + (a * B + b) * inner
+          (dst.baseAddress! + (b * A + a) * inner).update(from: from, count: inner)
+        }
+      }
+    }
+  }
+  var shape = x.shape
+  shape.swapAt(0, 1)
+  return Tensor(shape: shape, scalars: out)
+}

@@ -1,0 +1,278 @@
+import Foundation
+import TensorCore
+
+/// Loss and metric sums over one batch.
+struct BatchScore {
+  var loss: Double = 0  // sum over counted rows
+  var metrics: [Double]  // sums over counted rows, in `compiled.metrics` order
+  var rows: Double = 0  // counted rows (samples, or real steps for sequence outputs)
+
+  init(metricCount: Int) { metrics = Array(repeating: 0, count: metricCount) }
+
+  mutating func add(_ other: BatchScore) {
+    loss += other.loss
+    rows += other.rows
+    for i in metrics.indices { metrics[i] += other.metrics[i] }
+  }
+}
+
+extension Sequential {
+  /// Loss per counted row of `[N, K]` outputs (raw logits when the final activation is fused),
+  /// its gradient scaled by `1 / gradientRows`, and the metric sums. `weights[n]` is 1 for a
+  /// row that counts and 0 for padding.
+  func score(
+    output: Tensor, target: Tensor, weights: [Float], loss: LossFunction, metrics: [Metric], gradientRows: Double
+  ) -> (score: BatchScore, gradient: Tensor) {
+    let K = outputUnits
+    let N = output.count / K
+    var gradient = Tensor(zeros: output.shape)
+    var score = BatchScore(metricCount: metrics.count)
+    let scale = Float(1 / max(gradientRows, 1))
+    var prediction = [Float](repeating: 0, count: K)
+    for n in 0..<N where weights[n] != 0 {
+      let o = Array(output.scalars[(n * K)..<((n + 1) * K)])
+      let y = Array(target.scalars[(n * K)..<((n + 1) * K)])
+      score.rows += 1
+      var rowLoss: Double = 0
+      switch loss {
+      case .meanSquaredError:
+        for k in 0..<K {
+          let e = o[k] - y[k]
+          rowLoss += Double(e * e) / Double(K)
+          gradient.scalars[n * K + k] = 2 * e / Float(K) * scale
+          prediction[k] = o[k]
+        }
+      case .binaryCrossEntropy:  // o are logits
+        for k in 0..<K {
+          let x = o[k]
+          rowLoss += Double(max(x, 0) - x * y[k] + _log1p(_exp(-abs(x)))) / Double(K)
+          prediction[k] = sigmoid(x)
+          gradient.scalars[n * K + k] = (prediction[k] - y[k]) / Float(K) * scale
+        }
+      case .categoricalCrossEntropy:  // o are logits; targets may be soft
+        let maximum = o.max()!
+        var sum: Float = 0
+        for k in 0..<K {
+          prediction[k] = _exp(o[k] - maximum)
+          sum += prediction[k]
+        }
+        let logSum = _log(sum) + maximum
+        let mass = y.reduce(0, +)
+        for k in 0..<K {
+          prediction[k] /= sum
+          rowLoss += Double(y[k] * (logSum - o[k]))
+          gradient.scalars[n * K + k] = (prediction[k] * mass - y[k]) * scale
+        }
+      }
+      score.loss += rowLoss
+      for (i, metric) in metrics.enumerated() {
+        score.metrics[i] += Self.metric(metric, prediction: prediction, target: y)
+      }
+    }
+    return (score, gradient)
+  }
+
+  static func metric(_ metric: Metric, prediction p: [Float], target y: [Float]) -> Double {
+    let K = p.count
+    switch metric {
+    case .accuracy where K > 1:
+      let guess = p.indices.max { p[$0] < p[$1] }!
+      let truth = y.indices.max { y[$0] < y[$1] }!
+      return guess == truth ? 1 : 0
+    case .accuracy, .binaryAccuracy:
+      var hits = 0
+      for k in 0..<K where (p[k] > 0.5) == (y[k] > 0.5) { hits += 1 }
+      return Double(hits) / Double(K)
+    case .meanAbsoluteError:
+      var total: Double = 0
+      for k in 0..<K { total += Double(abs(p[k] - y[k])) }
+      return total / Double(K)
+    }
+  }
+
+  /// Rows of `x` at `indices` (first axis).
+  static func gather(_ x: Tensor, _ indices: ArraySlice<Int>) -> Tensor {
+    let inner = x.count / x.shape[0]
+    var out = [Float]()
+    out.reserveCapacity(indices.count * inner)
+    for i in indices { out.append(contentsOf: x.scalars[(i * inner)..<((i + 1) * inner)]) }
+    return Tensor(shape: [indices.count] + x.shape.dropFirst(), scalars: out)
+  }
+
+  /// 1 for rows that count: every sample, or the real steps of each sequence.
+  func rowWeights(samples B: Int, steps T: Int, lengths: [Int]?) -> [Float] {
+    guard outputIsSequence else { return Array(repeating: 1, count: B) }
+    var w = [Float](repeating: 1, count: B * T)
+    if let lengths {
+      for b in 0..<B { for t in lengths[b]..<T { w[b * T + t] = 0 } }
+    }
+    return w
+  }
+
+  /// Trains on `x` → `y` (Keras `fit`). Shuffles each epoch with `seed`; the last
+  /// `validationSplit` of the samples (taken before shuffling, as Keras) or `validationData`
+  /// are evaluated after each epoch.
+  /// - Throws: `ModelError` for data that does not fit the model, a model not compiled, or a
+  ///   loss that becomes NaN or infinite (no update is made with it).
+  @discardableResult
+  public mutating func fit(
+    _ x: Tensor, _ y: Tensor, lengths: [Int]? = nil, epochs: Int = 1, batchSize: Int = 32,
+    validationSplit: Double = 0, validationData: (x: Tensor, y: Tensor, lengths: [Int]?)? = nil,
+    shuffle: Bool = true, seed: UInt64 = 0, compute: Compute = .allCores,
+    progress: ((FitProgress) -> Void)? = nil
+  ) throws -> History {
+    guard var setup = compiled else { throw ModelError("call compile(loss:optimizer:metrics:) before fit") }
+    try checkLossFitsOutput(setup.loss)
+    guard epochs >= 0 else { throw ModelError("epochs must not be negative, got \(epochs)") }
+    guard batchSize > 0 else { throw ModelError("batchSize must be positive, got \(batchSize)") }
+    guard validationSplit >= 0 && validationSplit < 1 else {
+      throw ModelError("validationSplit must be in [0, 1), got \(validationSplit)")
+    }
+    let allLengths = try validate(x, lengths: lengths)
+    let N = x.shape[0]
+    let T = x.shape[1]
+    guard y.shape.first == N else { throw ModelError("x has \(N) samples but y has \(y.shape.first ?? 0)") }
+    let targets = try prepareTargets(y, samples: N, steps: T, loss: setup.loss)
+    let trainCount = validationData == nil ? N - Int(Double(N) * validationSplit) : N
+    guard trainCount > 0 else { throw ModelError("validationSplit \(validationSplit) leaves no training samples") }
+    var validation: (x: Tensor, y: Tensor, lengths: [Int]?)? = nil
+    if let v = validationData {
+      validation = v
+    } else if trainCount < N {
+      let rest = Array(trainCount..<N)[...]
+      validation = (Self.gather(x, rest), Self.gather(y, rest), allLengths.map { Array($0[trainCount...]) })
+    }
+    var rng = SplitMix64(seed: seed)
+    var order = Array(0..<trainCount)
+    var history = History()
+    let batches = (trainCount + batchSize - 1) / batchSize
+    for epoch in 1...max(1, epochs) where epochs > 0 {
+      let started = Date()
+      if shuffle { order.shuffle(using: &rng) }
+      var total = BatchScore(metricCount: setup.metrics.count)
+      for batch in 0..<batches {
+        let indices = order[(batch * batchSize)..<min(trainCount, (batch + 1) * batchSize)]
+        let xb = Self.gather(x, indices)
+        let yb = Self.gather(targets, indices)
+        let lb = allLengths.map { all in indices.map { all[$0] } }
+        let (out, saved) = run(xb, lengths: lb, training: true, raw: fusesFinalActivation, using: &rng, compute: compute)
+        let weights = rowWeights(samples: indices.count, steps: T, lengths: lb)
+        let counted = Double(weights.reduce(0, +))
+        let (score, dOut) = self.score(
+          output: out, target: yb, weights: weights, loss: setup.loss, metrics: setup.metrics, gradientRows: counted)
+        guard score.loss.isFinite else {
+          throw ModelError("the loss became \(score.loss) at epoch \(epoch), batch \(batch + 1); no update was made")
+        }
+        var gradient = zeroGradient
+        backward(saved, outputGradient: dOut, lengths: lb, into: &gradient, compute: compute)
+        if let clip = setup.clipNorm { GradientClipping.clipByGlobalNorm(&gradient, maxNorm: clip) }
+        let frozen = parts.indices.compactMap { i -> (Int, SequentialPart)? in
+          if case .embedding(_, _, false) = parts[i] { return (i, parts[i]) }
+          return nil
+        }
+        setup.optimizer.update(&self, along: gradient)
+        for (i, part) in frozen { parts[i] = part }
+        total.add(score)
+        progress?(.batch(epoch: epoch, batch: batch + 1, batches: batches, loss: score.loss / max(score.rows, 1)))
+      }
+      var log = EpochLog(
+        epoch: epoch, loss: total.loss / max(total.rows, 1),
+        metrics: Dictionary(uniqueKeysWithValues: zip(setup.metrics.map(\.rawValue), total.metrics.map { $0 / max(total.rows, 1) })),
+        validationLoss: nil, validationMetrics: [:], seconds: 0)
+      compiled = setup
+      if let v = validation {
+        let result = try evaluate(v.x, v.y, lengths: v.lengths, batchSize: batchSize, compute: compute, what: "validation")
+        log.validationLoss = result["loss"]
+        log.validationMetrics = result.filter { $0.key != "loss" }
+      }
+      log.seconds = Date().timeIntervalSince(started)
+      history.epochs.append(log)
+      progress?(.epoch(log))
+    }
+    compiled = setup
+    return history
+  }
+
+  /// Loss and metrics on `x` → `y` (Keras `evaluate`): `["loss": …, "binary_accuracy": …]`.
+  public func evaluate(
+    _ x: Tensor, _ y: Tensor, lengths: [Int]? = nil, batchSize: Int = 32, compute: Compute = .allCores
+  ) throws -> [String: Double] {
+    try evaluate(x, y, lengths: lengths, batchSize: batchSize, compute: compute, what: "")
+  }
+
+  func evaluate(
+    _ x: Tensor, _ y: Tensor, lengths: [Int]?, batchSize: Int, compute: Compute, what: String
+  ) throws -> [String: Double] {
+    guard let setup = compiled else { throw ModelError("call compile(loss:optimizer:metrics:) before evaluate") }
+    try checkLossFitsOutput(setup.loss)
+    guard batchSize > 0 else { throw ModelError("batchSize must be positive, got \(batchSize)") }
+    let prefix = what.isEmpty ? "" : what + " "
+    let allLengths = try validate(x, lengths: lengths, what: prefix + "x")
+    let N = x.shape[0]
+    let T = x.shape[1]
+    guard y.shape.first == N else { throw ModelError("\(prefix)x has \(N) samples but y has \(y.shape.first ?? 0)") }
+    let targets = try prepareTargets(y, samples: N, steps: T, loss: setup.loss, what: prefix + "y")
+    var total = BatchScore(metricCount: setup.metrics.count)
+    var rng = SplitMix64(seed: 0)
+    for start in stride(from: 0, to: N, by: batchSize) {
+      let indices = Array(start..<min(N, start + batchSize))[...]
+      let lb = allLengths.map { all in indices.map { all[$0] } }
+      let (out, _) = run(Self.gather(x, indices), lengths: lb, training: false, raw: fusesFinalActivation, using: &rng, compute: compute)
+      let weights = rowWeights(samples: indices.count, steps: T, lengths: lb)
+      total.add(score(
+        output: out, target: Self.gather(targets, indices), weights: weights, loss: setup.loss,
+        metrics: setup.metrics, gradientRows: 1).score)
+    }
+    var result = ["loss": total.loss / max(total.rows, 1)]
+    for (metric, sum) in zip(setup.metrics, total.metrics) { result[metric.rawValue] = sum / max(total.rows, 1) }
+    return result
+  }
+
+  /// The model's outputs (after the final activation) for `x` (Keras `predict`): `[N, K]`, or
+  /// `[N, T, K]` for sequence outputs.
+  public func predict(
+    _ x: Tensor, lengths: [Int]? = nil, batchSize: Int = 32, compute: Compute = .allCores
+  ) throws -> Tensor {
+    guard batchSize > 0 else { throw ModelError("batchSize must be positive, got \(batchSize)") }
+    let allLengths = try validate(x, lengths: lengths)
+    let N = x.shape[0]
+    var scalars: [Float] = []
+    var rng = SplitMix64(seed: 0)
+    var shape: [Int] = []
+    for start in stride(from: 0, to: N, by: batchSize) {
+      let indices = Array(start..<min(N, start + batchSize))[...]
+      let lb = allLengths.map { all in indices.map { all[$0] } }
+      let (out, _) = run(Self.gather(x, indices), lengths: lb, training: false, raw: false, using: &rng, compute: compute)
+      scalars.append(contentsOf: out.scalars)
+      shape = Array(out.shape.dropFirst())
+    }
+    return Tensor(shape: [N] + shape, scalars: scalars)
+  }
+}
+
+extension Sequential {
+  /// The compiled loss on `x` → `y` and its gradient with respect to every parameter (same
+  /// structure as the model), without dropout: for hand-written training loops and checks.
+  public func lossAndGradient(
+    _ x: Tensor, _ y: Tensor, lengths: [Int]? = nil, compute: Compute = .singleThread
+  ) throws -> (loss: Double, gradient: Sequential) {
+    guard let setup = compiled else { throw ModelError("call compile(loss:optimizer:metrics:) first") }
+    try checkLossFitsOutput(setup.loss)
+    let effective = try validate(x, lengths: lengths)
+    guard y.shape.first == x.shape[0] else { throw ModelError("x has \(x.shape[0]) samples but y has \(y.shape.first ?? 0)") }
+    let targets = try prepareTargets(y, samples: x.shape[0], steps: x.shape[1], loss: setup.loss)
+    var rng = SplitMix64(seed: 0)
+    var forward = self
+    for i in forward.parts.indices {
+      if case .dropout = forward.parts[i] { forward.parts[i] = .dropout(Dropout(probability: 0)) }
+    }
+    let (out, saved) = forward.run(x, lengths: effective, training: true, raw: fusesFinalActivation, using: &rng, compute: compute)
+    let weights = rowWeights(samples: x.shape[0], steps: x.shape[1], lengths: effective)
+    let counted = Double(weights.reduce(0, +))
+    let (score, dOut) = self.score(
+      output: out, target: targets, weights: weights, loss: setup.loss, metrics: [], gradientRows: counted)
+    var gradient = zeroGradient
+    forward.backward(saved, outputGradient: dOut, lengths: effective, into: &gradient, compute: compute)
+    return (score.loss / max(score.rows, 1), gradient)
+  }
+}
