@@ -449,3 +449,44 @@ func swapFirstAxes(_ x: Tensor) -> Tensor {
   shape.swapAt(0, 1)
   return Tensor(shape: shape, scalars: out)
 }
+
+extension Sequential {
+  /// Scalars the model `layers` would hold, computed without building it; nil when a size is
+  /// not positive or the count overflows. Lets a reader bound a described model by its data.
+  public static func parameterCount(inputFeatures: Int?, layers: [Layer]) -> Int? {
+    var width = inputFeatures ?? 0
+    var total = 0
+    func add(_ a: Int, _ b: Int) -> Bool {
+      let (p, o1) = a.multipliedReportingOverflow(by: b)
+      let (s, o2) = total.addingReportingOverflow(p)
+      total = s
+      return !o1 && !o2 && a > 0 && b > 0
+    }
+    for layer in layers {
+      switch layer {
+      case .embedding(let v, let d, _, _):
+        guard add(v, d) else { return nil }
+        width = d
+      case .recurrent, .bidirectional:
+        var directions = 1
+        var inner = layer
+        if case .bidirectional(let wrapped) = layer {
+          directions = 2
+          inner = wrapped
+        }
+        guard case .recurrent(let kind, let units, _) = inner, units > 0, units <= 1 << 20 else { return nil }
+        let gates = kind.gateCount * units
+        for _ in 0..<directions {
+          guard add(gates, width + units + 2) else { return nil }
+        }
+        width = directions * units
+      case .dense(let units, _):
+        guard add(units, width + 1) else { return nil }
+        width = units
+      case .dropout:
+        break
+      }
+    }
+    return total
+  }
+}

@@ -209,21 +209,21 @@ final class InterruptFlag: @unchecked Sendable {
 }
 
 /// Fails early, before any training, if the checkpoint's folder cannot take the file.
-func ensureWritable(_ path: String) throws {
+func ensureWritable(_ path: String, option: String = "--checkpoint") throws {
   let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
   var isDirectory: ObjCBool = false
   guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
-    throw CommandError("--checkpoint \(path): folder \(folder) does not exist")
+    throw CommandError("\(option) \(path): folder \(folder) does not exist")
   }
   guard FileManager.default.isWritableFile(atPath: folder) else {
-    throw CommandError("--checkpoint \(path): folder \(folder) is not writable")
+    throw CommandError("\(option) \(path): folder \(folder) is not writable")
   }
   if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
-    throw CommandError("--checkpoint \(path) is a directory")
+    throw CommandError("\(option) \(path) is a directory")
   }
   var status = stat()
   if lstat(path, &status) == 0 && (status.st_mode & S_IFMT) != S_IFREG {
-    throw CommandError("--checkpoint \(path) is not a regular file")
+    throw CommandError("\(option) \(path) is not a regular file")
   }
 }
 

@@ -1,0 +1,351 @@
+import ArgumentParser
+import Foundation
+import Recurrent
+import Training
+
+/// What `recurrent fit` learns: the loss, final activation and metric follow from it.
+enum FitTask: String, ExpressibleByArgument, CaseIterable {
+  case regression, binary, multiclass
+
+  var loss: LossFunction {
+    switch self {
+    case .regression: .meanSquaredError
+    case .binary: .binaryCrossEntropy
+    case .multiclass: .categoricalCrossEntropy
+    }
+  }
+  var activation: Activation {
+    switch self {
+    case .regression: .none
+    case .binary: .sigmoid
+    case .multiclass: .softmax
+    }
+  }
+  var metric: Metric {
+    switch self {
+    case .regression: .meanAbsoluteError
+    case .binary: .binaryAccuracy
+    case .multiclass: .accuracy
+    }
+  }
+}
+
+/// Reads an array from `.npy` or `.csv` (by extension; anything else is read as `.npy`).
+func readArray(_ path: String, option: String) throws -> NumPyArray {
+  do {
+    if path.lowercased().hasSuffix(".csv") {
+      let (_, values) = try CSVFile.read(path: path)
+      return NumPyArray(values, type: .float64)
+    }
+    return try NumPyArray.read(path: path)
+  } catch let error as DataFileError {
+    throw CommandError("\(option) \(error)")
+  }
+}
+
+/// Per-sequence lengths from an integer array of shape `[N]`.
+func readLengths(_ path: String?, samples: Int) throws -> [Int]? {
+  guard let path else { return nil }
+  let array = try readArray(path, option: "--lengths")
+  guard array.shape == [samples] else {
+    throw CommandError("--lengths \(path): shape \(array.shape), expected [\(samples)] (one length per sequence)")
+  }
+  guard array.values.allSatisfy({ $0 == $0.rounded() && $0 >= 0 && $0 < 1e9 }) else {
+    throw CommandError("--lengths \(path): lengths must be whole numbers >= 0")
+  }
+  return array.values.map { Int($0) }
+}
+
+/// `x` as the model takes it: `[N, T, F]` features, or `[N, T]` ids for an embedding model;
+/// a 2-D array without an embedding is one feature per step.
+func modelInput(_ array: NumPyArray, path: String, ids: Bool) throws -> Tensor {
+  let tensor = array.tensor
+  switch (array.shape.count, ids) {
+  case (2, true), (3, false): return tensor
+  case (2, false): return tensor.reshaped(array.shape + [1])
+  default:
+    throw CommandError(
+      "--x \(path): shape \(array.shape); expected [N, T, F] features or [N, T]\(ids ? " token ids (the model starts with an embedding)" : "")")
+  }
+}
+
+/// `recurrent fit`: train a sequence classifier or regressor on arrays.
+struct Fit: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Train a sequence model on arrays: regression, binary or multiclass classification.",
+    discussion: """
+      --x is [N, T, F] (or [N, T]: one feature per step, or token ids with --embedding), .npy or .csv.
+      --y is [N] or [N, K] per sequence; with --return-sequences, [N, T] or [N, T, K] per step. For
+      multiclass, y holds class ids (or one-hot rows). Sequences of different lengths are right-padded
+      and given --lengths (an integer array [N]) or, for token ids, --mask-zero. The model: an optional
+      embedding, --layers recurrent layers of --hidden units, optional --dense hidden layers (relu), and
+      an output layer (linear, sigmoid or softmax by --task). Loss: MSE, binary or categorical
+      cross-entropy; metric: mae, binary_accuracy or accuracy.
+      """)
+
+  @Option(help: "Inputs: .npy (float32/float64/int32/int64, C order) or .csv.") var x: String
+  @Option(help: "Targets: .npy or .csv.") var y: String
+  @Option(help: "Task: regression, binary, multiclass.") var task: FitTask
+  @Option(help: "Real steps of each right-padded sequence: integer array [N].") var lengths: String?
+  @Option(help: "Cell: gru, gru-reset-before, lstm, rnn-tanh, rnn-relu.") var cell: CellKind = .gru
+  @Option(help: "Recurrent layers.") var layers: Int = 1
+  @Option(help: "Units per recurrent layer.") var hidden: Int = 64
+  @Flag(help: "Bidirectional recurrent layers.") var bidirectional = false
+  @Option(help: "Dropout after each recurrent layer.") var dropout: Float = 0
+  @Flag(help: "Predict at every step (targets [N, T, ...]) instead of once per sequence.") var returnSequences = false
+  @Option(help: "Hidden Dense relu layers after the recurrent ones, e.g. 64,32.") var dense: String?
+  @Option(help: "x holds token ids: embed them in vectors of this size.") var embedding: Int?
+  @Option(help: "Vocabulary size for --embedding. [default: largest id + 1]") var vocabSize: Int?
+  @Flag(help: "Token id 0 is padding: each sequence ends after its last non-zero id.") var maskZero = false
+  @Option(help: "Pretrained vectors (GloVe/word2vec text) for the embedding; needs --vocabulary.") var wordVectors: String?
+  @Option(help: "Words of the ids, one per line (line i = id i), for --word-vectors.") var vocabulary: String?
+  @Flag(help: "Keep the pretrained embedding fixed.") var freezeEmbedding = false
+  @Option(help: "Classes for multiclass. [default: largest class id + 1]") var classes: Int?
+  @Option(help: "Passes over the training data.") var epochs: Int = 10
+  @Option(help: "Sequences per batch.") var batch: Int = 32
+  @Option(help: "Optimizer: adam, adamw, sgd, rmsprop.") var optimizer: OptimizerKind = .adam
+  @Option(help: "Learning rate.") var lr: Float = 1e-3
+  @Option(help: "Clip gradients to this global norm (0: off).") var clip: Float = 0
+  @Option(help: "Fraction of the samples (the last ones) held out for validation.") var validationSplit: Double = 0
+  @Option(help: "Random seed (initialisation, shuffling, dropout).") var seed: UInt64 = 1
+  @Option(help: "Threads. [default: all cores]") var threads: Int?
+  @Option(help: "Where to save the trained model (.safetensors).") var checkpoint: String = "fit.safetensors"
+  @Flag(help: "One JSON object per line: each epoch's history, then a summary.") var json = false
+
+  func validate() throws {
+    if layers <= 0 || layers > 64 { throw ValidationError("--layers must be in 1...64, got \(layers)") }
+    if hidden <= 0 || hidden > 65536 { throw ValidationError("--hidden must be in 1...65536, got \(hidden)") }
+    if !(dropout >= 0 && dropout < 1) { throw ValidationError("--dropout must be in [0, 1), got \(dropout)") }
+    if epochs <= 0 { throw ValidationError("--epochs must be > 0, got \(epochs)") }
+    if batch <= 0 { throw ValidationError("--batch must be > 0, got \(batch)") }
+    if !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive number, got \(lr)") }
+    if !(clip >= 0 && clip.isFinite) { throw ValidationError("--clip must be >= 0, got \(clip)") }
+    if !(validationSplit >= 0 && validationSplit < 1) {
+      throw ValidationError("--validation-split must be in [0, 1), got \(validationSplit)")
+    }
+    if let threads, threads <= 0 { throw ValidationError("--threads must be > 0, got \(threads)") }
+    if let embedding, embedding <= 0 || embedding > 65536 { throw ValidationError("--embedding must be in 1...65536") }
+    if let vocabSize, vocabSize <= 0 { throw ValidationError("--vocab-size must be > 0") }
+    if let classes, classes < 2 { throw ValidationError("--classes must be >= 2") }
+    if embedding == nil && (vocabSize != nil || maskZero || wordVectors != nil || freezeEmbedding) {
+      throw ValidationError("--vocab-size, --mask-zero, --word-vectors and --freeze-embedding need --embedding")
+    }
+    if (wordVectors == nil) != (vocabulary == nil) { throw ValidationError("--word-vectors and --vocabulary go together") }
+    if freezeEmbedding && wordVectors == nil { throw ValidationError("--freeze-embedding needs --word-vectors") }
+    if classes != nil && task != .multiclass { throw ValidationError("--classes is for --task multiclass") }
+    if maskZero && lengths != nil { throw ValidationError("give --lengths or --mask-zero, not both") }
+    _ = try denseUnits()
+    if checkpoint.isEmpty { throw ValidationError("--checkpoint must not be empty") }
+  }
+
+  func denseUnits() throws -> [Int] {
+    guard let dense else { return [] }
+    return try dense.split(separator: ",").map {
+      guard let n = Int($0.trimmingCharacters(in: .whitespaces)), n > 0, n <= 65536 else {
+        throw ValidationError("--dense must be positive sizes separated by commas, got '\(dense)'")
+      }
+      return n
+    }
+  }
+
+  func run() throws {
+    try ensureWritable(checkpoint)
+    let xArray = try readArray(x, option: "--x")
+    let yArray = try readArray(y, option: "--y")
+    let input = try modelInput(xArray, path: x, ids: embedding != nil)
+    let N = input.shape[0]
+    let T = input.shape[1]
+    guard N > 0 && T > 0 else { throw CommandError("--x \(x): no sequences (shape \(xArray.shape))") }
+    guard yArray.shape.first == N else {
+      throw CommandError("--y \(y): \(yArray.shape.first ?? 0) samples (shape \(yArray.shape)), --x has \(N)")
+    }
+    let lengthValues = try readLengths(lengths, samples: N)
+    // Output units from the targets.
+    let perStep = returnSequences ? 1 : 0
+    let units: Int
+    switch task {
+    case .regression, .binary:
+      guard yArray.shape.count == 1 + perStep || yArray.shape.count == 2 + perStep else {
+        throw CommandError("--y \(y): shape \(yArray.shape); expected \(returnSequences ? "[N, T] or [N, T, K]" : "[N] or [N, K]")")
+      }
+      units = yArray.shape.count == 2 + perStep ? yArray.shape.last! : 1
+      if task == .binary, let bad = yArray.values.first(where: { !($0 >= 0 && $0 <= 1) }) {
+        throw CommandError("--y \(y): binary targets must be in [0, 1], found \(bad)")
+      }
+    case .multiclass:
+      if yArray.shape.count == 2 + perStep {
+        units = yArray.shape.last!  // one-hot rows
+      } else {
+        guard yArray.shape.count == 1 + perStep else {
+          throw CommandError("--y \(y): shape \(yArray.shape); expected class ids \(returnSequences ? "[N, T]" : "[N]") or one-hot rows")
+        }
+        guard let top = yArray.values.max(), yArray.values.allSatisfy({ $0 >= 0 && $0 == $0.rounded() }) else {
+          throw CommandError("--y \(y): class ids must be whole numbers >= 0")
+        }
+        units = classes ?? Int(top) + 1
+      }
+      if units < 2 { throw CommandError("--y \(y): multiclass needs at least 2 classes") }
+    }
+    if returnSequences && yArray.shape.count >= 2 && yArray.shape[1] != T {
+      throw CommandError("--y \(y): \(yArray.shape[1]) steps per sequence, --x has \(T)")
+    }
+    var layerList: [Layer] = []
+    var vocabularyWords: [String]? = nil
+    if let embedding {
+      let top = Int(input.scalars.max() ?? 0)
+      guard input.scalars.allSatisfy({ $0 >= 0 && $0 == $0.rounded() }) else {
+        throw CommandError("--x \(x): token ids must be whole numbers >= 0")
+      }
+      if let vocabulary {
+        let text: String
+        do { text = try String(contentsOfFile: vocabulary, encoding: .utf8) } catch {
+          throw CommandError("--vocabulary \(vocabulary): cannot read it as UTF-8 text")
+        }
+        vocabularyWords = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).map(String.init)
+        if vocabularyWords!.last == "" { vocabularyWords!.removeLast() }
+      }
+      let size = vocabSize ?? vocabularyWords?.count ?? top + 1
+      guard top < size else { throw CommandError("--x \(x): id \(top) is outside the vocabulary of \(size)") }
+      if let words = vocabularyWords, words.count != size {
+        throw CommandError("--vocabulary \(vocabulary!): \(words.count) words, the vocabulary size is \(size)")
+      }
+      layerList.append(.embedding(size, embedding, maskZero: maskZero, trainable: !freezeEmbedding))
+    }
+    for index in 0..<layers {
+      let sequences = index < layers - 1 || returnSequences
+      let recurrent = Layer.recurrent(kind: cell, units: hidden, returnSequences: sequences)
+      layerList.append(bidirectional ? .bidirectional(recurrent) : recurrent)
+      if dropout > 0 { layerList.append(.dropout(dropout)) }
+    }
+    for units in try denseUnits() { layerList.append(.dense(units, activation: .relu)) }
+    layerList.append(.dense(units, activation: task.activation))
+    var model = try Sequential(
+      inputFeatures: embedding == nil ? input.shape[2] : nil, seed: seed, layerList)
+    if let wordVectors, let words = vocabularyWords, let embedding {
+      let vectors: WordVectors
+      do {
+        vectors = try WordVectors.load(
+          path: wordVectors, vocabulary: words, dimension: embedding, keepZero: maskZero ? [0] : [], seed: seed)
+      } catch let error as DataFileError {
+        throw CommandError("--word-vectors \(error)")
+      }
+      model.embeddingWeight = vectors.weight
+      let line = vectors.summary(path: wordVectors)
+      if json { emit(jsonLine(["event": "word_vectors", "found": vectors.found, "missing": vectors.missing.count]))
+      } else { emit(line + "\n") }
+    }
+    var configuration = OptimizerConfiguration(kind: optimizer, learningRate: lr)
+    configuration.learningRate = lr
+    model.compile(loss: task.loss, optimizer: configuration, metrics: [task.metric], clipNorm: clip > 0 ? clip : nil)
+    let compute = Compute(threads: threads ?? max(1, System.coreCount))
+    let targets = yArray.tensor
+    let started = Date()
+    let history = try model.fit(
+      input, targets, lengths: lengthValues, epochs: epochs, batchSize: batch, validationSplit: validationSplit,
+      seed: seed, compute: compute
+    ) { event in
+      guard case .epoch(let log) = event else { return }
+      if json {
+        var fields: [String: Any] = ["event": "epoch", "epoch": log.epoch, "loss": log.loss, "seconds": log.seconds]
+        for (k, v) in log.metrics { fields[k] = v }
+        if let v = log.validationLoss { fields["val_loss"] = v }
+        for (k, v) in log.validationMetrics { fields["val_" + k] = v }
+        emit(jsonLine(fields))
+      } else {
+        var line = "epoch \(log.epoch)/\(epochs)  loss \(format(log.loss))"
+        for (k, v) in log.metrics.sorted(by: { $0.key < $1.key }) { line += "  \(k) \(format(v))" }
+        if let v = log.validationLoss { line += "  val_loss \(format(v))" }
+        for (k, v) in log.validationMetrics.sorted(by: { $0.key < $1.key }) { line += "  val_\(k) \(format(v))" }
+        emit(line + String(format: "  (%.1f s)\n", log.seconds))
+      }
+    }
+    try SequentialCheckpoint.save(model, task: task.rawValue, to: checkpoint)
+    let seconds = Date().timeIntervalSince(started)
+    if json {
+      var fields: [String: Any] = [
+        "event": "done", "checkpoint": checkpoint, "samples": N, "steps": T, "parameters": model.parameterCount,
+        "seconds": seconds,
+      ]
+      if let last = history.epochs.last {
+        fields["loss"] = last.loss
+        for (k, v) in last.metrics { fields[k] = v }
+      }
+      emit(jsonLine(fields))
+    } else {
+      emit("saved \(checkpoint) (\(model.parameterCount) parameters, \(String(format: "%.1f", seconds)) s)\n")
+    }
+  }
+}
+
+/// `recurrent predict`: run a model saved by `fit` on arrays.
+struct Predict: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Predict with a model saved by `recurrent fit`; writes the outputs as a float32 .npy.",
+    discussion: """
+      Outputs are probabilities for binary (sigmoid) and multiclass (softmax) models, values for
+      regression: [N, K], or [N, T, K] for models trained with --return-sequences. With --y, the loss
+      and metric on these targets are reported too.
+      """)
+
+  @Option(help: "A model written by `recurrent fit`.") var checkpoint: String
+  @Option(help: "Inputs: .npy or .csv, shaped as for fit.") var x: String
+  @Option(help: "Real steps of each right-padded sequence: integer array [N].") var lengths: String?
+  @Option(help: "Where to write the predictions (.npy, float32).") var out: String
+  @Option(help: "Targets, to report the loss and metric as well.") var y: String?
+  @Option(help: "Sequences per batch.") var batch: Int = 256
+  @Option(help: "Threads. [default: all cores]") var threads: Int?
+  @Flag(help: "A JSON summary on standard output.") var json = false
+
+  func validate() throws {
+    if batch <= 0 { throw ValidationError("--batch must be > 0, got \(batch)") }
+    if let threads, threads <= 0 { throw ValidationError("--threads must be > 0, got \(threads)") }
+    if out.isEmpty { throw ValidationError("--out must not be empty") }
+  }
+
+  func run() throws {
+    try ensureWritable(out, option: "--out")
+    let (model, task) = try SequentialCheckpoint.load(from: checkpoint)
+    let xArray = try readArray(x, option: "--x")
+    let input = try modelInput(xArray, path: x, ids: model.inputFeatures == nil)
+    let lengthValues = try readLengths(lengths, samples: input.shape[0])
+    let compute = Compute(threads: threads ?? max(1, System.coreCount))
+    let started = Date()
+    let predictions: Tensor
+    do {
+      predictions = try model.predict(input, lengths: lengthValues, batchSize: batch, compute: compute)
+    } catch let error as ModelError {
+      throw CommandError("--x \(x): \(error)")
+    }
+    var scores: [String: Double] = [:]
+    if let y {
+      let targets = try readArray(y, option: "--y").tensor
+      do {
+        scores = try model.evaluate(input, targets, lengths: lengthValues, batchSize: batch, compute: compute)
+      } catch let error as ModelError {
+        throw CommandError("--y \(y): \(error)")
+      }
+    }
+    try NumPyArray(predictions).write(path: out)
+    let seconds = Date().timeIntervalSince(started)
+    if json {
+      var fields: [String: Any] = [
+        "event": "predict", "samples": input.shape[0], "output_shape": predictions.shape, "out": out,
+        "task": task ?? "", "seconds": seconds,
+      ]
+      for (k, v) in scores { fields[k] = v }
+      emit(jsonLine(fields))
+    } else {
+      var line = "wrote \(out): \(predictions.shape) \(task.map { "(\($0))" } ?? "")"
+      for (k, v) in scores.sorted(by: { $0.key < $1.key }) { line += "  \(k) \(format(v))" }
+      emit(line + "\n")
+    }
+  }
+}
+
+func format(_ v: Double) -> String { String(format: "%.4f", v) }
+
+/// One JSON object on one line, keys sorted.
+func jsonLine(_ fields: [String: Any]) -> String {
+  let data = (try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys])) ?? Data("{}".utf8)
+  return String(decoding: data, as: UTF8.self) + "\n"
+}
