@@ -22,18 +22,20 @@ let package = Package(
     .target(name: "TextCorpus"),
     // Training session, evaluation, generation, checkpoints; progress as events.
     .target(name: "Training", dependencies: ["Recurrent", "TextCorpus"]),
+    // Runnable examples and the long-memory tasks (`recurrent example`, `recurrent task`).
+    .target(name: "RecurrentExamples", dependencies: ["Recurrent"], path: "Examples"),
     // All ArgumentParser code, a library so tests can parse commands.
     .target(
       name: "RecurrentCommands",
       dependencies: [
-        "Recurrent", "TextCorpus", "Training",
+        "Recurrent", "TextCorpus", "Training", "RecurrentExamples",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     .executableTarget(name: "recurrent", dependencies: ["RecurrentCommands", "CKernels"]),
     .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
     .testTarget(
       name: "RecurrentTests",
-      dependencies: ["Recurrent", "TextCorpus", "Training", "RecurrentCommands", "CKernels"],
+      dependencies: ["Recurrent", "TextCorpus", "Training", "RecurrentCommands", "RecurrentExamples", "CKernels"],
       resources: [.copy("Fixtures")]),
   ],
   swiftLanguageModes: [.v6]

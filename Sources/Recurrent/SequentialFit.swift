@@ -155,23 +155,7 @@ extension Sequential {
         let xb = Self.gather(x, indices)
         let yb = Self.gather(targets, indices)
         let lb = allLengths.map { all in indices.map { all[$0] } }
-        let (out, saved) = run(xb, lengths: lb, training: true, raw: fusesFinalActivation, using: &rng, compute: compute)
-        let weights = rowWeights(samples: indices.count, steps: T, lengths: lb)
-        let counted = Double(weights.reduce(0, +))
-        let (score, dOut) = self.score(
-          output: out, target: yb, weights: weights, loss: setup.loss, metrics: setup.metrics, gradientRows: counted)
-        guard score.loss.isFinite else {
-          throw ModelError("the loss became \(score.loss) at epoch \(epoch), batch \(batch + 1); no update was made")
-        }
-        var gradient = zeroGradient
-        backward(saved, outputGradient: dOut, lengths: lb, into: &gradient, compute: compute)
-        if let clip = setup.clipNorm { GradientClipping.clipByGlobalNorm(&gradient, maxNorm: clip) }
-        let frozen = parts.indices.compactMap { i -> (Int, SequentialPart)? in
-          if case .embedding(_, _, false) = parts[i] { return (i, parts[i]) }
-          return nil
-        }
-        setup.optimizer.update(&self, along: gradient)
-        for (i, part) in frozen { parts[i] = part }
+        let score = try step(xb, yb, lengths: lb, setup: &setup, using: &rng, compute: compute, where: "epoch \(epoch), batch \(batch + 1)")
         total.add(score)
         progress?(.batch(epoch: epoch, batch: batch + 1, batches: batches, loss: score.loss / max(score.rows, 1)))
       }
@@ -191,6 +175,50 @@ extension Sequential {
     }
     compiled = setup
     return history
+  }
+
+  /// One update on a batch whose targets are prepared; throws on a non-finite loss without updating.
+  mutating func step(
+    _ xb: Tensor, _ yb: Tensor, lengths lb: [Int]?, setup: inout CompiledSetup, using rng: inout SplitMix64,
+    compute: Compute, where place: String
+  ) throws -> BatchScore {
+    let (out, saved) = run(xb, lengths: lb, training: true, raw: fusesFinalActivation, using: &rng, compute: compute)
+    let weights = rowWeights(samples: xb.shape[0], steps: xb.shape[1], lengths: lb)
+    let counted = Double(weights.reduce(0, +))
+    let (score, dOut) = self.score(
+      output: out, target: yb, weights: weights, loss: setup.loss, metrics: setup.metrics, gradientRows: counted)
+    guard score.loss.isFinite else {
+      throw ModelError("the loss became \(score.loss) at \(place); no update was made")
+    }
+    var gradient = zeroGradient
+    backward(saved, outputGradient: dOut, lengths: lb, into: &gradient, compute: compute)
+    if let clip = setup.clipNorm { GradientClipping.clipByGlobalNorm(&gradient, maxNorm: clip) }
+    let frozen = parts.indices.compactMap { i -> (Int, SequentialPart)? in
+      if case .embedding(_, _, false) = parts[i] { return (i, parts[i]) }
+      return nil
+    }
+    setup.optimizer.update(&self, along: gradient)
+    for (i, part) in frozen { parts[i] = part }
+    return score
+  }
+
+  /// One update on one batch (Keras `train_on_batch`): the batch's loss and metrics before the
+  /// update. `seed` draws the dropout masks.
+  @discardableResult
+  public mutating func trainOnBatch(
+    _ x: Tensor, _ y: Tensor, lengths: [Int]? = nil, seed: UInt64 = 0, compute: Compute = .allCores
+  ) throws -> [String: Double] {
+    guard var setup = compiled else { throw ModelError("call compile(loss:optimizer:metrics:) before trainOnBatch") }
+    try checkLossFitsOutput(setup.loss)
+    let effective = try validate(x, lengths: lengths)
+    guard y.shape.first == x.shape[0] else { throw ModelError("x has \(x.shape[0]) samples but y has \(y.shape.first ?? 0)") }
+    let targets = try prepareTargets(y, samples: x.shape[0], steps: x.shape[1], loss: setup.loss)
+    var rng = SplitMix64(seed: seed)
+    let score = try step(x, targets, lengths: effective, setup: &setup, using: &rng, compute: compute, where: "this batch")
+    compiled = setup
+    var result = ["loss": score.loss / max(score.rows, 1)]
+    for (metric, sum) in zip(setup.metrics, score.metrics) { result[metric.rawValue] = sum / max(score.rows, 1) }
+    return result
   }
 
   /// Loss and metrics on `x` → `y` (Keras `evaluate`): `["loss": …, "binary_accuracy": …]`.

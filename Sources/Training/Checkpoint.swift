@@ -108,15 +108,7 @@ public struct Checkpoint: Sendable {
 
   /// Reads and validates a checkpoint file.
   public static func load(from path: String) throws -> Checkpoint {
-    var isDirectory: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-      throw CheckpointError.unreadable(path: path, reason: "no such file")
-    }
-    guard !isDirectory.boolValue else { throw CheckpointError.unreadable(path: path, reason: "is a directory") }
-    guard let data = FileManager.default.contents(atPath: path) else {
-      throw CheckpointError.unreadable(path: path, reason: "permission denied or I/O error")
-    }
-    return try Checkpoint(SafeTensors(decoding: data))
+    try Checkpoint(SafeTensors.read(path: path))
   }
 
   public init(_ file: SafeTensors) throws {
@@ -168,13 +160,7 @@ public struct Checkpoint: Sendable {
       using: &rng)
     var byName: [String: Tensor] = [:]
     for (name, t) in file.tensors { byName[name] = t }
-    var expected = Set<String>()
-    try model.forEachParameter { name, tensor in
-      expected.insert(name)
-      guard let t = byName[name] else { throw CheckpointError.missingTensor(name) }
-      guard t.shape == tensor.shape else { throw CheckpointError.shapeMismatch(tensor: name, expected: tensor.shape, found: t.shape) }
-      tensor = t
-    }
+    var expected = try file.assign(to: &model)
     if config.tied {
       expected.insert("decoder.weight")
       model.decoder.weight = model.encoder.weight

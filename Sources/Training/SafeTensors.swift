@@ -165,6 +165,37 @@ public struct SafeTensors: Equatable, Sendable {
   }
 }
 
+extension SafeTensors {
+  /// Reads and decodes a safetensors file; missing files, folders and unreadable files are
+  /// `CheckpointError.unreadable`.
+  public static func read(path: String) throws -> SafeTensors {
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+      throw CheckpointError.unreadable(path: path, reason: "no such file")
+    }
+    guard !isDirectory.boolValue else { throw CheckpointError.unreadable(path: path, reason: "is a directory") }
+    guard let data = FileManager.default.contents(atPath: path) else {
+      throw CheckpointError.unreadable(path: path, reason: "permission denied or I/O error")
+    }
+    return try SafeTensors(decoding: data)
+  }
+
+  /// Sets every parameter of `model` from the tensor of the same name, checking shapes.
+  /// - Returns: the names used.
+  func assign<M: Parameterized>(to model: inout M) throws -> Set<String> {
+    var byName: [String: Tensor] = [:]
+    for (name, t) in tensors { byName[name] = t }
+    var used = Set<String>()
+    try model.forEachParameter { name, tensor in
+      used.insert(name)
+      guard let t = byName[name] else { throw CheckpointError.missingTensor(name) }
+      guard t.shape == tensor.shape else { throw CheckpointError.shapeMismatch(tensor: name, expected: tensor.shape, found: t.shape) }
+      tensor = t
+    }
+    return used
+  }
+}
+
 /// Writes `data` to `path` atomically: a temporary file beside it, fsync, rename, fsync of
 /// the folder. On failure the temporary file is removed and `path` is untouched.
 public func writeAtomically(_ data: Data, to path: String) throws {

@@ -36,15 +36,7 @@ public enum SequentialCheckpoint {
   /// Reads a model written by `save`, compiled with its stored loss and metrics.
   /// - Returns: the model and the stored task label.
   public static func load(from path: String) throws -> (model: Sequential, task: String?) {
-    var isDirectory: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-      throw CheckpointError.unreadable(path: path, reason: "no such file")
-    }
-    guard !isDirectory.boolValue else { throw CheckpointError.unreadable(path: path, reason: "is a directory") }
-    guard let data = FileManager.default.contents(atPath: path) else {
-      throw CheckpointError.unreadable(path: path, reason: "permission denied or I/O error")
-    }
-    let file = try SafeTensors(decoding: data)
+    let file = try SafeTensors.read(path: path)
     let meta = file.metadata
     guard meta["recurrent.format"] == formatName else {
       if meta["recurrent.format"] == Checkpoint.formatName {
@@ -72,16 +64,8 @@ public enum SequentialCheckpoint {
     } catch let error as ModelError {
       throw CheckpointError.badMetadata(key: "recurrent.config", reason: error.description)
     }
-    var byName: [String: Tensor] = [:]
-    for (name, t) in file.tensors { byName[name] = t }
-    var expected = Set<String>()
-    try model.forEachParameter { name, tensor in
-      expected.insert(name)
-      guard let t = byName[name] else { throw CheckpointError.missingTensor(name) }
-      guard t.shape == tensor.shape else { throw CheckpointError.shapeMismatch(tensor: name, expected: tensor.shape, found: t.shape) }
-      tensor = t
-    }
-    for name in byName.keys where !expected.contains(name) { throw CheckpointError.unexpectedTensor(name) }
+    let used = try file.assign(to: &model)
+    for (name, _) in file.tensors where !used.contains(name) { throw CheckpointError.unexpectedTensor(name) }
     if let loss = stored.loss { model.compile(loss: loss, metrics: stored.metrics) }
     return (model, stored.task)
   }
