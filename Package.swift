@@ -32,6 +32,8 @@ let package = Package(
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     .executableTarget(name: "recurrent", dependencies: ["RecurrentCommands", "CKernels"]),
+    // libFuzzer target for the file readers; see Tools/fuzz.sh.
+    .executableTarget(name: "checkpoint-fuzzer", dependencies: ["Training"], path: "Fuzz/CheckpointFuzzer"),
     .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
     .testTarget(
       name: "RecurrentTests",

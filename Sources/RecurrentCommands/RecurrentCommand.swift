@@ -1,11 +1,33 @@
 import ArgumentParser
+import Foundation
 import Recurrent
 
 public struct RecurrentCommand: ParsableCommand {
   public static let configuration = CommandConfiguration(
     commandName: "recurrent",
-    abstract: "Recurrent neural networks (GRU, LSTM, RNN): train, evaluate and sample language models.",
+    abstract: "Recurrent neural networks (GRU, LSTM, RNN): language models, sequence models, benchmarks.",
     version: RecurrentInfo.version,
-    subcommands: [Train.self, Evaluate.self, Generate.self, Fit.self, Predict.self, TaskCommand.self, ExampleCommand.self, Bench.self, BenchGEMM.self])
+    subcommands: [
+      Train.self, Evaluate.self, Generate.self, Fit.self, Predict.self, TaskCommand.self, ExampleCommand.self,
+      Bench.self, BenchGEMM.self,
+    ])
   public init() {}
+
+  /// Parses and runs the command line. Help and version print as ArgumentParser prints them;
+  /// every error is one line on stderr, `Error: ...` (with a pointer to `--help` for usage
+  /// errors), and exit status 1, or 64 for usage errors.
+  public static func runAndExit(_ arguments: [String]? = nil) -> Never {
+    do {
+      var command = try parseAsRoot(arguments)
+      try command.run()
+      Foundation.exit(0)
+    } catch {
+      let code = exitCode(for: error)
+      if code == .success { exit(withError: error) }  // --help, --version
+      var line = message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+      if code == .validationFailure { line += " (see 'recurrent --help')" }
+      FileHandle.standardError.write(Data(("Error: " + line + "\n").utf8))
+      Foundation.exit(code.rawValue)
+    }
+  }
 }

@@ -24,8 +24,8 @@ struct TaskCommand: ParsableCommand {
   @Option(help: "Delay T (copy).") var delay: Int?
   @Option(help: "Hidden units.") var hidden: Int = 128
   @Option(help: "Sequences per training step.") var batch: Int = 50
-  @Option(help: "Training steps.") var steps: Int = 2000
-  @Option(help: "Adam learning rate.") var lr: Float = 1e-3
+  @Option(help: "Training steps.") var steps: Int = 3000
+  @Option(help: "Adam learning rate.") var lr: Float = 3e-3
   @Option(help: "Clip gradients to this global norm (0: off).") var clip: Float = 1
   @Option(help: "Evaluate on the test set every N steps.") var evalEvery: Int = 100
   @Option(help: "Test sequences.") var testSamples: Int = 1000
@@ -80,7 +80,8 @@ struct TaskCommand: ParsableCommand {
     } else {
       var line = "\(task.rawValue) T=\(t) \(cell.rawValue): \(metricName) \(format(result.testMetric)) (baseline \(format(result.baseline)))"
       if let recall = result.recallAccuracy { line += String(format: ", recall accuracy %.3f", recall) }
-      line += result.solvedAtStep.map { ", solved at step \($0)" } ?? ", not solved"
+      line += result.solved ? ", solved" : ", not solved"
+      line += result.solvedAtStep.map { " (first solved at step \($0))" } ?? ""
       line += String(format: " in %d steps, %.0f s", steps, result.seconds)
       emit(line + "\n")
     }

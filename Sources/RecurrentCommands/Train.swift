@@ -129,7 +129,7 @@ struct Train: ParsableCommand {
     let textPath = text ?? bundledCorpusPath()
     var resumed: Checkpoint? = nil
     if resume {
-      resumed = try Checkpoint.load(from: checkpoint)
+      resumed = try readingCheckpoint(checkpoint) { try Checkpoint.load(from: checkpoint) }
       guard resumed?.progress != nil else {
         throw CommandError("\(checkpoint) holds no training state to resume (it was not written by recurrent train)")
       }

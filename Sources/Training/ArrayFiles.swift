@@ -64,6 +64,11 @@ public struct NumPyArray: Equatable, Sendable {
     try decode(readFileBytes(path), path: path)
   }
 
+  /// An array from the bytes of a `.npy` file.
+  public init(decoding data: Data) throws {
+    self = try Self.decode(data, path: "<data>")
+  }
+
   static func decode(_ data: Data, path: String) throws -> NumPyArray {
     let bytes = [UInt8](data)
     let magic: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]  // \x93NUMPY

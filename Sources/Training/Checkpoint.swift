@@ -114,6 +114,10 @@ public struct Checkpoint: Sendable {
   public init(_ file: SafeTensors) throws {
     let meta = file.metadata
     guard meta["recurrent.format"] == Self.formatName else {
+      if meta["recurrent.format"] == "recurrent-sequential" {
+        throw CheckpointError.badMetadata(
+          key: "recurrent.format", reason: "this is a model from `recurrent fit` (use predict), not a language model")
+      }
       throw CheckpointError.badMetadata(key: "recurrent.format", reason: "missing or not \(Self.formatName)")
     }
     guard meta["recurrent.format_version"] == Self.formatVersion else {

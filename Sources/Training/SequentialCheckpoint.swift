@@ -36,7 +36,11 @@ public enum SequentialCheckpoint {
   /// Reads a model written by `save`, compiled with its stored loss and metrics.
   /// - Returns: the model and the stored task label.
   public static func load(from path: String) throws -> (model: Sequential, task: String?) {
-    let file = try SafeTensors.read(path: path)
+    try decode(SafeTensors.read(path: path))
+  }
+
+  /// A model from a decoded safetensors file (see `load`).
+  public static func decode(_ file: SafeTensors) throws -> (model: Sequential, task: String?) {
     let meta = file.metadata
     guard meta["recurrent.format"] == formatName else {
       if meta["recurrent.format"] == Checkpoint.formatName {

@@ -2,4 +2,4 @@ import CKernels
 import RecurrentCommands
 
 rc_keep_freed_memory()
-RecurrentCommand.main()
+RecurrentCommand.runAndExit()

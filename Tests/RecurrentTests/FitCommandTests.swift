@@ -77,8 +77,8 @@ private func temporaryFolder() -> String {
   try NumPyArray(Tensor(zeros: [6, 4, 2, 1])).write(path: folder + "/x4d.npy")
   try NumPyArray(shape: [6], type: .float64, values: [1, 2, 9, 1, 1, 1]).write(path: folder + "/badlengths.npy")
   try NumPyArray(shape: [6], type: .float64, values: [0, 1, 0.5, 1, 0, 2]).write(path: folder + "/notbinary.npy")
-  FileManager.default.createFile(atPath: folder + "/empty.npy", contents: Data())
-  FileManager.default.createFile(atPath: folder + "/text.npy", contents: Data("not an array".utf8))
+  _ = FileManager.default.createFile(atPath: folder + "/empty.npy", contents: Data())
+  _ = FileManager.default.createFile(atPath: folder + "/text.npy", contents: Data("not an array".utf8))
   let model = folder + "/m.safetensors"
   let base = ["fit", "--task", "regression", "--checkpoint", model, "--epochs", "1"]
   let cases: [([String], String)] = [

@@ -226,10 +226,11 @@ def linear_embedding_case():
     w = f32(torch.rand(5, 7, generator=g) - 0.5)
     b = f32(torch.rand(5, generator=g) - 0.5)
     gy = f32(torch.randn(4, 5, generator=g))
-    for act in ["none", "relu", "sigmoid", "tanh"]:
+    for act in ["none", "relu", "sigmoid", "tanh", "softmax"]:
         xi, wi, bi = x.clone().requires_grad_(), w.clone().requires_grad_(), b.clone().requires_grad_()
         y = xi @ wi.T + bi
-        y = {"none": y, "relu": torch.relu(y), "sigmoid": torch.sigmoid(y), "tanh": torch.tanh(y)}[act]
+        y = {"none": y, "relu": torch.relu(y), "sigmoid": torch.sigmoid(y), "tanh": torch.tanh(y),
+             "softmax": torch.softmax(y, dim=-1)}[act]
         gx, gw, gb = torch.autograd.grad((y * gy).sum(), [xi, wi, bi])
         result[act] = {"y": flat(y), "grad_x": flat(gx), "grad_weight": flat(gw), "grad_bias": flat(gb)}
     emb = f32(torch.randn(6, 3, generator=g)).requires_grad_()

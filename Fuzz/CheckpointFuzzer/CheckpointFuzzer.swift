@@ -1,0 +1,18 @@
+// libFuzzer target for every reader of untrusted files: safetensors (raw, as a language-model
+// checkpoint and as a fit checkpoint) and NumPy .npy. Any input must be read or refused with a
+// thrown error; a trap, crash or sanitizer report is a bug. Built and run by Tools/fuzz.sh
+// (`swift build --sanitize=fuzzer`); built without the sanitizer it is an empty program.
+import Foundation
+import Training
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func checkpointFuzzerTestOneInput(_ bytes: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+  let data = Data(bytes: bytes, count: size)
+  if let file = try? SafeTensors(decoding: data) {
+    _ = try? Checkpoint(file)
+    _ = try? SequentialCheckpoint.decode(file)
+    _ = file.encoded()
+  }
+  _ = try? NumPyArray(decoding: data)
+  return 0
+}

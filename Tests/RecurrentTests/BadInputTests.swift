@@ -1,0 +1,223 @@
+import Foundation
+import Testing
+
+import Recurrent
+import TensorCore
+import Training
+
+// Bad input to every command, through the real binary: one line on stderr naming the problem
+// and the path or option, exit status 1 (64 for usage errors), no trap or stack trace, and no
+// file created or changed.
+
+/// The `recurrent` binary built beside this test bundle (`swift test` builds every product).
+private func recurrentBinary() throws -> String {
+  var url = Bundle.module.bundleURL
+  for _ in 0..<3 {
+    url.deleteLastPathComponent()
+    let candidate = url.appendingPathComponent("recurrent").path
+    if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+  }
+  throw DataFileError("recurrent", "the built binary was not found beside \(Bundle.module.bundleURL.path)")
+}
+
+struct Outcome {
+  var status: Int32
+  var stdout: String
+  var stderr: String
+}
+
+/// Runs the binary in `folder` with no stdin; `limitFileBytes` caps the size of any file it
+/// writes (`ulimit -f`, with SIGXFSZ ignored so writes fail with EFBIG instead of killing it).
+func runRecurrent(_ arguments: [String], in folder: String, limitFileBytes: Int? = nil) throws -> Outcome {
+  let process = Process()
+  let binary = try recurrentBinary()
+  if let limit = limitFileBytes {
+    process.executableURL = URL(fileURLWithPath: "/bin/sh")
+    process.arguments = ["-c", "trap '' XFSZ; ulimit -f \(max(1, limit / 512)); exec \"$0\" \"$@\"", binary] + arguments
+  } else {
+    process.executableURL = URL(fileURLWithPath: binary)
+    process.arguments = arguments
+  }
+  process.currentDirectoryURL = URL(fileURLWithPath: folder)
+  let out = Pipe()
+  let err = Pipe()
+  process.standardOutput = out
+  process.standardError = err
+  process.standardInput = FileHandle.nullDevice
+  try process.run()
+  let outData = out.fileHandleForReading.readDataToEndOfFile()
+  let errData = err.fileHandleForReading.readDataToEndOfFile()
+  process.waitUntilExit()
+  return Outcome(
+    status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+    stderr: String(decoding: errData, as: UTF8.self))
+}
+
+/// Every file under `folder` with its bytes.
+func snapshot(_ folder: String) -> [String: Data] {
+  var result: [String: Data] = [:]
+  let enumerator = FileManager.default.enumerator(atPath: folder)
+  while let name = enumerator?.nextObject() as? String {
+    var isDirectory: ObjCBool = false
+    let path = folder + "/" + name
+    _ = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
+    result[name] = isDirectory.boolValue ? Data("<dir>".utf8) : (FileManager.default.contents(atPath: path) ?? Data())
+  }
+  return result
+}
+
+private let prose = String(
+  repeating: "First Citizen:\nBefore we proceed any further, hear me speak.\nAll:\nSpeak, speak.\n", count: 40)
+
+/// A folder with good and bad inputs, a tiny language model and a tiny fit model.
+private func makeFixtureFolder() throws -> String {
+  let folder = NSTemporaryDirectory() + "recurrent-bad-\(UUID().uuidString)"
+  let fm = FileManager.default
+  try fm.createDirectory(atPath: folder + "/folder", withIntermediateDirectories: true)
+  func write(_ name: String, _ data: Data) { _ = fm.createFile(atPath: folder + "/" + name, contents: data) }
+  write("good.txt", Data(prose.utf8))
+  write("empty.txt", Data())
+  write("binary.bin", Data([0x7F, 0x45, 0x4C, 0x46, 0x02, 0x01, 0x00, 0x00, 0x41]))
+  write("latin1.txt", Data("caf".utf8) + Data([0xE9]) + Data(" au lait\n".utf8))
+  write("short.txt", Data("ab\n".utf8))
+  write("foreign.txt", Data("Zebra ñ\n".utf8))
+  let lm = try runRecurrent(
+    ["train", "--text", "good.txt", "--cell", "gru", "--layers", "1", "--hidden", "8", "--embedding", "4", "--batch", "2",
+     "--seq-len", "8", "--steps", "2", "--eval-every", "0", "--sample-every", "0", "--checkpoint", "lm.safetensors"],
+    in: folder)
+  #expect(lm.status == 0, "setup train: \(lm.stderr)")
+  let bytes = try Data(contentsOf: URL(fileURLWithPath: folder + "/lm.safetensors"))
+  write("truncated.safetensors", bytes.prefix(bytes.count / 2))
+  try NumPyArray(Tensor(zeros: [6, 4, 2])).write(path: folder + "/x.npy")
+  try NumPyArray(Tensor(zeros: [6, 4, 3])).write(path: folder + "/x3.npy")
+  try NumPyArray(shape: [6], type: .int64, values: [0, 1, 0, 1, 1, 0]).write(path: folder + "/y.npy")
+  try NumPyArray(Tensor(zeros: [5])).write(path: folder + "/y5.npy")
+  try NumPyArray(shape: [6], type: .int32, values: [4, 4, 9, 1, 2, 3]).write(path: folder + "/badlengths.npy")
+  // uint8, a dtype we do not read (the header numpy writes for np.uint8).
+  var header = "{'descr': '|u1', 'fortran_order': False, 'shape': (6,), }"
+  header += String(repeating: " ", count: (64 - (10 + header.utf8.count + 1) % 64) % 64) + "\n"
+  write("uint8.npy", Data([0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59, 1, 0, UInt8(header.utf8.count), 0]) + Data(header.utf8) + Data(count: 6))
+  let clf = try runRecurrent(
+    ["fit", "--x", "x.npy", "--y", "y.npy", "--task", "binary", "--hidden", "4", "--epochs", "1", "--checkpoint", "clf.safetensors"],
+    in: folder)
+  #expect(clf.status == 0, "setup fit: \(clf.stderr)")
+  return folder
+}
+
+@Test func everyCommandAnswersBadInputWithOneLineAndChangesNothing() throws {
+  let folder = try makeFixtureFolder()
+  defer { try? FileManager.default.removeItem(atPath: folder) }
+  // (arguments, exit status, a fragment the message must contain)
+  let cases: [([String], Int32, String)] = [
+    // train
+    (["train", "--text", "missing.txt"], 1, "missing.txt"),
+    (["train", "--text", "folder"], 1, "is a directory"),
+    (["train", "--text", "good.txt/inside"], 1, "good.txt/inside"),
+    (["train", "--text", "empty.txt"], 1, "empty"),
+    (["train", "--text", "binary.bin"], 1, "binary"),
+    (["train", "--text", "latin1.txt"], 1, "UTF-8"),
+    (["train", "--text", "short.txt"], 1, "too few"),
+    (["train", "--text", "good.txt", "--batch", "0"], 64, "--batch"),
+    (["train", "--text", "good.txt", "--hidden=-3"], 64, "--hidden"),
+    (["train", "--text", "good.txt", "--lr=nan"], 64, "--lr"),
+    (["train", "--text", "good.txt", "--lr=-1"], 64, "--lr"),
+    (["train", "--text", "good.txt", "--tied", "--hidden", "32", "--embedding", "16"], 64, "--tied"),
+    (["train", "--text", "good.txt", "--cell", "transformer"], 64, "--cell"),
+    (["train", "--text", "good.txt", "--bogus"], 64, "--bogus"),
+    (["train", "--text", "good.txt", "--checkpoint", "folder"], 1, "folder"),
+    (["train", "--text", "good.txt", "--checkpoint", "nowhere/m.safetensors"], 1, "does not exist"),
+    (["train", "--text", "good.txt", "--checkpoint", "/dev/full"], 1, "/dev/full"),
+    (["train", "--resume", "--checkpoint", "missing.safetensors", "--text", "good.txt"], 1, "missing.safetensors"),
+    (["train", "--resume", "--checkpoint", "truncated.safetensors", "--text", "good.txt"], 1, "truncated"),
+    (["train", "--resume", "--checkpoint", "lm.safetensors", "--text", "foreign.txt"], 1, "vocabulary"),
+    (["train", "--resume", "--checkpoint", "lm.safetensors", "--text", "good.txt", "--hidden", "16"], 1, "hidden"),
+    (["train", "--resume", "--checkpoint", "clf.safetensors", "--text", "good.txt"], 1, "clf.safetensors"),
+    // eval
+    (["eval", "--checkpoint", "missing.safetensors", "--text", "good.txt"], 1, "missing.safetensors"),
+    (["eval", "--checkpoint", "good.txt", "--text", "good.txt"], 1, "checkpoint"),
+    (["eval", "--checkpoint", "truncated.safetensors", "--text", "good.txt"], 1, "truncated"),
+    (["eval", "--checkpoint", "folder", "--text", "good.txt"], 1, "directory"),
+    (["eval", "--checkpoint", "lm.safetensors", "--text", "empty.txt"], 1, "empty"),
+    (["eval", "--checkpoint", "lm.safetensors", "--text", "binary.bin"], 1, "binary"),
+    (["eval", "--checkpoint", "lm.safetensors", "--text", "latin1.txt"], 1, "UTF-8"),
+    (["eval", "--checkpoint", "lm.safetensors", "--text", "foreign.txt"], 1, "vocabulary"),
+    (["eval", "--checkpoint", "lm.safetensors", "--text", "good.txt", "--batched", "0"], 64, "--batched"),
+    (["eval", "--text", "good.txt"], 64, "--checkpoint"),
+    // generate
+    (["generate", "--checkpoint", "missing.safetensors"], 1, "missing.safetensors"),
+    (["generate", "--checkpoint", "clf.safetensors"], 1, "clf.safetensors"),
+    (["generate", "--checkpoint", "lm.safetensors", "--prime", "Zq"], 1, "vocabulary"),
+    (["generate", "--checkpoint", "lm.safetensors", "--length=-1"], 64, "--length"),
+    (["generate", "--checkpoint", "lm.safetensors", "--temperature=nan"], 64, "--temperature"),
+    (["generate", "--checkpoint", "lm.safetensors", "--top-p", "1.5"], 64, "--top-p"),
+    // fit
+    (["fit", "--x", "missing.npy", "--y", "y.npy", "--task", "binary"], 1, "missing.npy"),
+    (["fit", "--x", "folder", "--y", "y.npy", "--task", "binary"], 1, "directory"),
+    (["fit", "--x", "empty.txt", "--y", "y.npy", "--task", "binary"], 1, "empty"),
+    (["fit", "--x", "good.txt", "--y", "y.npy", "--task", "binary"], 1, "NumPy"),
+    (["fit", "--x", "uint8.npy", "--y", "y.npy", "--task", "binary"], 1, "|u1"),
+    (["fit", "--x", "x.npy", "--y", "y5.npy", "--task", "binary"], 1, "y5.npy"),
+    (["fit", "--x", "y.npy", "--y", "y.npy", "--task", "binary"], 1, "shape"),
+    (["fit", "--x", "x.npy", "--y", "y.npy", "--task", "binary", "--lengths", "badlengths.npy"], 1, "lengths"),
+    (["fit", "--x", "x.npy", "--y", "y.npy", "--task", "binary", "--epochs", "0"], 64, "--epochs"),
+    (["fit", "--x", "x.npy", "--y", "y.npy", "--task", "binary", "--lr=nan"], 64, "--lr"),
+    (["fit", "--x", "x.npy", "--y", "y.npy", "--task", "binary", "--hidden=-1"], 64, "--hidden"),
+    (["fit", "--x", "x.npy", "--y", "y.npy", "--task", "binary", "--mask-zero"], 64, "--embedding"),
+    (["fit", "--x", "x.npy", "--y", "y.npy", "--task", "ordinal"], 64, "--task"),
+    (["fit", "--x", "x.npy", "--y", "y.npy", "--task", "binary", "--checkpoint", "folder"], 1, "folder"),
+    // predict
+    (["predict", "--checkpoint", "missing.safetensors", "--x", "x.npy", "--out", "p.npy"], 1, "missing.safetensors"),
+    (["predict", "--checkpoint", "lm.safetensors", "--x", "x.npy", "--out", "p.npy"], 1, "language model"),
+    (["predict", "--checkpoint", "truncated.safetensors", "--x", "x.npy", "--out", "p.npy"], 1, "truncated"),
+    (["predict", "--checkpoint", "clf.safetensors", "--x", "x3.npy", "--out", "p.npy"], 1, "x3.npy"),
+    (["predict", "--checkpoint", "clf.safetensors", "--x", "uint8.npy", "--out", "p.npy"], 1, "uint8.npy"),
+    (["predict", "--checkpoint", "clf.safetensors", "--x", "x.npy", "--out", "folder"], 1, "folder"),
+    (["predict", "--checkpoint", "clf.safetensors", "--x", "x.npy", "--out", "p.npy", "--batch", "0"], 64, "--batch"),
+    (["predict", "--checkpoint", "clf.safetensors", "--x", "x.npy", "--out", "p.npy", "--y", "y5.npy"], 1, "y5.npy"),
+    // bench, task, example
+    (["bench", "--batch", "0"], 64, "--batch"),
+    (["bench", "--workload", "nope"], 64, "nope"),
+    (["bench-gemm", "--m", "0"], 64, "--m"),
+    (["task", "adding", "--length", "1"], 64, "--length"),
+    (["task", "adding", "--delay", "5"], 64, "--delay"),
+    (["task", "adding", "--lr=-1"], 64, "--lr"),
+    (["example", "mnist"], 64, "mnist"),
+    (["nonsense"], 64, "nonsense"),
+  ]
+  let before = snapshot(folder)
+  for (arguments, status, fragment) in cases {
+    let outcome = try runRecurrent(arguments, in: folder)
+    let label = arguments.joined(separator: " ")
+    #expect(outcome.status == status, "\(label): exit \(outcome.status), stderr \(outcome.stderr)")
+    let lines = outcome.stderr.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+    #expect(lines.count == 1 && lines.first?.hasPrefix("Error: ") == true, "\(label): stderr \(outcome.stderr)")
+    #expect(outcome.stderr.contains(fragment), "\(label): '\(fragment)' not in \(outcome.stderr)")
+    #expect(!outcome.stderr.contains("Fatal error") && !outcome.stderr.contains("Stack dump"), "\(label)")
+    #expect(snapshot(folder) == before, "\(label): a file was created or changed")
+  }
+}
+
+@Test func aFullDiskKeepsThePreviousCheckpoint() throws {
+  // The file-size limit makes every write past 1 KiB fail (EFBIG) as a full disk would
+  // (ENOSPC): the save must report it, remove its temporary file and keep the old checkpoint.
+  let folder = try makeFixtureFolder()
+  defer { try? FileManager.default.removeItem(atPath: folder) }
+  let before = snapshot(folder)
+  let outcome = try runRecurrent(
+    ["train", "--text", "good.txt", "--resume", "--checkpoint", "lm.safetensors", "--steps", "4"],
+    in: folder, limitFileBytes: 1024)
+  #expect(outcome.status == 1, "exit \(outcome.status): \(outcome.stderr)")
+  #expect(outcome.stderr.contains("lm.safetensors") && outcome.stderr.contains("large"), "\(outcome.stderr)")
+  #expect(outcome.stderr.split(separator: "\n").count == 1, "\(outcome.stderr)")
+  // Only the metrics log may have grown (it is appended as training goes); the checkpoint is
+  // byte for byte the old one and no temporary file is left behind.
+  var after = snapshot(folder)
+  #expect(after["lm.safetensors"] == before["lm.safetensors"])
+  after = after.filter { !$0.key.hasPrefix("lm.metrics") && !$0.key.hasPrefix("lm.loss") }
+  #expect(Set(after.keys) == Set(before.keys.filter { !$0.hasPrefix("lm.metrics") && !$0.hasPrefix("lm.loss") }),
+    "files: \(after.keys.sorted())")
+  // And it still loads and resumes.
+  let resumed = try runRecurrent(
+    ["train", "--text", "good.txt", "--resume", "--checkpoint", "lm.safetensors", "--steps", "4"], in: folder)
+  #expect(resumed.status == 0, "\(resumed.stderr)")
+}
