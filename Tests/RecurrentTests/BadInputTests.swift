@@ -221,3 +221,53 @@ private func makeFixtureFolder() throws -> String {
     ["train", "--text", "good.txt", "--resume", "--checkpoint", "lm.safetensors", "--steps", "4"], in: folder)
   #expect(resumed.status == 0, "\(resumed.stderr)")
 }
+
+/// `step` → train loss from the `--json` step events of a training run.
+private func stepLosses(_ output: String) -> [Int: String] {
+  var result: [Int: String] = [:]
+  for line in output.split(separator: "\n") where line.hasPrefix("{\"event\":\"step\"") {
+    guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+      let step = object["step"] as? Int, let loss = object["train_loss"]
+    else { continue }
+    result[step] = "\(loss)"
+  }
+  return result
+}
+
+@Test func sigkillAtAnyMomentLeavesACheckpointThatResumesWithTheSameLosses() throws {
+  let folder = try makeFixtureFolder()
+  defer { try? FileManager.default.removeItem(atPath: folder) }
+  let run = ["train", "--text", "good.txt", "--cell", "lstm", "--layers", "1", "--hidden", "24", "--embedding", "8",
+    "--batch", "4", "--seq-len", "16", "--dropout", "0.1", "--steps", "6000", "--checkpoint-every", "47",
+    "--eval-every", "0", "--sample-every", "0", "--json"]
+  let straight = try runRecurrent(run + ["--checkpoint", "straight.safetensors"], in: folder)
+  #expect(straight.status == 0, "\(straight.stderr)")
+  let expected = stepLosses(straight.stdout)
+  #expect(expected.count == 600)
+
+  // Start the same run and kill it hard (no chance to save) once it has written a checkpoint.
+  let process = Process()
+  process.executableURL = URL(fileURLWithPath: try recurrentBinary())
+  process.arguments = run + ["--checkpoint", "killed.safetensors"]
+  process.currentDirectoryURL = URL(fileURLWithPath: folder)
+  process.standardOutput = FileHandle.nullDevice
+  process.standardError = FileHandle.nullDevice
+  try process.run()
+  let path = folder + "/killed.safetensors"
+  let deadline = Date().addingTimeInterval(60)
+  while !FileManager.default.fileExists(atPath: path) && Date() < deadline { usleep(2_000) }
+  usleep(UInt32.random(in: 0..<300_000))  // somewhere in the steps after it (the run takes seconds)
+  kill(process.processIdentifier, SIGKILL)
+  process.waitUntilExit()
+  #expect(process.terminationReason == .uncaughtSignal, "the run ended before the kill; the test proved nothing")
+
+  // Whatever moment the kill came, the checkpoint on disk is whole and resumes exactly.
+  let resumed = try runRecurrent(run + ["--checkpoint", "killed.safetensors", "--resume"], in: folder)
+  #expect(resumed.status == 0, "\(resumed.stderr)")
+  let losses = stepLosses(resumed.stdout)
+  #expect(!losses.isEmpty)
+  for (step, loss) in losses { #expect(expected[step] == loss, "step \(step): \(loss) after resume, \(expected[step] ?? "none") straight") }
+  let a = try runRecurrent(["eval", "--checkpoint", "straight.safetensors", "--text", "good.txt", "--json"], in: folder)
+  let b = try runRecurrent(["eval", "--checkpoint", "killed.safetensors", "--text", "good.txt", "--json"], in: folder)
+  #expect(a.status == 0 && a.stdout == b.stdout, "\(a.stdout) vs \(b.stdout)")
+}
