@@ -48,10 +48,10 @@ static void *worker_main(void *arg) {
       }
     }
     seen = now;
-    if (index < job_parts) {
-      job_fn(job_ctx, index);
-      atomic_fetch_sub_explicit(&pending, 1, memory_order_acq_rel);
-    }
+    // Every worker acknowledges every job, taking part or not, so the next job's parameters
+    // are never written while a worker may still be reading this one's.
+    if (index < job_parts) job_fn(job_ctx, index);
+    atomic_fetch_sub_explicit(&pending, 1, memory_order_acq_rel);
   }
   return NULL;
 }
@@ -78,7 +78,7 @@ int rc_parallel_for(int parts, rc_part_fn fn, void *ctx) {
   job_fn = fn;
   job_ctx = ctx;
   job_parts = parts;
-  atomic_store_explicit(&pending, parts - 1, memory_order_release);
+  atomic_store_explicit(&pending, worker_count, memory_order_release);
   pthread_mutex_lock(&sleep_lock);
   atomic_fetch_add_explicit(&generation, 1, memory_order_acq_rel);
   pthread_cond_broadcast(&wake);

@@ -197,7 +197,12 @@ private func makeFixtureFolder() throws -> String {
   }
 }
 
-@Test func aFullDiskKeepsThePreviousCheckpoint() throws {
+/// ThreadSanitizer's runtime itself faults (SIGBUS) under a file-size limit, so the full-disk
+/// test is left out of `swift test --sanitize=thread` runs.
+private let underThreadSanitizer = dlsym(nil, "__tsan_init") != nil
+
+@Test(.disabled(if: underThreadSanitizer, "ThreadSanitizer's runtime faults under ulimit -f"))
+func aFullDiskKeepsThePreviousCheckpoint() throws {
   // The file-size limit makes every write past 1 KiB fail (EFBIG) as a full disk would
   // (ENOSPC): the save must report it, remove its temporary file and keep the old checkpoint.
   let folder = try makeFixtureFolder()

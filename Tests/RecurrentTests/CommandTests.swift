@@ -6,7 +6,7 @@ import RecurrentCommands
 @Test func versionAndHelpParse() throws {
   #expect(throws: (any Error).self) { _ = try RecurrentCommand.parseAsRoot(["--version"]) }
   #expect(RecurrentCommand.helpMessage().contains("recurrent"))
-  for sub in ["train", "eval", "generate", "bench-gemm"] {
+  for sub in ["train", "eval", "generate", "fit", "predict", "task", "example", "bench", "bench-gemm"] {
     #expect(RecurrentCommand.helpMessage().contains(sub), "help lists \(sub)")
   }
 }
