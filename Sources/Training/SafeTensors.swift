@@ -131,7 +131,7 @@ public struct SafeTensors: Equatable, Sendable {
         guard !overflow, product <= dataSize / 4 + 1 else { throw CheckpointError.badOffsets(tensor: name) }
         count = product
       }
-      guard begin >= 0, end >= begin, end <= dataSize, end - begin == count * 4 else {
+      guard begin >= 0, begin % 4 == 0, end >= begin, end <= dataSize, end - begin == count * 4 else {
         throw CheckpointError.badOffsets(tensor: name)
       }
       entries.append((name, shape, begin, end))
