@@ -22,13 +22,15 @@ let package = Package(
     .target(name: "TextCorpus"),
     // Training session, evaluation, generation, checkpoints; progress as events.
     .target(name: "Training", dependencies: ["Recurrent", "TextCorpus"]),
+    // Classical baselines: Kneser-Ney n-grams (ARPA) and hidden Markov models.
+    .target(name: "Baselines", dependencies: ["Recurrent", "Training"]),
     // Runnable examples and the long-memory tasks (`recurrent example`, `recurrent task`).
     .target(name: "RecurrentExamples", dependencies: ["Recurrent"], path: "Examples"),
     // All ArgumentParser code, a library so tests can parse commands.
     .target(
       name: "RecurrentCommands",
       dependencies: [
-        "Recurrent", "TextCorpus", "Training", "RecurrentExamples",
+        "Recurrent", "TextCorpus", "Training", "RecurrentExamples", "Baselines",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     .executableTarget(name: "recurrent", dependencies: ["RecurrentCommands", "CKernels"]),
@@ -37,7 +39,9 @@ let package = Package(
     .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
     .testTarget(
       name: "RecurrentTests",
-      dependencies: ["Recurrent", "TextCorpus", "Training", "RecurrentCommands", "RecurrentExamples", "CKernels"],
+      dependencies: [
+        "Recurrent", "TextCorpus", "Training", "RecurrentCommands", "RecurrentExamples", "Baselines", "CKernels",
+      ],
       resources: [.copy("Fixtures")]),
   ],
   swiftLanguageModes: [.v6]

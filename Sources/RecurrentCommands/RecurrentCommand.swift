@@ -9,6 +9,7 @@ public struct RecurrentCommand: ParsableCommand {
     version: RecurrentInfo.version,
     subcommands: [
       Train.self, Evaluate.self, Generate.self, Fit.self, Predict.self, TaskCommand.self, ExampleCommand.self,
+      NGram.self, HMM.self,
       Bench.self, BenchGEMM.self,
     ])
   public init() {}

@@ -1,0 +1,174 @@
+import Foundation
+import Training
+
+extension NGramModel {
+  /// A token as written in ARPA files: `<eos>` is `</s>`; a character that is whitespace or
+  /// `<`, `\`, or anything that would not survive whitespace splitting, is `<U+XXXX>`.
+  static func arpaToken(_ token: String) -> String {
+    if token == "<eos>" { return "</s>" }
+    if token == "<unk>" { return token }
+    let scalars = Array(token.unicodeScalars)
+    if scalars.count == 1, let s = scalars.first,
+      s.properties.isWhitespace || s == "<" || s == "\\" || s.value < 0x20 || s.value == 0x7F || s.value == 0x85 || s.value == 0xA0
+    {
+      return String(format: "<U+%04X>", s.value)
+    }
+    return token
+  }
+
+  static func vocabularyToken(_ arpa: Substring) -> String {
+    if arpa == "</s>" { return "<eos>" }
+    if arpa.hasPrefix("<U+"), arpa.hasSuffix(">"), let v = UInt32(arpa.dropFirst(3).dropLast(), radix: 16),
+      let s = Unicode.Scalar(v)
+    {
+      return String(Character(s))
+    }
+    return String(arpa)
+  }
+
+  /// The model in ARPA text: `\data\`, the counts, `\k-grams:` sections of
+  /// `log10 p <TAB> w1 ... wk [<TAB> log10 backoff]`, `\end\`. `<s>` is listed with
+  /// probability -99 (never predicted), as SRILM and KenLM write it.
+  public func arpa() -> String {
+    var words: [[Int]] = Array(repeating: [], count: order + 1)
+    var parents: [[Int32]] = Array(repeating: [], count: order + 1)
+    for k in 1...order {
+      words[k] = Array(repeating: 0, count: logProbability[k].count)
+      parents[k] = Array(repeating: 0, count: logProbability[k].count)
+      for (key, node) in children[k] {
+        words[k][Int(node)] = Int(key & ((1 << Self.wordBits) - 1))
+        parents[k][Int(node)] = Int32(truncatingIfNeeded: key >> Self.wordBits)
+      }
+    }
+    let names = tokens.map(Self.arpaToken)
+    func gram(_ k: Int, _ node: Int) -> String {
+      var parts: [String] = []
+      var level = k
+      var n = node
+      while level > 0 {
+        parts.append(names[words[level][n]])
+        n = Int(parents[level][n])
+        level -= 1
+      }
+      return parts.reversed().joined(separator: " ")
+    }
+    var out = "\n\\data\\\n"
+    let hasStart = !tokens.contains("<s>")
+    for k in 1...order {
+      let stored = (0..<logProbability[k].count).filter { !logProbability[k][$0].isNaN }.count
+      out += "ngram \(k)=\(stored + (k == 1 && hasStart ? 1 : 0))\n"
+    }
+    for k in 1...order {
+      out += "\n\\\(k)-grams:\n"
+      if k == 1 && hasStart { out += "-99\t<s>\t0\n" }
+      for n in 0..<logProbability[k].count where !logProbability[k][n].isNaN {
+        out += "\(logProbability[k][n])\t\(gram(k, n))"
+        if k < order && logBackoff[k][n] != 0 { out += "\t\(logBackoff[k][n])" }
+        out += "\n"
+      }
+    }
+    out += "\n\\end\\\n"
+    return out
+  }
+
+  /// Writes the ARPA text atomically.
+  public func writeARPA(path: String) throws {
+    try writeAtomically(Data(arpa().utf8), to: path)
+  }
+
+  /// Reads an ARPA file (ours, KenLM's or SRILM's). `<s>` and n-grams containing it are left
+  /// out: the stream scoring here never starts from `<s>`.
+  public static func readARPA(path: String) throws -> NGramModel {
+    let data: Data
+    do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+      throw BaselineError("\(path): cannot read it (missing, a folder, or not readable)")
+    }
+    guard !data.isEmpty else { throw BaselineError("\(path) is empty") }
+    guard let text = String(data: data, encoding: .utf8) else { throw BaselineError("\(path) is not UTF-8 text") }
+    return try parseARPA(text, path: path)
+  }
+
+  static func parseARPA(_ text: String, path: String) throws -> NGramModel {
+    let lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
+    var index = 0
+    while index < lines.count && lines[index].trimmingCharacters(in: .whitespaces) != "\\data\\" { index += 1 }
+    guard index < lines.count else { throw BaselineError("\(path): not an ARPA file (no \\data\\ line)") }
+    index += 1
+    var declared: [Int] = []
+    while index < lines.count, lines[index].hasPrefix("ngram ") {
+      let parts = lines[index].dropFirst(6).split(separator: "=")
+      guard parts.count == 2, let k = Int(parts[0].trimmingCharacters(in: .whitespaces)),
+        let n = Int(parts[1].trimmingCharacters(in: .whitespaces)), k == declared.count + 1, n >= 0
+      else { throw BaselineError("\(path): line \(index + 1): bad count line '\(lines[index])'") }
+      declared.append(n)
+      index += 1
+    }
+    let order = declared.count
+    guard order >= 1 && order <= 12 else { throw BaselineError("\(path): \(order) orders declared (1 to 12 supported)") }
+    // Sections.
+    var entries: [[(words: [Substring], logP: Float, backoff: Float)]] = Array(repeating: [], count: order + 1)
+    var level = 0
+    for lineNumber in index..<lines.count {
+      let line = lines[lineNumber].trimmingCharacters(in: .whitespaces)
+      if line.isEmpty { continue }
+      if line == "\\end\\" { break }
+      if line.hasPrefix("\\"), line.hasSuffix("-grams:"), let k = Int(line.dropFirst().dropLast(7)) {
+        guard k == level + 1, k <= order else { throw BaselineError("\(path): line \(lineNumber + 1): unexpected section \(line)") }
+        level = k
+        continue
+      }
+      guard level >= 1 else { throw BaselineError("\(path): line \(lineNumber + 1): n-gram outside a section") }
+      let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+      guard fields.count == level + 1 || fields.count == level + 2, let logP = Float(fields[0]), logP <= 0
+      else { throw BaselineError("\(path): line \(lineNumber + 1): expected log10 p, \(level) words, optional backoff") }
+      var backoff: Float = 0
+      if fields.count == level + 2 {
+        guard let b = Float(fields[level + 1]), b.isFinite else {
+          throw BaselineError("\(path): line \(lineNumber + 1): backoff '\(fields[level + 1])' is not a number")
+        }
+        backoff = b
+      }
+      entries[level].append((Array(fields[1...level]), logP, backoff))
+    }
+    for k in 1...order where entries[k].count != declared[k - 1] {
+      throw BaselineError("\(path): \\data\\ declares \(declared[k - 1]) \(k)-grams, the file has \(entries[k].count)")
+    }
+    var tokens: [String] = []
+    var ids: [Substring: Int] = [:]
+    for e in entries[1] where e.words[0] != "<s>" {
+      guard ids[e.words[0]] == nil else { throw BaselineError("\(path): unigram \(e.words[0]) listed twice") }
+      ids[e.words[0]] = tokens.count
+      tokens.append(vocabularyToken(e.words[0]))
+    }
+    guard !tokens.isEmpty else { throw BaselineError("\(path): no unigrams") }
+    var model = NGramModel(order: order, tokens: tokens)
+    for k in 1...order {
+      for e in entries[k] {
+        var ids_: [Int] = []
+        var skip = false
+        for w in e.words {
+          if w == "<s>" { skip = true; break }
+          guard let id = ids[w] else { throw BaselineError("\(path): \(k)-gram '\(e.words.joined(separator: " "))' uses \(w), which has no unigram") }
+          ids_.append(id)
+        }
+        if skip { continue }
+        // Create the path (placeholders, not stored n-grams, where a prefix is missing).
+        var node: Int32 = 0
+        for (depth, id) in ids_.enumerated() {
+          let key = Self.key(node, id)
+          if let next = model.children[depth + 1][key] {
+            node = next
+          } else {
+            node = Int32(model.logProbability[depth + 1].count)
+            model.children[depth + 1][key] = node
+            model.logProbability[depth + 1].append(.nan)
+            model.logBackoff[depth + 1].append(0)
+          }
+        }
+        model.logProbability[k][Int(node)] = e.logP
+        model.logBackoff[k][Int(node)] = e.backoff
+      }
+    }
+    return model
+  }
+}

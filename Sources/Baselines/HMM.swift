@@ -1,0 +1,233 @@
+import Foundation
+import Recurrent
+import Training
+
+/// A discrete hidden Markov model language model: K hidden states, an initial distribution π,
+/// transitions A (`[K, K]`, row i = from state i) and emissions B (`[K, V]`). Trained by
+/// Baum-Welch (EM with the scaled forward-backward algorithm); scored by the forward algorithm.
+public struct HiddenMarkovModel: Sendable, Equatable {
+  public var initial: [Double]  // [K]
+  public var transition: [Double]  // [K*K]
+  public var emission: [Double]  // [K*V]
+  public let states: Int
+  public let symbols: Int
+
+  public init(initial: [Double], transition: [Double], emission: [Double], states: Int, symbols: Int) {
+    precondition(initial.count == states && transition.count == states * states && emission.count == states * symbols)
+    self.initial = initial
+    self.transition = transition
+    self.emission = emission
+    self.states = states
+    self.symbols = symbols
+  }
+
+  /// Random rows (uniform draws, normalised) from `seed`.
+  public init(states K: Int, symbols V: Int, seed: UInt64) {
+    var rng = SplitMix64(seed: seed)
+    func row(_ n: Int) -> [Double] {
+      let r = (0..<n).map { _ in 0.5 + Double(rng.nextUnitFloat()) }
+      let s = r.reduce(0, +)
+      return r.map { $0 / s }
+    }
+    self.init(
+      initial: row(K), transition: (0..<K).flatMap { _ in row(K) }, emission: (0..<K).flatMap { _ in row(V) },
+      states: K, symbols: V)
+  }
+
+  /// Natural log of p(x_0 ... x_{n-1}) by the scaled forward algorithm, emissions mixed with
+  /// the uniform distribution by `smoothing` (0: exact).
+  public func logLikelihood(_ x: ArraySlice<Int>, smoothing: Double = 0) -> Double {
+    forwardScales(x, smoothing: smoothing).reduce(0) { $0 + log($1) }
+  }
+
+  /// Nats per token of a stream, every token after the first predicted from all before it
+  /// (as the neural models and the n-grams score it).
+  public func score(_ stream: [Int], smoothing: Double = 1e-6) -> (nats: Double, tokens: Int) {
+    guard stream.count > 1 else { return (0, 0) }
+    let scales = forwardScales(stream[...], smoothing: smoothing)
+    return (-scales.dropFirst().reduce(0) { $0 + log($1) }, stream.count - 1)
+  }
+
+  /// c_t = p(x_t | x_<t) for each t.
+  func forwardScales(_ x: ArraySlice<Int>, smoothing: Double) -> [Double] {
+    let K = states
+    let V = symbols
+    var alpha = [Double](repeating: 0, count: K)
+    var next = alpha
+    var scales: [Double] = []
+    scales.reserveCapacity(x.count)
+    func b(_ i: Int, _ s: Int) -> Double { (1 - smoothing) * emission[i * V + s] + smoothing / Double(V) }
+    for (t, s) in x.enumerated() {
+      if t == 0 {
+        for i in 0..<K { next[i] = initial[i] * b(i, s) }
+      } else {
+        for j in 0..<K { next[j] = 0 }
+        transition.withUnsafeBufferPointer { a in
+          for i in 0..<K where alpha[i] != 0 {
+            let ai = alpha[i]
+            for j in 0..<K { next[j] += ai * a[i * K + j] }
+          }
+        }
+        for j in 0..<K { next[j] *= b(j, s) }
+      }
+      let c = next.reduce(0, +)
+      scales.append(c)
+      let inverse = c > 0 ? 1 / c : 0
+      for i in 0..<K { alpha[i] = next[i] * inverse }
+    }
+    return scales
+  }
+
+  /// One Baum-Welch iteration over `segments` (each scored from π): returns the model after the
+  /// M-step and the log-likelihood of the data under the model before it.
+  public func baumWelchStep(_ segments: [ArraySlice<Int>]) -> (model: HiddenMarkovModel, logLikelihood: Double) {
+    let K = states
+    let V = symbols
+    var piSum = [Double](repeating: 0, count: K)
+    var aSum = [Double](repeating: 0, count: K * K)
+    var bSum = [Double](repeating: 0, count: K * V)
+    var total: Double = 0
+    for x in segments where !x.isEmpty {
+      let T = x.count
+      let xs = Array(x)
+      var alpha = [Double](repeating: 0, count: T * K)
+      var scale = [Double](repeating: 0, count: T)
+      // Forward, scaled.
+      for t in 0..<T {
+        let s = xs[t]
+        var c: Double = 0
+        for j in 0..<K {
+          var v: Double
+          if t == 0 {
+            v = initial[j]
+          } else {
+            v = 0
+            for i in 0..<K { v += alpha[(t - 1) * K + i] * transition[i * K + j] }
+          }
+          v *= emission[j * V + s]
+          alpha[t * K + j] = v
+          c += v
+        }
+        scale[t] = c
+        guard c > 0 else { return (self, -.infinity) }
+        for j in 0..<K { alpha[t * K + j] /= c }
+        total += log(c)
+      }
+      // Backward, scaled, accumulating expected counts.
+      var beta = [Double](repeating: 1, count: K)
+      var previous = beta
+      for t in stride(from: T - 1, through: 0, by: -1) {
+        let s = xs[t]
+        for i in 0..<K { bSum[i * V + s] += alpha[t * K + i] * beta[i] }  // γ_t(i)
+        if t == 0 {
+          for i in 0..<K { piSum[i] += alpha[i] * beta[i] }
+          break
+        }
+        // ξ_{t-1}(i, j) = α_{t-1}(i) A(i, j) B(j, x_t) β_t(j) / c_t
+        var weighted = [Double](repeating: 0, count: K)
+        for j in 0..<K { weighted[j] = emission[j * V + s] * beta[j] / scale[t] }
+        for i in 0..<K {
+          let a = alpha[(t - 1) * K + i]
+          var sum: Double = 0
+          for j in 0..<K {
+            let w = transition[i * K + j] * weighted[j]
+            aSum[i * K + j] += a * w
+            sum += w
+          }
+          previous[i] = sum
+        }
+        swap(&beta, &previous)
+      }
+    }
+    func normalised(_ v: [Double], rows: Int, columns: Int, fallback: [Double]) -> [Double] {
+      var out = v
+      for r in 0..<rows {
+        let s = (0..<columns).reduce(0) { $0 + v[r * columns + $1] }
+        for c in 0..<columns { out[r * columns + c] = s > 0 ? v[r * columns + c] / s : fallback[r * columns + c] }
+      }
+      return out
+    }
+    let model = HiddenMarkovModel(
+      initial: normalised(piSum, rows: 1, columns: K, fallback: initial),
+      transition: normalised(aSum, rows: K, columns: K, fallback: transition),
+      emission: normalised(bSum, rows: K, columns: V, fallback: emission), states: K, symbols: V)
+    return (model, total)
+  }
+
+  public struct TrainingLog: Sendable {
+    public var restart: Int
+    public var iteration: Int
+    public var logLikelihood: Double
+  }
+
+  /// Baum-Welch from `restarts` random starts, each until the log-likelihood gains less than
+  /// `tolerance` (relative) or `iterations` are done; the best start is kept. The stream is cut
+  /// into segments of `segmentLength` tokens, each starting from π.
+  public static func train(
+    stream: [Int], states: Int, symbols: Int, restarts: Int = 3, iterations: Int = 50, tolerance: Double = 1e-4,
+    segmentLength: Int = 10_000, seed: UInt64 = 1, progress: ((TrainingLog) -> Void)? = nil
+  ) throws -> (model: HiddenMarkovModel, logLikelihood: Double) {
+    guard states >= 1 && states <= 4096 else { throw BaselineError("states must be in 1...4096, got \(states)") }
+    guard restarts >= 1, iterations >= 1, tolerance >= 0, segmentLength >= 2 else {
+      throw BaselineError("restarts, iterations and the segment length must be positive, the tolerance >= 0")
+    }
+    guard stream.count >= 2 else { throw BaselineError("\(stream.count) tokens are too few to train an HMM") }
+    let segments = stride(from: 0, to: stream.count, by: segmentLength).map {
+      stream[$0..<min(stream.count, $0 + segmentLength)]
+    }
+    var best: (model: HiddenMarkovModel, logLikelihood: Double)? = nil
+    for restart in 0..<restarts {
+      var model = HiddenMarkovModel(states: states, symbols: symbols, seed: seed &+ UInt64(restart) &* 7919)
+      var last = -Double.infinity
+      for iteration in 1...iterations {
+        let (updated, ll) = model.baumWelchStep(segments)
+        progress?(TrainingLog(restart: restart + 1, iteration: iteration, logLikelihood: ll))
+        model = updated
+        let gain = ll - last
+        last = ll
+        if gain.isFinite && gain <= tolerance * abs(ll) { break }
+      }
+      let final = segments.reduce(0) { $0 + model.logLikelihood($1) }
+      if best == nil || final > best!.logLikelihood { best = (model, final) }
+    }
+    return best!
+  }
+
+  // MARK: - Files
+
+  public static let formatName = "recurrent-hmm"
+
+  /// Safetensors: `initial` [K], `transition` [K, K], `emission` [K, V]; vocabulary and
+  /// tokenizer in the metadata.
+  public func save(to path: String, tokens: [String], tokenizer: String) throws {
+    let encoder = JSONEncoder()
+    let vocabulary = String(decoding: try encoder.encode(tokens), as: UTF8.self)
+    let file = SafeTensors(
+      tensors: [
+        ("initial", Tensor(shape: [states], scalars: initial.map { Float($0) })),
+        ("transition", Tensor(shape: [states, states], scalars: transition.map { Float($0) })),
+        ("emission", Tensor(shape: [states, symbols], scalars: emission.map { Float($0) })),
+      ],
+      metadata: ["recurrent.format": Self.formatName, "recurrent.vocabulary": vocabulary, "recurrent.tokenizer": tokenizer])
+    try writeAtomically(file.encoded(), to: path)
+  }
+
+  public static func load(from path: String) throws -> (model: HiddenMarkovModel, tokens: [String], tokenizer: String) {
+    let file = try SafeTensors.read(path: path)
+    guard file.metadata["recurrent.format"] == formatName else {
+      throw CheckpointError.badMetadata(key: "recurrent.format", reason: "missing or not \(formatName)")
+    }
+    guard let text = file.metadata["recurrent.vocabulary"],
+      let tokens = try? JSONDecoder().decode([String].self, from: Data(text.utf8)),
+      let tokenizer = file.metadata["recurrent.tokenizer"]
+    else { throw CheckpointError.badMetadata(key: "recurrent.vocabulary", reason: "missing or not a JSON array") }
+    guard let pi = file.tensor(named: "initial"), let a = file.tensor(named: "transition"),
+      let b = file.tensor(named: "emission"), pi.rank == 1, a.shape == [pi.count, pi.count],
+      b.shape == [pi.count, tokens.count]
+    else { throw CheckpointError.missingTensor("initial/transition/emission of matching shapes") }
+    let model = HiddenMarkovModel(
+      initial: pi.scalars.map(Double.init), transition: a.scalars.map(Double.init),
+      emission: b.scalars.map(Double.init), states: pi.count, symbols: tokens.count)
+    return (model, tokens, tokenizer)
+  }
+}

@@ -1,0 +1,198 @@
+import ArgumentParser
+import Baselines
+import Foundation
+import Recurrent
+import TextCorpus
+
+/// The vocabulary a baseline is trained with: as `recurrent train` builds it.
+func baselineVocabulary(train: String, valid: String?, kind: TokenizerKind) -> Vocabulary {
+  switch kind {
+  case .char: Vocabulary.characters(of: [train] + (valid.map { [$0] } ?? []))
+  case .word: Vocabulary.words(of: train)
+  }
+}
+
+/// The evaluation line shared with `recurrent eval`.
+func scoreLine(nats: Double, tokens: Int, json: Bool, extra: [String: Any] = [:]) -> String {
+  let perToken = tokens > 0 ? nats / Double(tokens) : 0
+  if json {
+    var fields: [String: Any] = [
+      "tokens": tokens, "nats_per_token": perToken, "bits_per_token": perToken / log(2.0), "perplexity": exp(perToken),
+    ]
+    for (k, v) in extra { fields[k] = v }
+    return jsonLine(fields)
+  }
+  return String(format: "%d tokens: %.4f nats/token, %.4f bits/token, perplexity %.3f\n", tokens, perToken, perToken / log(2.0), exp(perToken))
+}
+
+/// Token ids of `path` for the model's vocabulary, naming the file in errors.
+func encodeForModel(_ path: String, tokens: [String], kind: TokenizerKind) throws -> [Int] {
+  try encodeFile(path, vocabulary: Vocabulary(kind: kind, tokens: tokens))
+}
+
+struct NGram: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "ngram", abstract: "Interpolated modified Kneser-Ney n-gram models (ARPA files).",
+    subcommands: [NGramTrain.self, NGramEval.self, NGramGenerate.self])
+}
+
+struct NGramTrain: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "train",
+    abstract: "Train an interpolated modified Kneser-Ney model and write it as ARPA.",
+    discussion: """
+      The text is one token stream, as the neural models see it (characters, or words with <eos> at
+      each line end); <eos> is written as </s> in the ARPA file and <s> is listed with -99.
+      """)
+  @Option(help: "Training text (UTF-8).") var text: String
+  @Option(help: "Order N.") var order: Int = 5
+  @Option(help: "Tokenizer: char or word.") var tokenizer: TokenizerKind = .char
+  @Option(help: "Validation text: its characters join the vocabulary (as recurrent train does), and it is scored.")
+  var validText: String?
+  @Option(help: "Where to write the ARPA file.") var out: String = "model.arpa"
+  @Flag(help: "JSON output.") var json = false
+
+  func validate() throws {
+    if order < 1 || order > 12 { throw ValidationError("--order must be in 1...12, got \(order)") }
+    if out.isEmpty { throw ValidationError("--out must not be empty") }
+  }
+
+  func run() throws {
+    try ensureWritable(out, option: "--out")
+    let started = Date()
+    let train = try readText(path: text)
+    let valid = try validText.map { try readText(path: $0) }
+    let vocabulary = baselineVocabulary(train: train, valid: valid, kind: tokenizer)
+    let stream = try encodeFile(text, vocabulary: vocabulary)
+    let model: NGramModel
+    do { model = try NGramModel.train(order: order, tokens: vocabulary.tokens, stream: stream) } catch let e as BaselineError {
+      throw CommandError("\(text): \(e)")
+    }
+    let trained = Date().timeIntervalSince(started)
+    try model.writeARPA(path: out)
+    var extra: [String: Any] = [
+      "event": "trained", "order": order, "train_tokens": stream.count, "ngrams": model.counts,
+      "train_seconds": trained, "out": out,
+    ]
+    if let validText {
+      let (nats, count) = model.score(try encodeFile(validText, vocabulary: vocabulary))
+      emit(scoreLine(nats: nats, tokens: count, json: json, extra: extra))
+    } else if json {
+      extra["tokens"] = stream.count
+      emit(jsonLine(extra))
+    } else {
+      emit("wrote \(out): order \(order), n-grams \(model.counts), \(stream.count) training tokens, \(String(format: "%.1f", trained)) s\n")
+    }
+  }
+}
+
+struct NGramEval: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "eval", abstract: "Score a text with an ARPA model: every token after the first, as `recurrent eval`.")
+  @Option(help: "ARPA file (ours, KenLM's or SRILM's).") var model: String
+  @Option(help: "Text to score.") var text: String
+  @Option(help: "Tokenizer the model was trained with: char or word.") var tokenizer: TokenizerKind = .char
+  @Flag(help: "JSON output.") var json = false
+
+  func run() throws {
+    let m = try NGramModel.readARPA(path: model)
+    let (nats, count) = m.score(try encodeForModel(text, tokens: m.tokens, kind: tokenizer))
+    emit(scoreLine(nats: nats, tokens: count, json: json, extra: ["order": m.order]))
+  }
+}
+
+struct NGramGenerate: ParsableCommand {
+  static let configuration = CommandConfiguration(commandName: "generate", abstract: "Sample text from an ARPA model.")
+  @Option(help: "ARPA file.") var model: String
+  @Option(help: "Text to start from.") var prime: String = ""
+  @Option(help: "Tokens to generate.") var length: Int = 200
+  @Option(help: "Tokenizer the model was trained with: char or word.") var tokenizer: TokenizerKind = .char
+  @Option(help: "Random seed.") var seed: UInt64 = 1
+
+  func validate() throws {
+    if length < 0 { throw ValidationError("--length must be >= 0, got \(length)") }
+  }
+
+  func run() throws {
+    let m = try NGramModel.readARPA(path: model)
+    let vocabulary = Vocabulary(kind: tokenizer, tokens: m.tokens)
+    let primeIds: [Int]
+    do { primeIds = try vocabulary.encode(prime) } catch { throw CommandError("--prime: \(error)") }
+    emit(prime)
+    for (i, id) in m.generate(prime: primeIds, count: length, seed: seed).enumerated() {
+      emit(vocabulary.piece(id, first: i == 0 && prime.isEmpty))
+    }
+    emit("\n")
+  }
+}
+
+struct HMM: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "hmm", abstract: "Discrete hidden Markov model language models (Baum-Welch).",
+    subcommands: [HMMTrain.self, HMMEval.self])
+}
+
+struct HMMTrain: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "train", abstract: "Train an HMM language model by Baum-Welch from several random starts.")
+  @Option(help: "Training text (UTF-8).") var text: String
+  @Option(help: "Hidden states K.") var states: Int = 32
+  @Option(help: "Random restarts; the best is kept.") var restarts: Int = 3
+  @Option(help: "Most iterations per restart.") var iterations: Int = 50
+  @Option(help: "Stop a restart when the log-likelihood gains less than this (relative).") var tolerance: Double = 1e-4
+  @Option(help: "Tokenizer: char or word.") var tokenizer: TokenizerKind = .char
+  @Option(help: "Validation text: its characters join the vocabulary, and it is scored.") var validText: String?
+  @Option(help: "Random seed.") var seed: UInt64 = 1
+  @Option(help: "Where to write the model (.safetensors).") var out: String = "hmm.safetensors"
+  @Flag(help: "JSON output.") var json = false
+
+  func validate() throws {
+    if states < 1 || states > 4096 { throw ValidationError("--states must be in 1...4096, got \(states)") }
+    if restarts < 1 { throw ValidationError("--restarts must be >= 1") }
+    if iterations < 1 { throw ValidationError("--iterations must be >= 1") }
+    if !(tolerance >= 0 && tolerance.isFinite) { throw ValidationError("--tolerance must be >= 0") }
+    if out.isEmpty { throw ValidationError("--out must not be empty") }
+  }
+
+  func run() throws {
+    try ensureWritable(out, option: "--out")
+    let started = Date()
+    let train = try readText(path: text)
+    let valid = try validText.map { try readText(path: $0) }
+    let vocabulary = baselineVocabulary(train: train, valid: valid, kind: tokenizer)
+    let stream = try encodeFile(text, vocabulary: vocabulary)
+    let (model, ll) = try HiddenMarkovModel.train(
+      stream: stream, states: states, symbols: vocabulary.count, restarts: restarts, iterations: iterations,
+      tolerance: tolerance, seed: seed
+    ) { log in
+      if json {
+        emit(jsonLine(["event": "iteration", "restart": log.restart, "iteration": log.iteration, "log_likelihood": log.logLikelihood]))
+      } else {
+        emit(String(format: "restart %d iteration %3d  log-likelihood %.1f\n", log.restart, log.iteration, log.logLikelihood))
+      }
+    }
+    try model.save(to: out, tokens: vocabulary.tokens, tokenizer: tokenizer.rawValue)
+    let extra: [String: Any] = ["event": "trained", "states": states, "train_log_likelihood": ll, "train_seconds": Date().timeIntervalSince(started), "out": out]
+    if let validText {
+      let (nats, count) = model.score(try encodeFile(validText, vocabulary: vocabulary))
+      emit(scoreLine(nats: nats, tokens: count, json: json, extra: extra))
+    } else {
+      emit(json ? jsonLine(extra) : "wrote \(out)\n")
+    }
+  }
+}
+
+struct HMMEval: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "eval", abstract: "Score a text with an HMM by the forward algorithm, as `recurrent eval` scores it.")
+  @Option(help: "A model written by `recurrent hmm train`.") var model: String
+  @Option(help: "Text to score.") var text: String
+  @Flag(help: "JSON output.") var json = false
+
+  func run() throws {
+    let (m, tokens, tokenizer) = try readingCheckpoint(model) { try HiddenMarkovModel.load(from: model) }
+    let kind = TokenizerKind(rawValue: tokenizer) ?? .char
+    let (nats, count) = m.score(try encodeForModel(text, tokens: tokens, kind: kind))
+    emit(scoreLine(nats: nats, tokens: count, json: json, extra: ["states": m.states]))
+  }
+}
