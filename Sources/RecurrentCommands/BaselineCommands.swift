@@ -12,6 +12,14 @@ func baselineVocabulary(train: String, valid: String?, kind: TokenizerKind) -> V
   }
 }
 
+/// The vocabulary (as `recurrent train` builds it) and the training stream of a baseline.
+func baselineTrainingData(text: String, validText: String?, kind: TokenizerKind) throws -> (Vocabulary, [Int]) {
+  let train = try readText(path: text)
+  let valid = try validText.map { try readText(path: $0) }
+  let vocabulary = baselineVocabulary(train: train, valid: valid, kind: kind)
+  return (vocabulary, try encodeFile(text, vocabulary: vocabulary))
+}
+
 /// The evaluation line shared with `recurrent eval`.
 func scoreLine(nats: Double, tokens: Int, json: Bool, extra: [String: Any] = [:]) -> String {
   let perToken = tokens > 0 ? nats / Double(tokens) : 0
@@ -60,10 +68,7 @@ struct NGramTrain: ParsableCommand {
   func run() throws {
     try ensureWritable(out, option: "--out")
     let started = Date()
-    let train = try readText(path: text)
-    let valid = try validText.map { try readText(path: $0) }
-    let vocabulary = baselineVocabulary(train: train, valid: valid, kind: tokenizer)
-    let stream = try encodeFile(text, vocabulary: vocabulary)
+    let (vocabulary, stream) = try baselineTrainingData(text: text, validText: validText, kind: tokenizer)
     let model: NGramModel
     do { model = try NGramModel.train(order: order, tokens: vocabulary.tokens, stream: stream) } catch let e as BaselineError {
       throw CommandError("\(text): \(e)")
@@ -157,10 +162,7 @@ struct HMMTrain: ParsableCommand {
   func run() throws {
     try ensureWritable(out, option: "--out")
     let started = Date()
-    let train = try readText(path: text)
-    let valid = try validText.map { try readText(path: $0) }
-    let vocabulary = baselineVocabulary(train: train, valid: valid, kind: tokenizer)
-    let stream = try encodeFile(text, vocabulary: vocabulary)
+    let (vocabulary, stream) = try baselineTrainingData(text: text, validText: validText, kind: tokenizer)
     let (model, ll) = try HiddenMarkovModel.train(
       stream: stream, states: states, symbols: vocabulary.count, restarts: restarts, iterations: iterations,
       tolerance: tolerance, seed: seed
