@@ -25,7 +25,8 @@ public struct HiddenMarkovModel: Sendable, Equatable {
   public init(states K: Int, symbols V: Int, seed: UInt64) {
     var rng = SplitMix64(seed: seed)
     func row(_ n: Int) -> [Double] {
-      let r = (0..<n).map { _ in 0.5 + Double(rng.nextUnitFloat()) }
+      // Dirichlet(1) draws (-log u), asymmetric enough that EM breaks the symmetry of the states.
+      let r = (0..<n).map { _ in -log(max(Double(rng.nextUnitFloat()), 1e-12)) }
       let s = r.reduce(0, +)
       return r.map { $0 / s }
     }
@@ -164,7 +165,7 @@ public struct HiddenMarkovModel: Sendable, Equatable {
   /// `tolerance` (relative) or `iterations` are done; the best start is kept. The stream is cut
   /// into segments of `segmentLength` tokens, each starting from π.
   public static func train(
-    stream: [Int], states: Int, symbols: Int, restarts: Int = 3, iterations: Int = 50, tolerance: Double = 1e-4,
+    stream: [Int], states: Int, symbols: Int, restarts: Int = 3, iterations: Int = 50, tolerance: Double = 1e-5,
     segmentLength: Int = 10_000, seed: UInt64 = 1, progress: ((TrainingLog) -> Void)? = nil
   ) throws -> (model: HiddenMarkovModel, logLikelihood: Double) {
     guard states >= 1 && states <= 4096 else { throw BaselineError("states must be in 1...4096, got \(states)") }

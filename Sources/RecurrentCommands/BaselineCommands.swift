@@ -144,7 +144,7 @@ struct HMMTrain: ParsableCommand {
   @Option(help: "Hidden states K.") var states: Int = 32
   @Option(help: "Random restarts; the best is kept.") var restarts: Int = 3
   @Option(help: "Most iterations per restart.") var iterations: Int = 50
-  @Option(help: "Stop a restart when the log-likelihood gains less than this (relative).") var tolerance: Double = 1e-4
+  @Option(help: "Stop a restart when the log-likelihood gains less than this (relative).") var tolerance: Double = 1e-5
   @Option(help: "Tokenizer: char or word.") var tokenizer: TokenizerKind = .char
   @Option(help: "Validation text: its characters join the vocabulary, and it is scored.") var validText: String?
   @Option(help: "Random seed.") var seed: UInt64 = 1

@@ -183,6 +183,20 @@ private func makeFixtureFolder() throws -> String {
     (["task", "adding", "--lr=-1"], 64, "--lr"),
     (["example", "mnist"], 64, "mnist"),
     (["nonsense"], 64, "nonsense"),
+    // ngram, hmm
+    (["ngram", "train", "--text", "missing.txt"], 1, "missing.txt"),
+    (["ngram", "train", "--text", "binary.bin"], 1, "binary"),
+    (["ngram", "train", "--text", "good.txt", "--order", "0"], 64, "--order"),
+    (["ngram", "train", "--text", "short.txt", "--order", "5"], 1, "too few"),
+    (["ngram", "train", "--text", "good.txt", "--out", "folder"], 1, "folder"),
+    (["ngram", "eval", "--model", "good.txt", "--text", "good.txt"], 1, "ARPA"),
+    (["ngram", "eval", "--model", "missing.arpa", "--text", "good.txt"], 1, "missing.arpa"),
+    (["ngram", "generate", "--model", "lm.safetensors"], 1, "lm.safetensors"),
+    (["hmm", "train", "--text", "empty.txt"], 1, "empty"),
+    (["hmm", "train", "--text", "good.txt", "--states", "0"], 64, "--states"),
+    (["hmm", "train", "--text", "good.txt", "--tolerance=nan"], 64, "--tolerance"),
+    (["hmm", "eval", "--model", "lm.safetensors", "--text", "good.txt"], 1, "lm.safetensors"),
+    (["hmm", "eval", "--model", "missing.safetensors", "--text", "good.txt"], 1, "missing.safetensors"),
   ]
   let before = snapshot(folder)
   for (arguments, status, fragment) in cases {
