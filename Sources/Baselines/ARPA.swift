@@ -52,15 +52,20 @@ extension NGramModel {
       }
       return parts.reversed().joined(separator: " ")
     }
+    // Toolkits need <s>, </s> and <unk> in the vocabulary (KenLM refuses a file without </s>):
+    // those the model does not have are listed with log10 p = -99, never predicted.
+    var markers: [String] = []
+    if !tokens.contains("<s>") { markers.append("-99\t<s>\t0") }
+    if !tokens.contains("<eos>") && !tokens.contains("</s>") { markers.append("-99\t</s>") }
+    if !tokens.contains("<unk>") { markers.append("-99\t<unk>") }
     var out = "\n\\data\\\n"
-    let hasStart = !tokens.contains("<s>")
     for k in 1...order {
       let stored = (0..<logProbability[k].count).filter { !logProbability[k][$0].isNaN }.count
-      out += "ngram \(k)=\(stored + (k == 1 && hasStart ? 1 : 0))\n"
+      out += "ngram \(k)=\(stored + (k == 1 ? markers.count : 0))\n"
     }
     for k in 1...order {
       out += "\n\\\(k)-grams:\n"
-      if k == 1 && hasStart { out += "-99\t<s>\t0\n" }
+      if k == 1 { for m in markers { out += m + "\n" } }
       for n in 0..<logProbability[k].count where !logProbability[k][n].isNaN {
         out += "\(logProbability[k][n])\t\(gram(k, n))"
         if k < order && logBackoff[k][n] != 0 { out += "\t\(logBackoff[k][n])" }
@@ -77,7 +82,8 @@ extension NGramModel {
   }
 
   /// Reads an ARPA file (ours, KenLM's or SRILM's). `<s>` and n-grams containing it are left
-  /// out: the stream scoring here never starts from `<s>`.
+  /// out (the stream scoring here never starts from `<s>`), as are `</s>` and `<unk>` when they
+  /// are only listed at -99 or below.
   public static func readARPA(path: String) throws -> NGramModel {
     let data: Data
     do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
@@ -135,7 +141,12 @@ extension NGramModel {
     }
     var tokens: [String] = []
     var ids: [Substring: Int] = [:]
-    for e in entries[1] where e.words[0] != "<s>" {
+    // <s>, and </s> or <unk> listed at -99 or below (markers, never predicted), are not tokens.
+    func isMarker(_ e: (words: [Substring], logP: Float, backoff: Float)) -> Bool {
+      e.words[0] == "<s>" || ((e.words[0] == "</s>" || e.words[0] == "<unk>") && e.logP <= -98)
+    }
+    let markers = Set(entries[1].filter(isMarker).map { $0.words[0] })
+    for e in entries[1] where !isMarker(e) {
       guard ids[e.words[0]] == nil else { throw BaselineError("\(path): unigram \(e.words[0]) listed twice") }
       ids[e.words[0]] = tokens.count
       tokens.append(vocabularyToken(e.words[0]))
@@ -147,7 +158,7 @@ extension NGramModel {
         var ids_: [Int] = []
         var skip = false
         for w in e.words {
-          if w == "<s>" { skip = true; break }
+          if markers.contains(w) { skip = true; break }
           guard let id = ids[w] else { throw BaselineError("\(path): \(k)-gram '\(e.words.joined(separator: " "))' uses \(w), which has no unigram") }
           ids_.append(id)
         }
