@@ -112,10 +112,12 @@ struct NGramGenerate: ParsableCommand {
   @Option(help: "Text to start from.") var prime: String = ""
   @Option(help: "Tokens to generate.") var length: Int = 200
   @Option(help: "Tokenizer the model was trained with: char or word.") var tokenizer: TokenizerKind = .char
+  @Option(help: "Sampling temperature (> 0; below 1 sharper, above 1 flatter).") var temperature: Double = 1
   @Option(help: "Random seed.") var seed: UInt64 = 1
 
   func validate() throws {
     if length < 0 { throw ValidationError("--length must be >= 0, got \(length)") }
+    if !(temperature > 0 && temperature.isFinite) { throw ValidationError("--temperature must be > 0, got \(temperature)") }
   }
 
   func run() throws {
@@ -124,7 +126,7 @@ struct NGramGenerate: ParsableCommand {
     let primeIds: [Int]
     do { primeIds = try vocabulary.encode(prime) } catch { throw CommandError("--prime: \(error)") }
     emit(prime)
-    for (i, id) in m.generate(prime: primeIds, count: length, seed: seed).enumerated() {
+    for (i, id) in m.generate(prime: primeIds, count: length, temperature: temperature, seed: seed).enumerated() {
       emit(vocabulary.piece(id, first: i == 0 && prime.isEmpty))
     }
     emit("\n")

@@ -192,6 +192,7 @@ private func makeFixtureFolder() throws -> String {
     (["ngram", "eval", "--model", "good.txt", "--text", "good.txt"], 1, "ARPA"),
     (["ngram", "eval", "--model", "missing.arpa", "--text", "good.txt"], 1, "missing.arpa"),
     (["ngram", "generate", "--model", "lm.safetensors"], 1, "lm.safetensors"),
+    (["ngram", "generate", "--model", "m.arpa", "--temperature", "0"], 64, "--temperature"),
     (["hmm", "train", "--text", "empty.txt"], 1, "empty"),
     (["hmm", "train", "--text", "good.txt", "--states", "0"], 64, "--states"),
     (["hmm", "train", "--text", "good.txt", "--tolerance=nan"], 64, "--tolerance"),
