@@ -117,6 +117,7 @@ public struct HiddenMarkovModel: Sendable, Equatable {
       // Backward, scaled, accumulating expected counts.
       var beta = [Double](repeating: 1, count: K)
       var previous = beta
+      var weighted = beta
       for t in stride(from: T - 1, through: 0, by: -1) {
         let s = xs[t]
         for i in 0..<K { bSum[i * V + s] += alpha[t * K + i] * beta[i] }  // γ_t(i)
@@ -125,7 +126,6 @@ public struct HiddenMarkovModel: Sendable, Equatable {
           break
         }
         // ξ_{t-1}(i, j) = α_{t-1}(i) A(i, j) B(j, x_t) β_t(j) / c_t
-        var weighted = [Double](repeating: 0, count: K)
         for j in 0..<K { weighted[j] = emission[j * V + s] * beta[j] / scale[t] }
         for i in 0..<K {
           let a = alpha[(t - 1) * K + i]

@@ -45,8 +45,8 @@ public struct NGramModel: Sendable {
     UInt64(UInt32(bitPattern: parent)) << wordBits | UInt64(word)
   }
 
-  /// The node of `gram` (oldest token first), or nil when it is not stored.
-  func node(_ gram: ArraySlice<Int>) -> Int32? {
+  /// The node of `gram` (oldest token first), then `word` if given; nil when not stored.
+  func node(_ gram: ArraySlice<Int>, then word: Int? = nil) -> Int32? {
     var node: Int32 = 0
     var level = 0
     for w in gram {
@@ -54,6 +54,7 @@ public struct NGramModel: Sendable {
       guard let next = children[level][Self.key(node, w)] else { return nil }
       node = next
     }
+    if let word { return children[level + 1][Self.key(node, word)] }
     return node
   }
 
@@ -62,7 +63,7 @@ public struct NGramModel: Sendable {
     var context = context.suffix(order - 1)
     var backoff: Double = 0
     while true {
-      if let n = node(context + [word]), !logProbability[context.count + 1][Int(n)].isNaN {
+      if let n = node(context, then: word), !logProbability[context.count + 1][Int(n)].isNaN {
         return backoff + Double(logProbability[context.count + 1][Int(n)])
       }
       if context.isEmpty { return -Double.infinity }  // a word outside the vocabulary

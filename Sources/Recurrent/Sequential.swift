@@ -196,7 +196,7 @@ public struct Sequential: Parameterized, Sendable {
     }
     guard width > 0 else { throw ModelError("the model has no output units") }
     self.layers = layers
-    self.inputFeatures = layers.first.map { if case .embedding = $0 { return nil } else { return inputFeatures } } ?? nil
+    if case .embedding = layers[0] { self.inputFeatures = nil } else { self.inputFeatures = inputFeatures }
     self.parts = parts
     self.outputUnits = width
     self.outputIsSequence = isSequence

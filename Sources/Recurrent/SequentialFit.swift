@@ -29,22 +29,24 @@ extension Sequential {
     var score = BatchScore(metricCount: metrics.count)
     let scale = Float(1 / max(gradientRows, 1))
     var prediction = [Float](repeating: 0, count: K)
+    var y = [Float](repeating: 0, count: K)
     for n in 0..<N where weights[n] != 0 {
-      let o = Array(output.scalars[(n * K)..<((n + 1) * K)])
-      let y = Array(target.scalars[(n * K)..<((n + 1) * K)])
+      let o = output.scalars[(n * K)..<((n + 1) * K)]  // a view; indices start at n*K
+      let base = n * K
+      for k in 0..<K { y[k] = target.scalars[base + k] }
       score.rows += 1
       var rowLoss: Double = 0
       switch loss {
       case .meanSquaredError:
         for k in 0..<K {
-          let e = o[k] - y[k]
+          let e = o[base + k] - y[k]
           rowLoss += Double(e * e) / Double(K)
           gradient.scalars[n * K + k] = 2 * e / Float(K) * scale
-          prediction[k] = o[k]
+          prediction[k] = o[base + k]
         }
       case .binaryCrossEntropy:  // o are logits
         for k in 0..<K {
-          let x = o[k]
+          let x = o[base + k]
           rowLoss += Double(max(x, 0) - x * y[k] + _log1p(_exp(-abs(x)))) / Double(K)
           prediction[k] = sigmoid(x)
           gradient.scalars[n * K + k] = (prediction[k] - y[k]) / Float(K) * scale
@@ -53,14 +55,14 @@ extension Sequential {
         let maximum = o.max()!
         var sum: Float = 0
         for k in 0..<K {
-          prediction[k] = _exp(o[k] - maximum)
+          prediction[k] = _exp(o[base + k] - maximum)
           sum += prediction[k]
         }
         let logSum = _log(sum) + maximum
         let mass = y.reduce(0, +)
         for k in 0..<K {
           prediction[k] /= sum
-          rowLoss += Double(y[k] * (logSum - o[k]))
+          rowLoss += Double(y[k] * (logSum - o[base + k]))
           gradient.scalars[n * K + k] = (prediction[k] * mass - y[k]) * scale
         }
       }

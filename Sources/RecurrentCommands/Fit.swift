@@ -234,9 +234,7 @@ struct Fit: ParsableCommand {
       if json { emit(jsonLine(["event": "word_vectors", "found": vectors.found, "missing": vectors.missing.count]))
       } else { emit(line + "\n") }
     }
-    var configuration = OptimizerConfiguration(kind: optimizer, learningRate: lr)
-    configuration.learningRate = lr
-    model.compile(loss: task.loss, optimizer: configuration, metrics: [task.metric], clipNorm: clip > 0 ? clip : nil)
+    model.compile(loss: task.loss, optimizer: OptimizerConfiguration(kind: optimizer, learningRate: lr), metrics: [task.metric], clipNorm: clip > 0 ? clip : nil)
     let compute = Compute(threads: threads ?? max(1, System.coreCount))
     let targets = yArray.tensor
     let started = Date()

@@ -36,10 +36,10 @@ public struct WordVectors: Sendable {
     var lineNumber = 0
     var sawVector = false
     guard let text = String(data: data, encoding: .utf8) else { throw DataFileError(path, "is not UTF-8 text") }
-    for line in text.split(omittingEmptySubsequences: true, whereSeparator: \.isNewline) {
+    for line in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) {
       lineNumber += 1
-      let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-      if fields.isEmpty || (fields.count == 1 && fields[0].allSatisfy(\.isWhitespace)) { continue }
+      let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+      if fields.isEmpty { continue }
       if lineNumber == 1 && fields.count == 2, Int(fields[0]) != nil, let d = Int(fields[1]) {
         // word2vec header: count and dimension.
         if let width, width != d { throw DataFileError(path, "vectors have \(d) dimensions, expected \(width)") }

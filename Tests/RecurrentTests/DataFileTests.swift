@@ -37,6 +37,18 @@ private func temporaryFolder() -> String {
     // Our writer produces numpy's very bytes (same header text and padding).
     #expect(array.encoded() == FileManager.default.contents(atPath: path), "\(name): bytes differ from numpy's")
   }
+  // Format versions 2 and 3 (4-byte header length; 3 allows a UTF-8 header) read the same.
+  let v1 = try Data(contentsOf: URL(fileURLWithPath: fixturePath("float32")))
+  let headerLength = Int(v1[8]) | Int(v1[9]) << 8
+  for version: UInt8 in [2, 3] {
+    var v = Data(v1[0..<6]) + Data([version, 0])
+    v += Data([UInt8(headerLength & 0xFF), UInt8(headerLength >> 8), 0, 0])
+    v += v1[10...]
+    #expect(try NumPyArray(decoding: v).values == expected[0].2, "version \(version)")
+  }
+  var v4 = v1
+  v4[6] = 4
+  #expect(throws: DataFileError.self) { try NumPyArray(decoding: v4) }
   let big = try NumPyArray.read(path: fixturePath("bigendian"))
   #expect(big.values == expected[0].2)
   let scalar = try NumPyArray.read(path: fixturePath("scalar"))
