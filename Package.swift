@@ -1,46 +1,56 @@
 // swift-tools-version: 6.0
 import PackageDescription
 
+// Modules, lowest first; dependencies run one way (see the README's module table).
 let package = Package(
   name: "Recurrent",
   products: [
-    .library(name: "Recurrent", targets: ["Recurrent", "TextCorpus", "Training"]),
+    .library(
+      name: "Recurrent", targets: ["Recurrent", "Formats", "TextCorpus", "SequenceModels", "Training", "Baselines"]),
     .executable(name: "recurrent", targets: ["recurrent"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
   ],
   targets: [
-    // C micro-kernels (GEMM packing and register blocking). The AVX2/FMA path is
-    // chosen at run time, so the package builds and runs on any x86-64 or arm64.
+    // C micro-kernels: packed, register-blocked SGEMM (AVX2/FMA chosen at run time, portable
+    // fallback), vectorised pointwise step kernels, GEMV, the persistent thread pool.
     .target(name: "CKernels"),
-    // Tensor, random numbers, GEMM driver, pointwise kernels. No printing.
+    // Tensor, random numbers, the GEMM driver and its naive twin, packed matrices. No printing.
     .target(name: "TensorCore", dependencies: ["CKernels"]),
-    // Cells, recurrent layers, Embedding/Linear/Dropout, losses, optimizers.
+    // The cell table, recurrent layers, Embedding/Linear/Dropout, LanguageModel, losses,
+    // optimizers, schedules, clipping and the one training step.
     .target(name: "Recurrent", dependencies: ["TensorCore", "CKernels"]),
-    // Vocabulary, tokenizers, batching. Stands alone.
-    .target(name: "TextCorpus"),
-    // Training session, evaluation, generation, checkpoints; progress as events.
-    .target(name: "Training", dependencies: ["Recurrent", "TextCorpus"]),
+    // Files and formats: reading files, atomic writes, the JSON writer, safetensors and the one
+    // checkpoint envelope, NumPy .npy, CSV, GloVe/word2vec vectors.
+    .target(name: "Formats", dependencies: ["TensorCore"]),
+    // Text: vocabularies, tokenizers, the validation split, truncated-BPTT batches.
+    .target(name: "TextCorpus", dependencies: ["Formats"]),
+    // The Keras-style Sequential model (layers, compile/fit/evaluate/predict) and its checkpoint.
+    .target(name: "SequenceModels", dependencies: ["Recurrent", "Formats"]),
+    // Language-model training sessions, evaluation, generation, checkpoints, metrics log.
+    .target(name: "Training", dependencies: ["Recurrent", "TextCorpus", "Formats"]),
     // Classical baselines: Kneser-Ney n-grams (ARPA) and hidden Markov models.
-    .target(name: "Baselines", dependencies: ["Recurrent", "Training"]),
+    .target(name: "Baselines", dependencies: ["Recurrent", "Formats"]),
     // Runnable examples and the long-memory tasks (`recurrent example`, `recurrent task`).
-    .target(name: "RecurrentExamples", dependencies: ["Recurrent"], path: "Examples"),
+    .target(name: "RecurrentExamples", dependencies: ["SequenceModels"], path: "Examples"),
     // All ArgumentParser code, a library so tests can parse commands.
     .target(
       name: "RecurrentCommands",
       dependencies: [
-        "Recurrent", "TextCorpus", "Training", "RecurrentExamples", "Baselines",
+        "Recurrent", "Formats", "TextCorpus", "SequenceModels", "Training", "RecurrentExamples", "Baselines",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     .executableTarget(name: "recurrent", dependencies: ["RecurrentCommands", "CKernels"]),
     // libFuzzer target for the file readers; see Tools/fuzz.sh.
-    .executableTarget(name: "checkpoint-fuzzer", dependencies: ["Training"], path: "Fuzz/CheckpointFuzzer"),
+    .executableTarget(
+      name: "checkpoint-fuzzer", dependencies: ["Training", "SequenceModels", "Formats"], path: "Fuzz/CheckpointFuzzer"),
     .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
     .testTarget(
       name: "RecurrentTests",
       dependencies: [
-        "Recurrent", "TextCorpus", "Training", "RecurrentCommands", "RecurrentExamples", "Baselines", "CKernels",
+        "Recurrent", "Formats", "TextCorpus", "SequenceModels", "Training", "RecurrentCommands", "RecurrentExamples",
+        "Baselines", "CKernels",
       ],
       resources: [.copy("Fixtures")]),
   ],

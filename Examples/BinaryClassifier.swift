@@ -1,5 +1,6 @@
 import Foundation
 import Recurrent
+import SequenceModels
 
 /// Example 2: three stacked GRU(128) layers, Dense relu layers and a sigmoid output classify
 /// noisy sine waves as slow or fast (Keras: `GRU(128, return_sequences=True)` ×2, `GRU(128)`,

@@ -1,5 +1,6 @@
 import Foundation
 import Recurrent
+import SequenceModels
 
 /// Example 1: a GRU(64) and a Dense layer learn y = sin(x)² from sin(x), at every step of
 /// windows of a sampled sine wave (Keras: `GRU(64, return_sequences=True)`, `Dense(1)`).

@@ -3,6 +3,8 @@
 // thrown error; a trap, crash or sanitizer report is a bug. Built and run by Tools/fuzz.sh
 // (`swift build --sanitize=fuzzer`); built without the sanitizer it is an empty program.
 import Foundation
+import Formats
+import SequenceModels
 import Training
 
 @_cdecl("LLVMFuzzerTestOneInput")

@@ -1,5 +1,5 @@
 import Foundation
-import Training
+import Formats
 
 extension NGramModel {
   /// A token as written in ARPA files: `<eos>` is `</s>`; a character that is whitespace or
@@ -86,10 +86,7 @@ extension NGramModel {
   /// are only listed at -99 or below.
   public static func readARPA(path: String) throws -> NGramModel {
     let data: Data
-    do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-      throw BaselineError("\(path): cannot read it (missing, a folder, or not readable)")
-    }
-    guard !data.isEmpty else { throw BaselineError("\(path) is empty") }
+    do { data = try readFile(path) } catch { throw BaselineError(error.description) }
     guard let text = String(data: data, encoding: .utf8) else { throw BaselineError("\(path) is not UTF-8 text") }
     return try parseARPA(text, path: path)
   }

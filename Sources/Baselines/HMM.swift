@@ -1,6 +1,6 @@
 import Foundation
 import Recurrent
-import Training
+import Formats
 
 /// A discrete hidden Markov model language model: K hidden states, an initial distribution π,
 /// transitions A (`[K, K]`, row i = from state i) and emissions B (`[K, V]`). Trained by
@@ -196,39 +196,54 @@ public struct HiddenMarkovModel: Sendable, Equatable {
 
   // MARK: - Files
 
-  public static let formatName = "recurrent-hmm"
+  /// What an HMM checkpoint's `recurrent.config` holds.
+  struct StoredConfiguration: Codable {
+    var states: Int
+    var symbols: Int
+    var tokenizer: String
+  }
 
-  /// Safetensors: `initial` [K], `transition` [K, K], `emission` [K, V]; vocabulary and
-  /// tokenizer in the metadata.
+  /// Safetensors in the checkpoint envelope (`CheckpointKind.hiddenMarkovModel`): `initial`
+  /// [K], `transition` [K, K], `emission` [K, V]; the vocabulary in the metadata. Files from
+  /// before the envelope (no version; the tokenizer under `recurrent.tokenizer`) still load.
   public func save(to path: String, tokens: [String], tokenizer: String) throws {
-    let encoder = JSONEncoder()
-    let vocabulary = String(decoding: try encoder.encode(tokens), as: UTF8.self)
-    let file = SafeTensors(
+    let file = try CheckpointEnvelope.file(
+      kind: .hiddenMarkovModel, config: StoredConfiguration(states: states, symbols: symbols, tokenizer: tokenizer),
+      metadata: ["recurrent.vocabulary": try encodeJSON(tokens)],
       tensors: [
         ("initial", Tensor(shape: [states], scalars: initial.map { Float($0) })),
         ("transition", Tensor(shape: [states, states], scalars: transition.map { Float($0) })),
         ("emission", Tensor(shape: [states, symbols], scalars: emission.map { Float($0) })),
-      ],
-      metadata: ["recurrent.format": Self.formatName, "recurrent.vocabulary": vocabulary, "recurrent.tokenizer": tokenizer])
-    try writeAtomically(file.encoded(), to: path)
+      ])
+    try CheckpointEnvelope.write(file, to: path)
   }
 
   public static func load(from path: String) throws -> (model: HiddenMarkovModel, tokens: [String], tokenizer: String) {
-    let file = try SafeTensors.read(path: path)
-    guard file.metadata["recurrent.format"] == formatName else {
-      throw CheckpointError.badMetadata(key: "recurrent.format", reason: "missing or not \(formatName)")
+    try CheckpointEnvelope.read(path: path, kind: .hiddenMarkovModel) { envelope in
+      guard let tokens = try? envelope.decode([String].self, key: "recurrent.vocabulary"), !tokens.isEmpty else {
+        throw CheckpointError.badMetadata(key: "recurrent.vocabulary", reason: "missing or not a JSON array of strings")
+      }
+      let config: StoredConfiguration
+      if envelope.version == 0 {
+        let tokenizer = try envelope.string("recurrent.tokenizer")
+        let states = envelope.contains("initial") ? try envelope.require("initial").count : 0
+        config = StoredConfiguration(states: states, symbols: tokens.count, tokenizer: tokenizer)
+      } else {
+        config = try envelope.decode(StoredConfiguration.self)
+      }
+      let K = config.states
+      let V = config.symbols
+      guard K > 0, K <= 1 << 16, V == tokens.count else {
+        throw CheckpointError.badMetadata(key: "recurrent.config", reason: "\(K) states and \(V) symbols for \(tokens.count) tokens")
+      }
+      try envelope.checkBudget(needed: K.multipliedReportingOverflow(by: K + V + 1).overflow ? nil : K * (K + V + 1))
+      let pi = try envelope.require("initial", shape: [K])
+      let a = try envelope.require("transition", shape: [K, K])
+      let b = try envelope.require("emission", shape: [K, V])
+      let model = HiddenMarkovModel(
+        initial: pi.scalars.map(Double.init), transition: a.scalars.map(Double.init),
+        emission: b.scalars.map(Double.init), states: K, symbols: V)
+      return (model, tokens, config.tokenizer)
     }
-    guard let text = file.metadata["recurrent.vocabulary"],
-      let tokens = try? JSONDecoder().decode([String].self, from: Data(text.utf8)),
-      let tokenizer = file.metadata["recurrent.tokenizer"]
-    else { throw CheckpointError.badMetadata(key: "recurrent.vocabulary", reason: "missing or not a JSON array") }
-    guard let pi = file.tensor(named: "initial"), let a = file.tensor(named: "transition"),
-      let b = file.tensor(named: "emission"), pi.rank == 1, a.shape == [pi.count, pi.count],
-      b.shape == [pi.count, tokens.count]
-    else { throw CheckpointError.missingTensor("initial/transition/emission of matching shapes") }
-    let model = HiddenMarkovModel(
-      initial: pi.scalars.map(Double.init), transition: a.scalars.map(Double.init),
-      emission: b.scalars.map(Double.init), states: pi.count, symbols: tokens.count)
-    return (model, tokens, tokenizer)
   }
 }

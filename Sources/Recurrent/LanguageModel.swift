@@ -45,6 +45,7 @@ public struct LanguageModel: Parameterized, Sendable, Equatable {
   public let configuration: LanguageModelConfiguration
   public var encoder: Embedding
   public var rnn: RecurrentLayer
+  /// The output layer. When `tied`, its weight is empty: the decoder uses `encoder.weight`.
   public var decoder: Linear
 
   public init(_ configuration: LanguageModelConfiguration, using rng: inout some RandomNumberGenerator) {
@@ -57,7 +58,8 @@ public struct LanguageModel: Parameterized, Sendable, Equatable {
       kind: configuration.cell, inputSize: configuration.embeddingSize, hiddenSize: configuration.hiddenSize,
       layerCount: configuration.layers, dropout: configuration.dropout, using: &rng)
     decoder = Linear(inputSize: configuration.hiddenSize, outputSize: configuration.vocabularySize, using: &rng)
-    if configuration.tied { decoder.weight = encoder.weight }
+    // Tied: the decoder's weight is the embedding itself, never a copy that could go stale.
+    if configuration.tied { decoder.weight = Tensor(zeros: [0, configuration.hiddenSize]) }
   }
 
   /// The decoder as used: with the embedding matrix as its weight when tied.
@@ -110,10 +112,15 @@ public struct LanguageModel: Parameterized, Sendable, Equatable {
 
   /// Adds all parameter gradients into `gradient`, given ∂loss/∂logits `[T*B, V]`. The
   /// carried-in state is treated as a constant (truncated backpropagation through time).
+  /// - Parameter parametersReady: told the indices (in `forEachParameter` order) of the
+  ///   parameters whose gradients are final: the decoder, each recurrent layer from the top,
+  ///   then the embedding.
   public func backward(
     _ trace: LanguageModelTrace, logitsGradient: Tensor, into gradient: inout LanguageModel,
-    compute: Compute = .singleThread
+    compute: Compute = .singleThread, parametersReady: ((Range<Int>) -> Void)? = nil
   ) {
+    let perLayer = 4 * rnn.directionCount
+    let rnnStart = 1  // after encoder.weight
     let T = trace.sequenceLength
     let B = trace.batchSize
     let dropout = Dropout(probability: configuration.dropout)
@@ -127,9 +134,16 @@ public struct LanguageModel: Parameterized, Sendable, Equatable {
       decoderGradient.weight = gradient.decoder.weight
     }
     gradient.decoder = decoderGradient
+    let decoderStart = rnnStart + perLayer * rnn.layerCount
+    parametersReady?(decoderStart..<(decoderStart + (configuration.tied ? 1 : 2)))
     let dOutput = dropout.backward(dDropped.reshaped([T, B, configuration.hiddenSize]), mask: trace.outputMask)
-    let (dEmbedded, _) = rnn.backward(trace.rnn, outputGradient: dOutput, into: &gradient.rnn, compute: compute)
+    let (dEmbedded, _) = rnn.backward(
+      trace.rnn, outputGradient: dOutput, into: &gradient.rnn, compute: compute,
+      layerReady: parametersReady.map { ready in
+        { layer in ready((rnnStart + perLayer * layer)..<(rnnStart + perLayer * (layer + 1))) }
+      })
     encoder.backward(
       ids: trace.ids, outputGradient: dropout.backward(dEmbedded, mask: trace.embeddingMask), into: &gradient.encoder)
+    parametersReady?(0..<rnnStart)
   }
 }

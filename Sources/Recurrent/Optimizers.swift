@@ -30,6 +30,41 @@ public struct OptimizerConfiguration: Codable, Sendable, Equatable {
     self.learningRate = learningRate
     if kind == .adamw { weightDecay = 0.01 }  // PyTorch's AdamW default
   }
+
+  /// The state slots this configuration keeps, one tensor per parameter each, as
+  /// `torch.optim` names them in its state: SGD `momentum_buffer` ("first", only with
+  /// momentum); RMSprop `square_avg` ("second"), `momentum_buffer` ("first", with momentum)
+  /// and `grad_avg` ("mean", centered); Adam/AdamW `exp_avg` ("first"), `exp_avg_sq` ("second").
+  public var slotNames: [OptimizerSlot] {
+    switch kind {
+    case .sgd: momentum != 0 ? [.first] : []
+    case .rmsprop: [.second] + (momentum > 0 ? [.first] : []) + (centered ? [.mean] : [])
+    case .adam, .adamw: [.first, .second]
+    }
+  }
+}
+
+/// A named per-parameter state of an optimizer. Raw values are the checkpoint names
+/// (`training.optimizer.{slot}.{parameter}`).
+public enum OptimizerSlot: String, CaseIterable, Sendable, Hashable {
+  case first, second, mean
+}
+
+/// Optimizer state that does not fit its configuration or its model.
+public enum OptimizerStateError: Error, Equatable, CustomStringConvertible {
+  case missingSlot(OptimizerSlot)
+  case unexpectedSlot(OptimizerSlot)
+  case parameterCount(slot: OptimizerSlot, expected: Int, found: Int)
+  case shape(slot: OptimizerSlot, parameter: String, expected: [Int], found: [Int])
+
+  public var description: String {
+    switch self {
+    case .missingSlot(let s): "optimizer state lacks the \(s.rawValue) moment its configuration needs"
+    case .unexpectedSlot(let s): "optimizer state has a \(s.rawValue) moment its configuration does not use"
+    case .parameterCount(let s, let e, let f): "optimizer \(s.rawValue) moment has \(f) tensors, the model has \(e) parameters"
+    case .shape(let s, let p, let e, let f): "optimizer \(s.rawValue) moment of \(p) has shape \(f), the parameter \(e)"
+    }
+  }
 }
 
 /// An optimizer with its own moment estimates, updating any `Parameterized` model in place
@@ -38,26 +73,49 @@ public struct Optimizer: Sendable {
   public var configuration: OptimizerConfiguration
   /// Updates taken so far.
   public private(set) var stepCount = 0
-  /// Per parameter, in `forEachParameter` order: the momentum buffer or first moment, the
-  /// second moment, and the running mean of centred RMSprop. Empty before the first update.
-  public private(set) var first: [Tensor] = []
-  public private(set) var second: [Tensor] = []
-  public private(set) var mean: [Tensor] = []
+  /// Per slot, one tensor per parameter in `forEachParameter` order. Empty before the first
+  /// update; afterwards exactly `configuration.slotNames`.
+  public private(set) var slots: [OptimizerSlot: [Tensor]] = [:]
 
   public init(_ configuration: OptimizerConfiguration) {
     self.configuration = configuration
   }
 
-  /// An optimizer restored from saved state (see `first`, `second`, `mean`).
+  /// An optimizer restored from saved state, checked against its configuration and against
+  /// the parameter shapes of the model it will update (names and shapes in visiting order).
   public init(
-    _ configuration: OptimizerConfiguration, stepCount: Int, first: [Tensor], second: [Tensor], mean: [Tensor]
-  ) {
+    _ configuration: OptimizerConfiguration, stepCount: Int, slots: [OptimizerSlot: [Tensor]],
+    parameters: [(name: String, shape: [Int])]
+  ) throws(OptimizerStateError) {
+    let needed = configuration.slotNames
+    if stepCount == 0 {
+      // Before the first update an optimizer holds no moments.
+      if let slot = OptimizerSlot.allCases.first(where: { slots[$0] != nil }) { throw .unexpectedSlot(slot) }
+    } else {
+      for slot in needed where slots[slot] == nil { throw .missingSlot(slot) }
+      for slot in OptimizerSlot.allCases where slots[slot] != nil && !needed.contains(slot) {
+        throw .unexpectedSlot(slot)
+      }
+    }
+    for (slot, values) in slots {
+      guard values.count == parameters.count else {
+        throw .parameterCount(slot: slot, expected: parameters.count, found: values.count)
+      }
+      for (v, p) in zip(values, parameters) where v.shape != p.shape {
+        throw .shape(slot: slot, parameter: p.name, expected: p.shape, found: v.shape)
+      }
+    }
     self.configuration = configuration
     self.stepCount = stepCount
-    self.first = first
-    self.second = second
-    self.mean = mean
+    self.slots = slots
   }
+
+  /// The momentum buffer or first moment per parameter (empty when not kept).
+  public var first: [Tensor] { slots[.first] ?? [] }
+  /// The second moment per parameter (empty when not kept).
+  public var second: [Tensor] { slots[.second] ?? [] }
+  /// The running mean of centred RMSprop (empty when not kept).
+  public var mean: [Tensor] { slots[.mean] ?? [] }
 
   /// One update of every parameter of `model` along `gradient` (same structure).
   /// - Parameter learningRate: overrides `configuration.learningRate` (for schedules).
@@ -65,85 +123,122 @@ public struct Optimizer: Sendable {
     _ model: inout M, along gradient: M, learningRate: Float? = nil
   ) {
     let grads = gradient.namedParameters.map(\.tensor)
-    if first.isEmpty {
-      first = grads.map { Tensor(zeros: $0.shape) }
-      second = first
-      mean = configuration.centered ? first : []
+    if slots.isEmpty {
+      for slot in configuration.slotNames { slots[slot] = grads.map { Tensor(zeros: $0.shape) } }
     }
-    precondition(first.count == grads.count, "Optimizer: model has \(grads.count) parameters, state has \(first.count)")
+    for (slot, values) in slots {
+      precondition(values.count == grads.count, "Optimizer: model has \(grads.count) parameters, \(slot) has \(values.count)")
+    }
     stepCount += 1
-    let c = configuration
-    let lr = learningRate ?? c.learningRate
-    let correction1 = 1 - _pow(c.beta1, Float(stepCount))
-    let correction2 = 1 - _pow(c.beta2, Float(stepCount))
-    let firstStep = stepCount == 1
+    let rule = UpdateRule(configuration, learningRate: learningRate ?? configuration.learningRate, step: stepCount)
+    var first = slots.removeValue(forKey: .first)  // moved out, so edits do not copy
+    var second = slots.removeValue(forKey: .second)
+    var mean = slots.removeValue(forKey: .mean)
     var index = 0
     model.forEachParameter { name, p in
       let g = grads[index]
       precondition(g.shape == p.shape, "Optimizer: gradient of \(name) is \(g.shape), parameter \(p.shape)")
       let i = index
       index += 1
-      var centred = c.centered ? mean[i] : Tensor(zeros: [])
       let count = p.count
       p.withMutablePointer { pp in
         g.withPointer { gp in
-          first[i].withMutablePointer { m1 in
-            second[i].withMutablePointer { m2 in
-              centred.withMutablePointer { mc in
-                Self.apply(
-                  c, lr: lr, firstStep: firstStep, correction1: correction1, correction2: correction2,
-                  count: count, p: pp, g: gp, first: m1, second: m2, mean: mc)
+          withSlot(&first, i) { m1 in
+            withSlot(&second, i) { m2 in
+              withSlot(&mean, i) { mc in
+                rule.apply(count: count, p: pp, g: gp, first: m1, second: m2, mean: mc)
               }
             }
           }
         }
       }
-      if c.centered { mean[i] = centred }
     }
+    if let first { slots[.first] = first }
+    if let second { slots[.second] = second }
+    if let mean { slots[.mean] = mean }
+  }
+}
+
+/// Calls `body` with a pointer into tensor `i` of `slot`, or nil when the slot is not kept.
+private func withSlot(
+  _ slot: inout [Tensor]?, _ i: Int, _ body: (UnsafeMutablePointer<Float>?) -> Void
+) {
+  guard slot != nil else { return body(nil) }
+  slot![i].withMutablePointer { body($0) }
+}
+
+/// One step's update of one parameter tensor, elementwise, as `torch.optim` (single-tensor
+/// path): the penalties shared by every kind, then the kind's own rule.
+private struct UpdateRule {
+  let c: OptimizerConfiguration
+  let lr: Float
+  let firstStep: Bool
+  let stepSize: Float  // Adam: lr / (1 - β₁ᵗ)
+  let root2: Float  // Adam: √(1 - β₂ᵗ)
+  let decay: Float  // AdamW: 1 - lr·λ
+
+  init(_ c: OptimizerConfiguration, learningRate lr: Float, step: Int) {
+    self.c = c
+    self.lr = lr
+    firstStep = step == 1
+    stepSize = lr / (1 - _pow(c.beta1, Float(step)))
+    root2 = (1 - _pow(c.beta2, Float(step))).squareRoot()
+    decay = 1 - lr * c.weightDecay
   }
 
-  /// The update of one parameter tensor, elementwise, as `torch.optim` (single-tensor path).
-  private static func apply(
-    _ c: OptimizerConfiguration, lr: Float, firstStep: Bool, correction1: Float, correction2: Float,
-    count: Int, p: UnsafeMutablePointer<Float>, g: UnsafePointer<Float>, first: UnsafeMutablePointer<Float>,
-    second: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>
+  /// The gradient with the L1 penalty and (but for AdamW) the L2 penalty folded in.
+  @inline(__always) func penalised(_ g: Float, _ value: Float) -> Float {
+    var grad = g
+    if c.l1 != 0 { grad += c.l1 * (value > 0 ? 1 : (value < 0 ? -1 : 0)) }
+    if c.weightDecay != 0 && c.kind != .adamw { grad += c.weightDecay * value }
+    return grad
+  }
+
+  func apply(
+    count: Int, p: UnsafeMutablePointer<Float>, g: UnsafePointer<Float>, first: UnsafeMutablePointer<Float>?,
+    second: UnsafeMutablePointer<Float>?, mean: UnsafeMutablePointer<Float>?
   ) {
-    let root2 = correction2.squareRoot()
-    let stepSize = lr / correction1
-    let decay = 1 - lr * c.weightDecay
-    for j in 0..<count {
-      var grad = g[j]
-      let value = p[j]
-      if c.l1 != 0 { grad += c.l1 * (value > 0 ? 1 : (value < 0 ? -1 : 0)) }
-      if c.weightDecay != 0 && c.kind != .adamw { grad += c.weightDecay * value }
-      switch c.kind {
-      case .sgd:
-        if c.momentum != 0 {
+    switch c.kind {
+    case .sgd:
+      for j in 0..<count {
+        var grad = penalised(g[j], p[j])
+        if let first {
           let buffer = firstStep ? grad : c.momentum * first[j] + (1 - c.dampening) * grad
           first[j] = buffer
           grad = c.nesterov ? grad + c.momentum * buffer : buffer
         }
-        p[j] = value - lr * grad
-      case .rmsprop:
+        p[j] = p[j] - lr * grad
+      }
+    case .rmsprop:
+      let second = second!
+      for j in 0..<count {
+        let value = p[j]
+        let grad = penalised(g[j], value)
         let square = c.alpha * second[j] + (1 - c.alpha) * grad * grad
         second[j] = square
         var average: Float
-        if c.centered {
+        if let mean {
           let m = mean[j] + (1 - c.alpha) * (grad - mean[j])
           mean[j] = m
           average = (square - m * m).squareRoot() + c.epsilon
         } else {
           average = square.squareRoot() + c.epsilon
         }
-        if c.momentum > 0 {
+        if let first {
           let buffer = c.momentum * first[j] + grad / average
           first[j] = buffer
           p[j] = value - lr * buffer
         } else {
           p[j] = value - lr * grad / average
         }
-      case .adam, .adamw:
-        let v = c.kind == .adamw ? value * decay : value
+      }
+    case .adam, .adamw:
+      let (first, second) = (first!, second!)
+      let decoupled = c.kind == .adamw
+      for j in 0..<count {
+        let value = p[j]
+        let grad = penalised(g[j], value)
+        let v = decoupled ? value * decay : value
         let m1 = c.beta1 * first[j] + (1 - c.beta1) * grad
         let m2 = c.beta2 * second[j] + (1 - c.beta2) * grad * grad
         first[j] = m1

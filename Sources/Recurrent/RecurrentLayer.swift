@@ -148,7 +148,7 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
 
   /// `keepTrace: false` keeps only what the next step needs (inference); the returned trace
   /// must then not be passed to `backward`.
-  func forward(
+  package func forward(
     _ input: Tensor, initialState: RecurrentState?, lengths: [Int]? = nil, training: Bool, keepTrace: Bool,
     using rng: inout some RandomNumberGenerator, compute: Compute
   ) -> (output: Tensor, state: RecurrentState, trace: RecurrentTrace) {
@@ -220,10 +220,11 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
   /// - Parameters:
   ///   - outputGradient: ∂loss/∂output `[T, B, D*H]`, or nil for zero.
   ///   - stateGradient: ∂loss/∂(final state), or nil for zero.
+  ///   - layerReady: told each layer index, from the top, once its gradients are final.
   /// - Returns: ∂loss/∂input `[T, B, I]` and ∂loss/∂(initial state).
   public func backward(
     _ trace: RecurrentTrace, outputGradient: Tensor?, stateGradient: RecurrentState? = nil,
-    into gradient: inout RecurrentLayer, compute: Compute = .singleThread
+    into gradient: inout RecurrentLayer, compute: Compute = .singleThread, layerReady: ((Int) -> Void)? = nil
   ) -> (input: Tensor, initialState: RecurrentState) {
     let T = trace.sequenceLength
     let B = trace.batchSize
@@ -257,6 +258,7 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
           dx: dIn.pointer, dh0: dH0.pointer + index * B * H, dc0: dC0.map { $0.pointer + index * B * H },
           compute: compute)
       }
+      layerReady?(layer)
       if layer > 0, let mask = trace.masks[layer - 1] {
         for i in 0..<dIn.count { dIn.pointer[i] *= mask.pointer[i] }
       }

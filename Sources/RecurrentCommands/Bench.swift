@@ -149,11 +149,11 @@ struct Bench: ParsableCommand {
       let vocabulary = Vocabulary(kind: .char, tokens: (0..<Workload.vocabularySize).map { String(UnicodeScalar(UInt8(32 + $0))) })
       let tokens = (0..<(w.batch * (w.sequenceLength * 64 + 1))).map { _ in Int(rng.next() % UInt64(Workload.vocabularySize)) }
       var session = try TrainingSession(options: options, vocabulary: vocabulary, trainTokens: tokens, validTokens: [0, 1])
-      for _ in 0..<2 { session.trainStep() }
+      for _ in 0..<2 { try session.trainStep() }
       let start = now()
       var steps = 0
       while now() - start < seconds || steps < 3 {
-        session.trainStep()
+        try session.trainStep()
         steps += 1
       }
       let rate = Double(steps * w.batch * w.sequenceLength) / (now() - start)

@@ -1,6 +1,8 @@
 import ArgumentParser
+import Formats
 import Foundation
 import Recurrent
+import SequenceModels
 import Training
 
 /// What `recurrent fit` learns: the loss, final activation and metric follow from it.

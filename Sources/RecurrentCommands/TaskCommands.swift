@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Recurrent
+import SequenceModels
 import RecurrentExamples
 
 extension LongMemoryTask: ExpressibleByArgument {}

@@ -1,4 +1,5 @@
 import Foundation
+import Formats
 
 /// Bad text input: each case names the file or symbol so the message can be acted on.
 public enum CorpusError: Error, Equatable, CustomStringConvertible {
@@ -38,16 +39,11 @@ public enum TokenizerKind: String, Codable, CaseIterable, Sendable {
 /// Reads a UTF-8 text file. Rejects missing, unreadable, empty, binary (any NUL byte) and
 /// invalid UTF-8 files with a `CorpusError` that names the path.
 public func readText(path: String) throws -> String {
-  var isDirectory: ObjCBool = false
-  guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-    throw CorpusError.unreadable(path: path, reason: "no such file")
-  }
-  if isDirectory.boolValue { throw CorpusError.unreadable(path: path, reason: "is a directory") }
   let data: Data
   do {
-    data = try Data(contentsOf: URL(fileURLWithPath: path))
+    data = try readFile(path, allowEmpty: true)
   } catch {
-    throw CorpusError.unreadable(path: path, reason: "permission denied or I/O error")
+    throw CorpusError.unreadable(path: path, reason: error.reason)
   }
   if data.isEmpty { throw CorpusError.empty(path: path) }
   if let nul = data.firstIndex(of: 0) { throw CorpusError.binary(path: path, byteOffset: nul - data.startIndex) }

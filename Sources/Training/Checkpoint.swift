@@ -1,3 +1,4 @@
+import Formats
 import Foundation
 import Recurrent
 import TextCorpus
@@ -34,7 +35,8 @@ public struct TrainingProgress: Codable, Equatable, Sendable {
   public var options: TrainingOptions?
 }
 
-/// Everything a checkpoint file holds.
+/// Everything a language-model checkpoint holds, in the one checkpoint envelope (kind
+/// `CheckpointKind.languageModel`).
 public struct Checkpoint: Sendable {
   public var model: LanguageModel
   public var vocabulary: Vocabulary
@@ -43,8 +45,7 @@ public struct Checkpoint: Sendable {
   /// The hidden state carried into the next training window.
   public var carriedState: RecurrentState?
 
-  public static let formatName = "recurrent-language-model"
-  public static let formatVersion = "1"
+  public static let kind = CheckpointKind.languageModel
 
   public init(
     model: LanguageModel, vocabulary: Vocabulary, progress: TrainingProgress? = nil,
@@ -66,9 +67,9 @@ public struct Checkpoint: Sendable {
 
   /// The safetensors content: the model's PyTorch `state_dict` (`encoder.weight`,
   /// `rnn.weight_ih_l0`, ..., `decoder.weight`, `decoder.bias`), then, for resumable
-  /// training, optimizer moments under `training.optimizer.{first,second,mean}.NAME` and the
-  /// carried state under `training.state.{hidden,cell}`.
-  public func safeTensors() -> SafeTensors {
+  /// training, the optimizer's moments under `training.optimizer.{slot}.NAME` (the slots its
+  /// configuration keeps) and the carried state under `training.state.{hidden,cell}`.
+  public func safeTensors() throws -> SafeTensors {
     var tensors = model.namedParameters
     if model.configuration.tied {
       let index = tensors.firstIndex { $0.name == "decoder.bias" } ?? tensors.count
@@ -76,73 +77,55 @@ public struct Checkpoint: Sendable {
     }
     let names = model.namedParameters.map(\.name)
     if let optimizer {
-      for (slot, values) in [("first", optimizer.first), ("second", optimizer.second), ("mean", optimizer.mean)] {
-        for (name, t) in zip(names, values) { tensors.append(("training.optimizer.\(slot).\(name)", t)) }
+      for slot in OptimizerSlot.allCases {
+        for (name, t) in zip(names, optimizer.slots[slot] ?? []) { tensors.append(("training.optimizer.\(slot.rawValue).\(name)", t)) }
       }
     }
     if let carriedState {
       tensors.append(("training.state.hidden", carriedState.hidden))
       if let cell = carriedState.cell { tensors.append(("training.state.cell", cell)) }
     }
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys]
-    func json<T: Encodable>(_ v: T) -> String { String(decoding: (try? encoder.encode(v)) ?? Data(), as: UTF8.self) }
-    var metadata = [
-      "format": "pt",
-      "recurrent.format": Self.formatName,
-      "recurrent.format_version": Self.formatVersion,
-      "recurrent.config": json(storedConfiguration),
-      "recurrent.vocabulary": json(vocabulary.tokens),
-    ]
+    var metadata = ["recurrent.vocabulary": try encodeJSON(vocabulary.tokens)]
     if let progress {
-      metadata["recurrent.training"] = json(progress)
+      do {
+        metadata["recurrent.training"] = try encodeJSON(progress)
+      } catch {
+        throw CheckpointError.badMetadata(key: "recurrent.training", reason: "not representable as JSON")
+      }
       metadata["recurrent.optimizer_steps"] = String(optimizer?.stepCount ?? 0)
     }
-    return SafeTensors(tensors: tensors, metadata: metadata)
+    return try CheckpointEnvelope.file(kind: Self.kind, config: storedConfiguration, metadata: metadata, tensors: tensors)
   }
 
   /// Writes the checkpoint atomically.
   public func save(to path: String) throws {
-    try writeAtomically(safeTensors().encoded(), to: path)
+    try CheckpointEnvelope.write(safeTensors(), to: path)
   }
 
-  /// Reads and validates a checkpoint file.
+  /// Reads and validates a checkpoint file; errors about its contents name it.
   public static func load(from path: String) throws -> Checkpoint {
-    try Checkpoint(SafeTensors.read(path: path))
+    try CheckpointEnvelope.read(path: path, kind: kind) { try Checkpoint(&$0) }
   }
 
+  /// A checkpoint from a decoded file.
   public init(_ file: SafeTensors) throws {
-    let meta = file.metadata
-    guard meta["recurrent.format"] == Self.formatName else {
-      if meta["recurrent.format"] == "recurrent-sequential" {
-        throw CheckpointError.badMetadata(
-          key: "recurrent.format", reason: "this is a model from `recurrent fit` (use predict), not a language model")
-      }
-      throw CheckpointError.badMetadata(key: "recurrent.format", reason: "missing or not \(Self.formatName)")
-    }
-    guard meta["recurrent.format_version"] == Self.formatVersion else {
-      throw CheckpointError.badMetadata(
-        key: "recurrent.format_version", reason: "\(meta["recurrent.format_version"] ?? "missing"), this build reads \(Self.formatVersion)")
-    }
-    let decoder = JSONDecoder()
-    guard let configText = meta["recurrent.config"],
-      let config = try? decoder.decode(StoredConfiguration.self, from: Data(configText.utf8))
-    else { throw CheckpointError.badMetadata(key: "recurrent.config", reason: "missing or not the expected JSON") }
+    self = try CheckpointEnvelope.decoding(file, kind: Self.kind) { try Checkpoint(&$0) }
+  }
+
+  init(_ envelope: inout CheckpointEnvelope) throws {
+    let config = try envelope.decode(StoredConfiguration.self)
     guard config.layers > 0, config.layers <= 64, config.hidden_size > 0, config.hidden_size <= 1 << 16,
       config.embedding_size > 0, config.embedding_size <= 1 << 16, config.vocab_size > 0,
       config.vocab_size <= 1 << 24, config.dropout >= 0, config.dropout < 1,
       !config.tied || config.hidden_size == config.embedding_size
     else { throw CheckpointError.badMetadata(key: "recurrent.config", reason: "sizes out of range") }
-    guard let vocabText = meta["recurrent.vocabulary"],
-      let tokens = try? decoder.decode([String].self, from: Data(vocabText.utf8))
-    else { throw CheckpointError.badMetadata(key: "recurrent.vocabulary", reason: "missing or not a JSON array of strings") }
+    guard let tokens = try? envelope.decode([String].self, key: "recurrent.vocabulary") else {
+      throw CheckpointError.badMetadata(key: "recurrent.vocabulary", reason: "missing or not a JSON array of strings")
+    }
     guard tokens.count == config.vocab_size else {
       throw CheckpointError.badMetadata(
         key: "recurrent.vocabulary", reason: "\(tokens.count) tokens, config says \(config.vocab_size)")
     }
-    // Bound the model by the data actually in the file before allocating it, so a hostile
-    // configuration cannot ask for terabytes (with slack, so that an ordinary mismatch is
-    // reported below as the tensor and shape it concerns).
     let gates = config.cell.gateCount * config.hidden_size
     var needed = config.vocab_size * config.embedding_size + config.vocab_size
     if !config.tied { needed += config.vocab_size * config.hidden_size }
@@ -150,11 +133,7 @@ public struct Checkpoint: Sendable {
       let width = layer == 0 ? config.embedding_size : config.hidden_size
       needed += gates * (width + config.hidden_size) + 2 * gates
     }
-    let available = file.tensors.reduce(0) { $0 + $1.tensor.count }
-    guard needed <= available + (1 << 22) else {
-      throw CheckpointError.badMetadata(
-        key: "recurrent.config", reason: "the model it describes needs \(needed) floats, the file holds \(available)")
-    }
+    try envelope.checkBudget(needed: needed)
     var rng = SplitMix64(seed: 0)
     var model = LanguageModel(
       LanguageModelConfiguration(
@@ -162,51 +141,91 @@ public struct Checkpoint: Sendable {
         embeddingSize: config.embedding_size, vocabularySize: config.vocab_size, dropout: config.dropout,
         tied: config.tied),
       using: &rng)
-    var byName: [String: Tensor] = [:]
-    for (name, t) in file.tensors { byName[name] = t }
-    var expected = try file.assign(to: &model)
+    try envelope.assign { try model.forEachParameter($0) }
     if config.tied {
-      expected.insert("decoder.weight")
-      model.decoder.weight = model.encoder.weight
+      // The decoder's weight is the embedding: stored for PyTorch, equal to encoder.weight.
+      let stored = try envelope.require("decoder.weight", shape: model.encoder.weight.shape)
+      guard stored == model.encoder.weight else {
+        throw CheckpointError.badMetadata(key: "recurrent.config", reason: "tied, but decoder.weight differs from encoder.weight")
+      }
     }
-    let names = model.namedParameters.map(\.name)
-    let shapes = model.namedParameters.map(\.tensor.shape)
     var progress: TrainingProgress? = nil
     var optimizer: Optimizer? = nil
     var carried: RecurrentState? = nil
-    if let progressText = meta["recurrent.training"] {
-      guard let p = try? decoder.decode(TrainingProgress.self, from: Data(progressText.utf8)) else {
-        throw CheckpointError.badMetadata(key: "recurrent.training", reason: "not the expected JSON")
-      }
+    if envelope.metadata["recurrent.training"] != nil {
+      let p = try envelope.decode(TrainingProgress.self, key: "recurrent.training")
       progress = p
-      var slots: [String: [Tensor]] = [:]
-      for slot in ["first", "second", "mean"] {
-        let values = names.compactMap { byName["training.optimizer.\(slot).\($0)"] }
-        for n in names where byName["training.optimizer.\(slot).\(n)"] != nil { expected.insert("training.optimizer.\(slot).\(n)") }
-        guard values.isEmpty || values.count == names.count else {
-          throw CheckpointError.missingTensor("training.optimizer.\(slot).*")
-        }
-        for (v, s) in zip(values, shapes) where v.shape != s {
-          throw CheckpointError.badMetadata(key: "training.optimizer.\(slot)", reason: "shape \(v.shape), expected \(s)")
-        }
-        slots[slot] = values
-      }
-      let steps = Int(meta["recurrent.optimizer_steps"] ?? "") ?? 0
-      optimizer = Optimizer(p.optimizer, stepCount: steps, first: slots["first"]!, second: slots["second"]!, mean: slots["mean"]!)
-      if let h = byName["training.state.hidden"] {
-        expected.insert("training.state.hidden")
-        let c = byName["training.state.cell"]
-        if c != nil { expected.insert("training.state.cell") }
-        let stateShape = [config.layers, h.shape.count == 3 ? h.shape[1] : -1, config.hidden_size]
-        guard h.shape == stateShape, c == nil || c!.shape == stateShape, (c != nil) == config.cell.hasCellState else {
-          throw CheckpointError.badMetadata(key: "training.state", reason: "carried state of shape \(h.shape)")
-        }
-        carried = RecurrentState(hidden: h, cell: c)
-      }
+      optimizer = try Self.optimizerState(&envelope, progress: p, model: model)
+      carried = try Self.carriedState(&envelope, progress: p, config: config)
     }
-    for name in byName.keys where !expected.contains(name) { throw CheckpointError.unexpectedTensor(name) }
     self.init(
       model: model, vocabulary: Vocabulary(kind: config.tokenizer, tokens: tokens), progress: progress,
       optimizer: optimizer, carriedState: carried)
+  }
+
+  /// The optimizer's moments, checked as a whole against its configuration and the model:
+  /// every slot it keeps present for every parameter in the parameter's shape, no other slot.
+  static func optimizerState(
+    _ envelope: inout CheckpointEnvelope, progress: TrainingProgress, model: LanguageModel
+  ) throws -> Optimizer {
+    guard let stepText = envelope.metadata["recurrent.optimizer_steps"], let steps = Int(stepText), steps >= 0 else {
+      throw CheckpointError.badMetadata(key: "recurrent.optimizer_steps", reason: "missing or not a whole number >= 0")
+    }
+    let parameters = model.namedParameters.map { (name: $0.name, shape: $0.tensor.shape) }
+    var slots: [OptimizerSlot: [Tensor]] = [:]
+    for slot in OptimizerSlot.allCases {
+      let prefix = "training.optimizer.\(slot.rawValue)."
+      let present = envelope.names(withPrefix: prefix)
+      guard !present.isEmpty else { continue }
+      var values: [Tensor] = []
+      for p in parameters {
+        guard let t = try envelope.take(prefix + p.name) else {
+          throw CheckpointError.badTrainingState("the \(slot.rawValue) moment lacks \(p.name)")
+        }
+        values.append(t)
+      }
+      // Version 1 wrote every slot, zeros where the configuration keeps none: drop those.
+      if envelope.version == 1 && !progress.optimizer.slotNames.contains(slot)
+        && values.allSatisfy({ $0.scalars.allSatisfy { $0 == 0 } })
+      {
+        continue
+      }
+      slots[slot] = values
+    }
+    do {
+      return try Optimizer(progress.optimizer, stepCount: steps, slots: slots, parameters: parameters)
+    } catch {
+      throw CheckpointError.badTrainingState(error.description)
+    }
+  }
+
+  /// The state carried into the next window: present exactly when a window of the epoch has
+  /// been trained, `[layers, batch, hidden]`, with a cell state for LSTM only.
+  static func carriedState(
+    _ envelope: inout CheckpointEnvelope, progress: TrainingProgress, config: StoredConfiguration
+  ) throws -> RecurrentState? {
+    let rows = progress.options?.batchSize
+    let shape = [config.layers, rows ?? -1, config.hidden_size]
+    let hasHidden = envelope.contains("training.state.hidden")
+    guard hasHidden == (progress.window > 0) else {
+      throw CheckpointError.badTrainingState(
+        hasHidden
+          ? "a carried state is stored, but no window of the epoch was trained"
+          : "the carried state is missing (window \(progress.window) of epoch \(progress.epoch))")
+    }
+    guard hasHidden else {
+      if envelope.contains("training.state.cell") { throw CheckpointError.unexpectedTensor("training.state.cell") }
+      return nil
+    }
+    let hidden = try envelope.require("training.state.hidden")
+    guard hidden.shape.count == 3, rows == nil || hidden.shape == shape,
+      hidden.shape[0] == config.layers, hidden.shape[2] == config.hidden_size
+    else {
+      throw CheckpointError.badTrainingState("carried hidden state of shape \(hidden.shape), expected \(shape)")
+    }
+    let cell = try envelope.take("training.state.cell", shape: config.cell.hasCellState ? hidden.shape : nil)
+    if config.cell.hasCellState && cell == nil { throw CheckpointError.badTrainingState("the carried cell state is missing") }
+    if !config.cell.hasCellState && cell != nil { throw CheckpointError.unexpectedTensor("training.state.cell") }
+    return RecurrentState(hidden: hidden, cell: cell)
   }
 }

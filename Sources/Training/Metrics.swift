@@ -1,35 +1,41 @@
+import Formats
 import Foundation
 
 extension TrainingEvent {
-  /// One JSON object, as `recurrent train --json` prints and the metrics log stores.
-  public var json: String {
-    func number(_ x: Double) -> String { x.isFinite ? String(format: "%.6g", x) : "null" }
-    func string(_ s: String) -> String {
-      let data = (try? JSONSerialization.data(withJSONObject: [s], options: [])) ?? Data("[\"\"]".utf8)
-      return String(String(decoding: data, as: UTF8.self).dropFirst().dropLast())
-    }
+  /// The event as one JSON object (the one JSON writer: non-finite numbers are null).
+  public var jsonValue: JSONValue {
     switch self {
     case .started(let parameters, let trainTokens, let validTokens, let vocabularySize, let resumed):
-      return "{\"event\":\"started\",\"parameters\":\(parameters),\"train_tokens\":\(trainTokens),"
-        + "\"valid_tokens\":\(validTokens),\"vocab_size\":\(vocabularySize),\"resumed_at_step\":\(resumed.map(String.init) ?? "null")}"
+      return [
+        "event": "started", "parameters": .int(parameters), "train_tokens": .int(trainTokens),
+        "valid_tokens": .int(validTokens), "vocab_size": .int(vocabularySize), "resumed_at_step": .optional(resumed),
+      ]
     case .step(let step, let epoch, let loss, let lr, let rate, let elapsed, let eta):
-      return "{\"event\":\"step\",\"step\":\(step),\"epoch\":\(number(epoch)),\"train_loss\":\(number(Double(loss))),"
-        + "\"learning_rate\":\(number(Double(lr))),\"tokens_per_second\":\(number(rate)),"
-        + "\"elapsed_seconds\":\(number(elapsed)),\"eta_seconds\":\(eta.map(number) ?? "null")}"
+      return [
+        "event": "step", "step": .int(step), "epoch": .number(epoch), "train_loss": .number(loss),
+        "learning_rate": .number(lr), "tokens_per_second": .number(rate), "elapsed_seconds": .number(elapsed),
+        "eta_seconds": .optional(eta),
+      ]
     case .evaluation(let step, let trainLoss, let validLoss, let rate, let elapsed):
-      return "{\"event\":\"eval\",\"step\":\(step),\"train_loss\":\(number(Double(trainLoss))),"
-        + "\"val_loss\":\(number(validLoss)),\"val_bits_per_token\":\(number(validLoss / log(2))),"
-        + "\"val_perplexity\":\(number(exp(validLoss))),\"tokens_per_second\":\(number(rate)),"
-        + "\"elapsed_seconds\":\(number(elapsed))}"
+      return [
+        "event": "eval", "step": .int(step), "train_loss": .number(trainLoss), "val_loss": .number(validLoss),
+        "val_bits_per_token": .number(validLoss / log(2)), "val_perplexity": .number(exp(validLoss)),
+        "tokens_per_second": .number(rate), "elapsed_seconds": .number(elapsed),
+      ]
     case .sample(let step, let text):
-      return "{\"event\":\"sample\",\"step\":\(step),\"text\":\(string(text))}"
+      return ["event": "sample", "step": .int(step), "text": .string(text)]
     case .checkpoint(let step, let path):
-      return "{\"event\":\"checkpoint\",\"step\":\(step),\"path\":\(string(path))}"
+      return ["event": "checkpoint", "step": .int(step), "path": .string(path)]
     case .finished(let step, let reason, let validLoss, let elapsed):
-      return "{\"event\":\"finished\",\"step\":\(step),\"reason\":\(string(reason)),"
-        + "\"val_loss\":\(validLoss.map(number) ?? "null"),\"elapsed_seconds\":\(number(elapsed))}"
+      return [
+        "event": "finished", "step": .int(step), "reason": .string(reason), "val_loss": .optional(validLoss),
+        "elapsed_seconds": .number(elapsed),
+      ]
     }
   }
+
+  /// One JSON object, as `recurrent train --json` prints and the metrics log stores.
+  public var json: String { jsonValue.text }
 }
 
 /// Appends training events as JSON lines to `PATH.metrics.jsonl` and redraws the loss curve
@@ -46,7 +52,7 @@ public final class MetricsLog {
     svgPath = base + ".loss.svg"
     if !resuming || !FileManager.default.fileExists(atPath: logPath) {
       guard FileManager.default.createFile(atPath: logPath, contents: nil) else {
-        throw CheckpointError.writeFailed(path: logPath, reason: "cannot create the file")
+        throw FileError.writeFailed(path: logPath, reason: "cannot create the file")
       }
     }
     handle = FileHandle(forWritingAtPath: logPath)
@@ -67,7 +73,8 @@ public final class MetricsLog {
 
   /// Redraws the SVG from the whole log.
   public func drawCurve() throws {
-    guard let text = try? String(contentsOfFile: logPath, encoding: .utf8) else { return }
+    guard let data = try? readFile(logPath) else { return }
+    let text = String(decoding: data, as: UTF8.self)
     var train: [(Double, Double)] = []
     var valid: [(Double, Double)] = []
     for line in text.split(separator: "\n") {

@@ -52,14 +52,6 @@ public struct TrainingOptions: Codable, Sendable, Equatable {
   }
 }
 
-/// What a training run does when a loss or gradient is NaN or infinite.
-public enum NaNPolicy: String, Codable, CaseIterable, Sendable {
-  /// Stop with an error naming the step; the model is not updated and nothing is saved.
-  case stop
-  /// Skip that step's update and go on.
-  case skip
-}
-
 /// What a training run reports, in order, to the closure given to `run`.
 public enum TrainingEvent: Sendable, Equatable {
   case started(parameters: Int, trainTokens: Int, validTokens: Int, vocabularySize: Int, resumedAtStep: Int?)
@@ -78,7 +70,9 @@ public struct TrainingSession: Sendable {
   public private(set) var model: LanguageModel
   public let vocabulary: Vocabulary
   public let options: TrainingOptions
-  public private(set) var optimizer: Optimizer
+  /// The shared training step: optimizer, clipping and the NaN policy.
+  public private(set) var trainer: TrainingStep
+  public var optimizer: Optimizer { trainer.optimizer }
   var rng: SplitMix64
   var carried: RecurrentState?
   public private(set) var step = 0
@@ -88,7 +82,7 @@ public struct TrainingSession: Sendable {
   var elapsedBefore = 0.0
   var lastTrainLoss: Float?
   /// Steps whose update was skipped because the loss or gradient was not finite.
-  public private(set) var skippedSteps = 0
+  public var skippedSteps: Int { trainer.skippedSteps }
   let train: BatchLayout
   public let validTokens: [Int]
 
@@ -99,7 +93,7 @@ public struct TrainingSession: Sendable {
     var rng = SplitMix64(seed: options.seed)
     model = LanguageModel(options.modelConfiguration(vocabulary.count), using: &rng)
     self.rng = rng
-    optimizer = Optimizer(options.optimizer)
+    trainer = TrainingStep(optimizer: Optimizer(options.optimizer), clipNorm: options.clip, onNaN: options.onNaN)
     train = try BatchLayout(tokens: trainTokens, batchSize: options.batchSize, sequenceLength: options.sequenceLength)
     guard validTokens.count >= 2 else { throw CorpusError.tooShort(tokens: validTokens.count, needed: 2) }
     self.validTokens = validTokens
@@ -119,7 +113,7 @@ public struct TrainingSession: Sendable {
     model = Self.withDropout(model, options.dropout)
     var resumed = optimizer
     resumed.configuration = options.optimizer
-    self.optimizer = resumed
+    trainer = TrainingStep(optimizer: resumed, clipNorm: options.clip, onNaN: options.onNaN)
     rng = SplitMix64(seed: 0)
     rng.state = progress.rngState
     carried = checkpoint.carriedState
@@ -155,36 +149,41 @@ public struct TrainingSession: Sendable {
   /// Learning rate for the next step.
   public var learningRate: Float { options.schedule.learningRate(base: options.optimizer.learningRate, step: step) }
 
-  /// One optimizer step on the next window; returns its mean loss in nats per token. A
-  /// non-finite loss or gradient norm leaves the weights unchanged (see `skippedSteps`).
+  /// One optimizer step on the next window (the shared `TrainingStep`); returns its mean
+  /// loss in nats per token. A non-finite loss or gradient norm leaves the weights unchanged:
+  /// with `onNaN == .stop` this throws `TrainingError.diverged`, with `.skip` it counts the
+  /// step in `skippedSteps`.
+  /// - Parameter hooks: seams for work on the gradient (e.g. averaging across processes).
   @discardableResult
-  public mutating func trainStep() -> Float {
+  public mutating func trainStep(hooks: StepHooks<LanguageModel> = StepHooks()) throws -> Float {
     if window >= train.windowCount {
       window = 0
       epoch += 1
       carried = nil  // each epoch starts from a zero state
     }
     let (inputs, targets, length) = train.window(window)
-    let (logits, state, trace) = model.forward(
-      ids: inputs, sequenceLength: length, batchSize: options.batchSize, state: carried, training: true,
-      using: &rng, compute: compute)
-    let (loss, dLogits) = Loss.softmaxCrossEntropy(logits: logits, targets: targets)
-    var gradient = model.zeroGradient
-    model.backward(trace, logitsGradient: dLogits, into: &gradient, compute: compute)
-    let norm =
-      options.clip.map { GradientClipping.clipByGlobalNorm(&gradient, maxNorm: $0) }
-      ?? GradientClipping.globalNorm(gradient)
-    if loss.isFinite && norm.isFinite {
-      optimizer.update(&model, along: gradient, learningRate: learningRate)
-    } else {
-      skippedSteps += 1  // a non-finite loss or gradient never reaches the weights
+    var state: RecurrentState? = nil
+    let (carried, B, compute) = (self.carried, options.batchSize, self.compute)
+    var rng = self.rng
+    let (rate, place) = (learningRate, "step \(step + 1)")
+    let report = try trainer.run(
+      &model, learningRate: rate, place: place, hooks: hooks
+    ) { model, gradient, ready in
+      let (logits, newState, trace) = model.forward(
+        ids: inputs, sequenceLength: length, batchSize: B, state: carried, training: true, using: &rng,
+        compute: compute)
+      state = newState
+      let (loss, dLogits) = Loss.softmaxCrossEntropy(logits: logits, targets: targets)
+      model.backward(trace, logitsGradient: dLogits, into: &gradient, compute: compute, parametersReady: ready)
+      return loss
     }
-    carried = state  // detached: the next window's backward stops here
+    self.rng = rng
+    self.carried = state  // detached: the next window's backward stops here
     window += 1
     step += 1
     tokensSeen += targets.count
-    lastTrainLoss = loss
-    return loss
+    lastTrainLoss = report.loss
+    return report.loss
   }
 
   /// Validation loss: batched over contiguous rows (fast; each row starts from a zero state).
@@ -208,16 +207,18 @@ public struct TrainingSession: Sendable {
   public func checkpoint(elapsed: Double = 0) -> Checkpoint {
     let progress = TrainingProgress(
       step: step, epoch: epoch, window: window, tokensSeen: tokensSeen, elapsedSeconds: elapsedBefore + elapsed,
-      rngState: rng.state, optimizer: optimizer.configuration, schedule: options.schedule,
+      rngState: rng.state, optimizer: trainer.optimizer.configuration, schedule: options.schedule,
       fingerprint: options.fingerprint, lastTrainLoss: lastTrainLoss, options: options)
-    return Checkpoint(model: model, vocabulary: vocabulary, progress: progress, optimizer: optimizer, carriedState: carried)
+    return Checkpoint(
+      model: model, vocabulary: vocabulary, progress: progress, optimizer: trainer.optimizer, carriedState: carried)
   }
 
   /// Trains until `steps`, `epochs` or `timeLimit` (whichever first) or until `shouldStop`
   /// returns true; validates, samples and saves as the options say, reporting each event.
   /// Saves a final checkpoint to `checkpointPath` if given.
   public mutating func run(
-    checkpointPath: String?, shouldStop: () -> Bool = { false }, events: (TrainingEvent) -> Void
+    checkpointPath: String?, hooks: StepHooks<LanguageModel> = StepHooks(), shouldStop: () -> Bool = { false },
+    events: (TrainingEvent) -> Void
   ) throws {
     let start = DispatchTime.now().uptimeNanoseconds
     func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9 }
@@ -229,23 +230,18 @@ public struct TrainingSession: Sendable {
     let startStep = step
     var reason = ""
     var lastEvaluated: Int? = nil
-    var skippedBefore = skippedSteps
     while true {
       if let steps = options.steps, step >= steps { reason = "reached \(steps) steps"; break }
       if let epochs = options.epochs, epochProgress >= epochs { reason = "reached \(epochs) epochs"; break }
       if let limit = options.timeLimit, elapsed() >= limit { reason = "reached the time limit of \(limit) s"; break }
       if shouldStop() { reason = "interrupted"; break }
-      let loss = trainStep()
+      let loss = try trainStep(hooks: hooks)
       let seconds = elapsed()
       let rate = Double(tokensSeen - startTokens) / max(seconds, 1e-9)
       events(
         .step(
           step: step, epoch: epochProgress, loss: loss, learningRate: learningRate, tokensPerSecond: rate,
           elapsed: seconds, eta: eta(elapsed: seconds, stepsDone: step - startStep)))
-      if skippedSteps > skippedBefore {
-        skippedBefore = skippedSteps
-        if options.onNaN == .stop { throw TrainingError.diverged(step: step) }
-      }
       if options.evalEvery > 0 && step % options.evalEvery == 0 {
         events(.evaluation(step: step, trainLoss: loss, validLoss: evaluate().natsPerToken, tokensPerSecond: rate, elapsed: elapsed()))
         lastEvaluated = step
@@ -282,17 +278,5 @@ public struct TrainingSession: Sendable {
       remaining.append(max(0, left) * perStep)
     }
     return remaining.min()
-  }
-}
-
-public enum TrainingError: Error, Equatable, CustomStringConvertible {
-  case notResumable(String)
-  case diverged(step: Int)
-  public var description: String {
-    switch self {
-    case .notResumable(let why): "cannot resume: \(why)"
-    case .diverged(let step):
-      "the loss or a gradient became NaN or infinite at step \(step); stopped without saving (--on-nan skip skips such steps)"
-    }
   }
 }

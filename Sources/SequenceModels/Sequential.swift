@@ -1,4 +1,4 @@
-import TensorCore
+import Recurrent
 
 /// One layer of a `Sequential` model, as Keras names them. Build with the static helpers:
 /// `.gru(64)`, `.lstm(32, returnSequences: true)`, `.simpleRNN(16)`, `.bidirectional(.gru(8))`,
@@ -80,9 +80,11 @@ public enum SequentialPart: Sendable, Equatable {
 public struct CompiledSetup: Sendable {
   public var loss: LossFunction
   public var metrics: [Metric]
-  public var optimizer: Optimizer
-  /// Gradients are scaled to this global norm when above it (Keras `clipnorm`, here global).
-  public var clipNorm: Float?
+  /// The shared training step: the optimizer, global-norm clipping (Keras `clipnorm`, here
+  /// global) and the NaN policy.
+  public var trainer: TrainingStep
+  public var optimizer: Optimizer { trainer.optimizer }
+  public var clipNorm: Float? { trainer.clipNorm }
 }
 
 /// One epoch of `fit`, Keras `History` entries.
@@ -241,11 +243,29 @@ public struct Sequential: Parameterized, Sendable {
   }
 
   /// Sets the loss, optimizer and metrics (Keras `compile`); resets the optimizer state.
+  /// `onNaN`: what a step whose loss or gradient is not finite does (never update).
   public mutating func compile(
     loss: LossFunction, optimizer: OptimizerConfiguration = OptimizerConfiguration(kind: .adam, learningRate: 1e-3),
-    metrics: [Metric] = [], clipNorm: Float? = nil
+    metrics: [Metric] = [], clipNorm: Float? = nil, onNaN: NaNPolicy = .stop
   ) {
-    compiled = CompiledSetup(loss: loss, metrics: metrics, optimizer: Optimizer(optimizer), clipNorm: clipNorm)
+    compiled = CompiledSetup(
+      loss: loss, metrics: metrics, trainer: TrainingStep(optimizer: Optimizer(optimizer), clipNorm: clipNorm, onNaN: onNaN))
+  }
+
+  /// Index ranges (in `forEachParameter` order) of each part's parameters.
+  var parameterRanges: [Range<Int>] {
+    var start = 0
+    return parts.map { part in
+      let count: Int
+      switch part {
+      case .embedding: count = 1
+      case .recurrent(let r, _): count = 4 * r.weights.count
+      case .dense(let l): count = l.bias == nil ? 1 : 2
+      case .dropout: count = 0
+      }
+      defer { start += count }
+      return start..<(start + count)
+    }
   }
 
   /// The embedding table of the first layer (for pretrained vectors).
@@ -375,12 +395,16 @@ public struct Sequential: Parameterized, Sendable {
     return (isSequence ? swapFirstAxes(h) : h, saved)
   }
 
-  /// Adds the parameter gradients of the batch `run` saved into `gradient`.
+  /// Adds the parameter gradients of the batch `run` saved into `gradient`, telling
+  /// `parametersReady` each layer's parameter indices once they are final.
   func backward(
-    _ saved: [Saved], outputGradient: Tensor, lengths: [Int]?, into gradient: inout Sequential, compute: Compute
+    _ saved: [Saved], outputGradient: Tensor, lengths: [Int]?, into gradient: inout Sequential, compute: Compute,
+    parametersReady: ((Range<Int>) -> Void)? = nil
   ) {
     var d = outputIsSequence ? swapFirstAxes(outputGradient) : outputGradient
+    let ranges = parametersReady == nil ? [] : parameterRanges
     for index in parts.indices.reversed() {
+      defer { if let parametersReady, !ranges[index].isEmpty { parametersReady(ranges[index]) } }
       switch (parts[index], saved[index]) {
       case (.embedding(let e, _, let trainable), .embedding(let ids)):
         guard trainable, case .embedding(var g, let maskZero, _) = gradient.parts[index] else { continue }

@@ -1,5 +1,5 @@
 import Foundation
-import TensorCore
+import Recurrent
 
 /// Loss and metric sums over one batch.
 struct BatchScore {
@@ -114,8 +114,9 @@ extension Sequential {
   /// Trains on `x` → `y` (Keras `fit`). Shuffles each epoch with `seed`; the last
   /// `validationSplit` of the samples (taken before shuffling, as Keras) or `validationData`
   /// are evaluated after each epoch.
-  /// - Throws: `ModelError` for data that does not fit the model, a model not compiled, or a
-  ///   loss that becomes NaN or infinite (no update is made with it).
+  /// - Throws: `ModelError` for data that does not fit the model or a model not compiled;
+  ///   `TrainingError.diverged` when a loss or gradient becomes NaN or infinite and the
+  ///   compiled `onNaN` policy is `.stop` (no update is made with it).
   @discardableResult
   public mutating func fit(
     _ x: Tensor, _ y: Tensor, lengths: [Int]? = nil, epochs: Int = 1, batchSize: Int = 32,
@@ -179,28 +180,29 @@ extension Sequential {
     return history
   }
 
-  /// One update on a batch whose targets are prepared; throws on a non-finite loss without updating.
+  /// One update on a batch whose targets are prepared, through the shared `TrainingStep`.
   mutating func step(
     _ xb: Tensor, _ yb: Tensor, lengths lb: [Int]?, setup: inout CompiledSetup, using rng: inout SplitMix64,
     compute: Compute, where place: String
   ) throws -> BatchScore {
-    let (out, saved) = run(xb, lengths: lb, training: true, raw: fusesFinalActivation, using: &rng, compute: compute)
     let weights = rowWeights(samples: xb.shape[0], steps: xb.shape[1], lengths: lb)
     let counted = Double(weights.reduce(0, +))
-    let (score, dOut) = self.score(
-      output: out, target: yb, weights: weights, loss: setup.loss, metrics: setup.metrics, gradientRows: counted)
-    guard score.loss.isFinite else {
-      throw ModelError("the loss became \(score.loss) at \(place); no update was made")
-    }
-    var gradient = zeroGradient
-    backward(saved, outputGradient: dOut, lengths: lb, into: &gradient, compute: compute)
-    if let clip = setup.clipNorm { GradientClipping.clipByGlobalNorm(&gradient, maxNorm: clip) }
     let frozen = parts.indices.compactMap { i -> (Int, SequentialPart)? in
       if case .embedding(_, _, false) = parts[i] { return (i, parts[i]) }
       return nil
     }
-    setup.optimizer.update(&self, along: gradient)
-    for (i, part) in frozen { parts[i] = part }
+    var score = BatchScore(metricCount: setup.metrics.count)
+    let (loss, metrics) = (setup.loss, setup.metrics)
+    _ = try setup.trainer.run(&self, place: place) { model, gradient, ready in
+      let (out, saved) = model.run(
+        xb, lengths: lb, training: true, raw: model.fusesFinalActivation, using: &rng, compute: compute)
+      let (batchScore, dOut) = model.score(
+        output: out, target: yb, weights: weights, loss: loss, metrics: metrics, gradientRows: counted)
+      score = batchScore
+      model.backward(saved, outputGradient: dOut, lengths: lb, into: &gradient, compute: compute, parametersReady: ready)
+      return Float(score.loss / max(score.rows, 1))
+    }
+    for (i, part) in frozen { parts[i] = part }  // a frozen embedding keeps its weights
     return score
   }
 

@@ -1,5 +1,5 @@
 import Foundation
-import Recurrent
+import TensorCore
 
 /// A checkpoint file that cannot be used, with what is wrong.
 public enum CheckpointError: Error, Equatable, CustomStringConvertible {
@@ -13,7 +13,11 @@ public enum CheckpointError: Error, Equatable, CustomStringConvertible {
   case missingTensor(String)
   case unexpectedTensor(String)
   case badMetadata(key: String, reason: String)
+  /// Resume state that is incomplete or does not fit the model or the optimizer.
+  case badTrainingState(String)
   case writeFailed(path: String, reason: String)
+  /// An error about the contents of the file at `path`.
+  indirect case inFile(path: String, CheckpointError)
 
   public var description: String {
     switch self {
@@ -27,7 +31,9 @@ public enum CheckpointError: Error, Equatable, CustomStringConvertible {
     case .missingTensor(let t): "checkpoint lacks tensor \(t)"
     case .unexpectedTensor(let t): "checkpoint has unexpected tensor \(t)"
     case .badMetadata(let k, let why): "checkpoint metadata \(k) is invalid: \(why)"
+    case .badTrainingState(let why): "checkpoint training state is invalid: \(why)"
     case .writeFailed(let path, let reason): "cannot write \(path): \(reason)"
+    case .inFile(let path, let error): "\(path): \(error)"
     }
   }
 }
@@ -55,15 +61,15 @@ public struct SafeTensors: Equatable, Sendable {
 
   /// The file's bytes.
   public func encoded() -> Data {
-    var header: [String: Any] = [:]
+    var header: [String: JSONValue] = [:]
     var offset = 0
     for (name, tensor) in tensors {
       let bytes = tensor.count * 4
-      header[name] = ["dtype": "F32", "shape": tensor.shape, "data_offsets": [offset, offset + bytes]]
+      header[name] = ["dtype": "F32", "shape": .ints(tensor.shape), "data_offsets": [.int(offset), .int(offset + bytes)]]
       offset += bytes
     }
-    if !metadata.isEmpty { header["__metadata__"] = metadata }
-    var json = (try? JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])) ?? Data("{}".utf8)
+    if !metadata.isEmpty { header["__metadata__"] = .sorted(metadata.mapValues { .string($0) }) }
+    var json = Data(JSONValue.sorted(header).text.utf8)
     // Pad with spaces so the data starts 8-byte aligned, as the reference writer does.
     while json.count % 8 != 0 { json.append(0x20) }
     var out = Data(capacity: 8 + json.count + offset)
@@ -169,69 +175,12 @@ extension SafeTensors {
   /// Reads and decodes a safetensors file; missing files, folders and unreadable files are
   /// `CheckpointError.unreadable`.
   public static func read(path: String) throws -> SafeTensors {
-    var isDirectory: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-      throw CheckpointError.unreadable(path: path, reason: "no such file")
-    }
-    guard !isDirectory.boolValue else { throw CheckpointError.unreadable(path: path, reason: "is a directory") }
-    guard let data = FileManager.default.contents(atPath: path) else {
-      throw CheckpointError.unreadable(path: path, reason: "permission denied or I/O error")
+    let data: Data
+    do {
+      data = try readFile(path, allowEmpty: true)
+    } catch {
+      throw CheckpointError.unreadable(path: path, reason: error.reason)
     }
     return try SafeTensors(decoding: data)
-  }
-
-  /// Sets every parameter of `model` from the tensor of the same name, checking shapes.
-  /// - Returns: the names used.
-  func assign<M: Parameterized>(to model: inout M) throws -> Set<String> {
-    var byName: [String: Tensor] = [:]
-    for (name, t) in tensors { byName[name] = t }
-    var used = Set<String>()
-    try model.forEachParameter { name, tensor in
-      used.insert(name)
-      guard let t = byName[name] else { throw CheckpointError.missingTensor(name) }
-      guard t.shape == tensor.shape else { throw CheckpointError.shapeMismatch(tensor: name, expected: tensor.shape, found: t.shape) }
-      tensor = t
-    }
-    return used
-  }
-}
-
-/// Writes `data` to `path` atomically: a temporary file beside it, fsync, rename, fsync of
-/// the folder. On failure the temporary file is removed and `path` is untouched.
-public func writeAtomically(_ data: Data, to path: String) throws {
-  let url = URL(fileURLWithPath: path)
-  let folder = url.deletingLastPathComponent().path
-  // Never replace a device, pipe or folder (think /dev/full) with a regular file.
-  var status = stat()
-  if lstat(path, &status) == 0 && (status.st_mode & S_IFMT) != S_IFREG {
-    throw CheckpointError.writeFailed(path: path, reason: "not a regular file")
-  }
-  let temporary = folder + "/." + url.lastPathComponent + ".tmp-\(getpid())"
-  let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-  guard fd >= 0 else { throw CheckpointError.writeFailed(path: path, reason: String(cString: strerror(errno))) }
-  var failure: String? = nil
-  data.withUnsafeBytes { raw in
-    var written = 0
-    while written < raw.count {
-      let n = write(fd, raw.baseAddress! + written, raw.count - written)
-      if n < 0 {
-        if errno == EINTR { continue }
-        failure = String(cString: strerror(errno))
-        return
-      }
-      written += n
-    }
-  }
-  if failure == nil && fsync(fd) != 0 { failure = String(cString: strerror(errno)) }
-  if close(fd) != 0 && failure == nil { failure = String(cString: strerror(errno)) }
-  if failure == nil && rename(temporary, path) != 0 { failure = String(cString: strerror(errno)) }
-  if let failure {
-    unlink(temporary)
-    throw CheckpointError.writeFailed(path: path, reason: failure)
-  }
-  let dir = open(folder.isEmpty ? "." : folder, O_RDONLY)
-  if dir >= 0 {
-    fsync(dir)
-    close(dir)
   }
 }

@@ -1,5 +1,5 @@
 import Foundation
-import Recurrent
+import TensorCore
 
 /// A data file that cannot be used, with the path and what is wrong.
 public struct DataFileError: Error, Equatable, CustomStringConvertible {
@@ -12,18 +12,13 @@ public struct DataFileError: Error, Equatable, CustomStringConvertible {
   public var description: String { "\(path): \(reason)" }
 }
 
-/// The bytes of a regular file; missing, folders, unreadable and empty files are errors.
+/// The bytes of a regular file (`readFile`), with its errors as `DataFileError`s.
 func readFileBytes(_ path: String) throws -> Data {
-  var isDirectory: ObjCBool = false
-  guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-    throw DataFileError(path, "no such file")
+  do {
+    return try readFile(path)
+  } catch {
+    throw DataFileError(path, error.reason)
   }
-  if isDirectory.boolValue { throw DataFileError(path, "is a directory") }
-  guard let data = FileManager.default.contents(atPath: path) else {
-    throw DataFileError(path, "cannot be read (permission denied or I/O error)")
-  }
-  if data.isEmpty { throw DataFileError(path, "is empty") }
-  return data
 }
 
 /// Element types of `.npy` files that `NumPyArray` reads and writes.

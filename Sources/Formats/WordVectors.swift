@@ -1,5 +1,5 @@
 import Foundation
-import Recurrent
+import TensorCore
 
 /// Pretrained word vectors in the GloVe or word2vec text format (`word v1 v2 ... vD` per line;
 /// word2vec's first line `count D` is recognised and skipped), looked up for a vocabulary.
