@@ -1,7 +1,9 @@
+import Formats
 import Foundation
 import Testing
 
 import Recurrent
+import SequenceModels
 import TensorCore
 import Training
 

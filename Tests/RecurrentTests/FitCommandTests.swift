@@ -1,8 +1,10 @@
 import ArgumentParser
+import Formats
 import Foundation
 import Testing
 
 import Recurrent
+import SequenceModels
 import RecurrentCommands
 import TensorCore
 import Training

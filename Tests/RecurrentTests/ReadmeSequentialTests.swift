@@ -1,6 +1,7 @@
 import Testing
 
 import Recurrent
+import SequenceModels
 import RecurrentExamples
 
 // The README's Sequential example, as printed there (data from Examples/BinaryClassifier.swift),

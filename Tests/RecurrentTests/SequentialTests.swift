@@ -1,6 +1,7 @@
 import Testing
 
 import Recurrent
+import SequenceModels
 import TensorCore
 
 // The Keras-style model API: gradients of whole stacks against finite differences (with
@@ -163,7 +164,10 @@ private func checkGradient(_ model: Sequential, _ x: Tensor, _ y: Tensor, length
   #expect(throws: ModelError.self) { try model.fit(x, Tensor(zeros: [4, 1]), batchSize: 0) }
   var nanX = x
   nanX.scalars[0] = .nan
-  #expect(throws: ModelError.self) { try model.fit(nanX, Tensor(zeros: [4, 1])) }
+  // The shared training step's NaN policy: stop before updating, naming the batch.
+  let before = model.parts
+  #expect(throws: TrainingError.diverged(at: "epoch 1, batch 1")) { try model.fit(nanX, Tensor(zeros: [4, 1])) }
+  #expect(model.parts == before, "no update was made")
   var relu = try Sequential(inputFeatures: 2, [.lstm(3), .dense(1, activation: .relu)])
   relu.compile(loss: .binaryCrossEntropy)
   #expect(throws: ModelError.self) { try relu.fit(x, Tensor(zeros: [4, 1])) }

@@ -1,3 +1,4 @@
+import Formats
 import Foundation
 import Testing
 
@@ -48,11 +49,11 @@ private func tinySession(_ options: TrainingOptions = tinyOptions()) throws -> T
 
 @Test func checkpointRoundTripIsBitExact() throws {
   var session = try tinySession()
-  for _ in 0..<3 { session.trainStep() }
+  for _ in 0..<3 { try session.trainStep() }
   let checkpoint = session.checkpoint(elapsed: 1.5)
-  let bytes = checkpoint.safeTensors().encoded()
+  let bytes = try checkpoint.safeTensors().encoded()
   let decoded = try SafeTensors(decoding: bytes)
-  #expect(decoded == checkpoint.safeTensors())
+  #expect(try decoded == checkpoint.safeTensors())
   let loaded = try Checkpoint(decoded)
   #expect(loaded.model == checkpoint.model)
   #expect(loaded.vocabulary == checkpoint.vocabulary)
@@ -75,7 +76,7 @@ private func tinySession(_ options: TrainingOptions = tinyOptions()) throws -> T
 
 @Test func damagedCheckpointsGiveTypedErrors() throws {
   let session = try tinySession()
-  let bytes = [UInt8](session.checkpoint().safeTensors().encoded())
+  let bytes = [UInt8](try session.checkpoint().safeTensors().encoded())
   #expect(throws: CheckpointError.truncated("5 bytes, no header length")) { try SafeTensors(decoding: Data(bytes[..<5])) }
   // Cut inside the data: offsets no longer fit.
   #expect(throws: CheckpointError.self) { try SafeTensors(decoding: Data(bytes[..<(bytes.count - 10)])) }
@@ -93,7 +94,7 @@ private func tinySession(_ options: TrainingOptions = tinyOptions()) throws -> T
     try Checkpoint(foreign)
   }
   // A tensor of the wrong shape.
-  var file = session.checkpoint().safeTensors()
+  var file = try session.checkpoint().safeTensors()
   let index = file.tensors.firstIndex { $0.name == "decoder.bias" }!
   file.tensors[index].tensor = Tensor(zeros: [3])
   #expect(throws: CheckpointError.shapeMismatch(tensor: "decoder.bias", expected: [session.vocabulary.count], found: [3])) {
@@ -106,17 +107,17 @@ private func tinySession(_ options: TrainingOptions = tinyOptions()) throws -> T
 
 @Test func resumeContinuesWithIdenticalLosses() throws {
   var straight = try tinySession()
-  let reference = (0..<8).map { _ in straight.trainStep() }
+  let reference = try (0..<8).map { _ in try straight.trainStep() }
   var first = try tinySession()
-  let before = (0..<5).map { _ in first.trainStep() }
+  let before = try (0..<5).map { _ in try first.trainStep() }
   // Through the file format, as --resume does.
-  let saved = try Checkpoint(try SafeTensors(decoding: first.checkpoint().safeTensors().encoded()))
+  let saved = try Checkpoint(try SafeTensors(decoding: try first.checkpoint().safeTensors().encoded()))
   let vocabulary = saved.vocabulary
   let (train, valid) = splitForValidation(sampleText, kind: .char)
   var resumed = try TrainingSession(
     resuming: saved, options: tinyOptions(), trainTokens: try vocabulary.encode(train),
     validTokens: try vocabulary.encode(valid))
-  let after = (0..<3).map { _ in resumed.trainStep() }
+  let after = try (0..<3).map { _ in try resumed.trainStep() }
   #expect(before + after == reference)
   #expect(resumed.model == straight.model)
   // A different shape is refused.
@@ -152,7 +153,7 @@ private func tinySession(_ options: TrainingOptions = tinyOptions()) throws -> T
 
 @Test func sameSeedSamplesSameText() throws {
   var session = try tinySession()
-  for _ in 0..<10 { session.trainStep() }
+  for _ in 0..<10 { try session.trainStep() }
   var options = SamplingOptions()
   options.seed = 9
   let a = Array(TokenGenerator(model: session.model, prime: [1, 2], count: 40, options: options))
@@ -246,7 +247,7 @@ struct ExportCase: Decodable {
   options.steps = 6
   let path = NSTemporaryDirectory() + "recurrent-nan-\(UUID().uuidString).safetensors"
   var stopping = try tinySession(options)
-  #expect(throws: TrainingError.diverged(step: 2)) { try stopping.run(checkpointPath: path) { _ in } }
+  #expect(throws: TrainingError.diverged(at: "step 2")) { try stopping.run(checkpointPath: path) { _ in } }
   #expect(!FileManager.default.fileExists(atPath: path), "nothing is saved")
   options.onNaN = .skip
   var skipping = try tinySession(options)
@@ -261,7 +262,7 @@ struct ExportCase: Decodable {
 /// header-length edits of a valid file must each load or throw a CheckpointError, never trap.
 @Test func mutatedCheckpointsLoadOrThrowTypedErrors() throws {
   let session = try tinySession()
-  let original = [UInt8](session.checkpoint().safeTensors().encoded())
+  let original = [UInt8](try session.checkpoint().safeTensors().encoded())
   let headerLength = Int(original[0]) | Int(original[1]) << 8
   var rng = SplitMix64(seed: 2024)
   var loaded = 0
