@@ -97,5 +97,7 @@ void rc_sgemv(int threads, long rows, long cols, const float *w, long ldw, const
     return;
   }
   gemv_job j = {rows, cols, ldw, w, x, y, (int)parts};
-  rc_parallel_for((int)parts, gemv_part, &j);
+  // Parts the pool could not start (no thread could be created) run here, so every block of y
+  // is written.
+  for (int part = rc_parallel_for((int)parts, gemv_part, &j); part < (int)parts; part++) gemv_part(&j, part);
 }

@@ -137,5 +137,7 @@ void rc_sgemm_threaded(int threads, int trans_a, int trans_b, long m, long n, lo
     return;
   }
   j.parts = (int)parts;
-  rc_parallel_for(j.parts, gemm_part, &j);
+  // Parts the pool could not start (no thread could be created) run here, so every block of C
+  // is written.
+  for (int part = rc_parallel_for(j.parts, gemm_part, &j); part < j.parts; part++) gemm_part(&j, part);
 }

@@ -14,24 +14,11 @@ public enum CellKind: String, Codable, CaseIterable, Sendable {
   case gruResetBefore = "gru-reset-before"
 
   /// Gate blocks G in the weight matrices (`[G*H, in]`).
-  public var gateCount: Int {
-    switch self {
-    case .rnnTanh, .rnnRelu: 1
-    case .lstm: 4
-    case .gru, .gruResetBefore: 3
-    }
-  }
+  public var gateCount: Int { kernels.gateCount }
 
   /// Whether the cell carries a memory cell `c` besides `h`.
-  public var hasCellState: Bool { self == .lstm }
+  public var hasCellState: Bool { kernels.hasCellState }
 
   /// H-wide slots per step the forward saves for the backward.
-  package var savedSlots: Int {
-    switch self {
-    case .rnnTanh, .rnnRelu: 0
-    case .lstm: 5  // i, f, g, o, tanh(c')
-    case .gru: 4  // r, z, n, W_hn h + b_hn
-    case .gruResetBefore: 4  // r, z, n, r ⊙ h
-    }
-  }
+  package var savedSlots: Int { kernels.savedSlots }
 }

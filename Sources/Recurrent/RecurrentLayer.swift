@@ -186,19 +186,19 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
       let out = FloatBuffer(uninitializedCount: T * B * D * H)  // every column written by a sweep
       for direction in 0..<D {
         let index = layer * D + direction
-        let sweep = makeSweep(T: T, B: B, keep: keepTrace)
-        if let h0 { sweep.hs.pointer.update(from: h0.pointer + index * B * H, count: B * H) }
-        if let c0, let cs = sweep.cs { cs.pointer.update(from: c0.pointer + index * B * H, count: B * H) }
-        sweepForward(
-          weights[index], sweep, x: layerInput.pointer, width: width, out: out.pointer,
-          column: direction * H, stride: D * H, reverse: direction == 1, T: T, B: B, lengths: lengths,
-          keep: keepTrace, compute: compute)
+        let buffers = makeSweepBuffers(T: T, B: B, keep: keepTrace)
+        if let h0 { buffers.hs.pointer.update(from: h0.pointer + index * B * H, count: B * H) }
+        if let c0, let cs = buffers.cs { cs.pointer.update(from: c0.pointer + index * B * H, count: B * H) }
+        let sweep = Sweep(
+          cell: kind.kernels, weights: weights[index], buffers: buffers, steps: T, batch: B, hidden: H, width: width,
+          reverse: direction == 1, lengths: lengths, column: direction * H, stride: D * H, compute: compute)
+        sweep.forward(x: layerInput.pointer, out: out.pointer, keep: keepTrace)
         let last = keepTrace ? T : T % 2
-        (finalH.pointer + index * B * H).update(from: sweep.hs.pointer + last * B * H, count: B * H)
-        if let finalC, let cs = sweep.cs {
+        (finalH.pointer + index * B * H).update(from: buffers.hs.pointer + last * B * H, count: B * H)
+        if let finalC, let cs = buffers.cs {
           (finalC.pointer + index * B * H).update(from: cs.pointer + last * B * H, count: B * H)
         }
-        sweeps.append(sweep)
+        sweeps.append(buffers)
       }
       var mask: FloatBuffer? = nil
       if layer < L - 1 && training && dropout > 0 {
@@ -250,13 +250,14 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
       let dIn = FloatBuffer(count: T * B * width)
       for direction in 0..<D {
         let index = layer * D + direction
-        sweepBackward(
-          weights[index], gradient: &gradient.weights[index], trace.sweeps[index],
-          x: trace.layerInputs[layer].pointer, width: width, dOut: dOut.pointer,
-          column: direction * H, stride: D * H, reverse: direction == 1, T: T, B: B, lengths: trace.lengths,
-          dhT: dhT.map { $0.pointer + index * B * H }, dcT: dcT.map { $0.pointer + index * B * H },
-          dx: dIn.pointer, dh0: dH0.pointer + index * B * H, dc0: dC0.map { $0.pointer + index * B * H },
+        let sweep = Sweep(
+          cell: kind.kernels, weights: weights[index], buffers: trace.sweeps[index], steps: T, batch: B, hidden: H,
+          width: width, reverse: direction == 1, lengths: trace.lengths, column: direction * H, stride: D * H,
           compute: compute)
+        sweep.backward(
+          x: trace.layerInputs[layer].pointer, dOut: dOut.pointer, dhT: dhT.map { $0.pointer + index * B * H },
+          dcT: dcT.map { $0.pointer + index * B * H }, dx: dIn.pointer, dh0: dH0.pointer + index * B * H,
+          dc0: dC0.map { $0.pointer + index * B * H }, into: &gradient.weights[index])
       }
       layerReady?(layer)
       if layer > 0, let mask = trace.masks[layer - 1] {
@@ -275,7 +276,7 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
 
   /// Buffers of one sweep. Without `keep` (inference) only two states and one step of saved
   /// values are held, reused in turn, instead of every step's.
-  private func makeSweep(T: Int, B: Int, keep: Bool) -> RecurrentTrace.Sweep {
+  private func makeSweepBuffers(T: Int, B: Int, keep: Bool) -> RecurrentTrace.Sweep {
     let H = hiddenSize
     let states = keep ? T + 1 : 2
     return RecurrentTrace.Sweep(
@@ -285,198 +286,9 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
       cs: kind.hasCellState ? FloatBuffer(count: states * B * H) : nil)
   }
 
-  private func sweepForward(
-    _ w: RecurrentWeights, _ s: RecurrentTrace.Sweep, x: UnsafePointer<Float>, width: Int,
-    out: UnsafeMutablePointer<Float>, column: Int, stride: Int, reverse: Bool, T: Int, B: Int,
-    lengths: [Int]?, keep: Bool, compute: Compute
-  ) {
-    let H = hiddenSize
-    let GH = kind.gateCount * H
-    let S = kind.savedSlots * H
-    let gx = s.gx.pointer
-    // All input projections in one product: [T*B, I] x [I, G*H].
-    w.biasIH.withPointer { broadcastRows($0, rows: T * B, columns: GH, into: gx, ld: GH) }
-    w.weightIH.withPointer { wih in
-      gemm(
-        transposeA: false, transposeB: true, m: T * B, n: GH, k: width, a: x, lda: width,
-        b: wih, ldb: width, beta: 1, c: gx, ldc: GH, compute: compute)
-    }
-    let ghBuffer = FloatBuffer(uninitializedCount: B * GH)  // h·W_hhᵀ + b_hh, rows split by thread
-    // W_hhᵀ packed once per sweep: every step's product then streams contiguous panels.
-    // Reset-before GRU multiplies r⊙h by the n block separately, so it packs two pieces.
-    let (packedMain, packedN) = w.weightHH.withPointer { whh in
-      kind == .gruResetBefore
-        ? (PackedMatrix(whh, ldb: H, k: H, n: 2 * H, transposed: true),
-          PackedMatrix(whh + 2 * H * H, ldb: H, k: H, n: H, transposed: true))
-        : (PackedMatrix(whh, ldb: H, k: H, n: GH, transposed: true), nil)
-    }
-    // The recurrence of each batch row is independent: each thread runs the whole time loop
-    // on its own block of rows, so the loop needs no synchronisation per step.
-    let parts = Self.rowParts(batch: B, compute: compute)
-    w.biasHH.withPointer { bhh in
-      parallelFor(parts: parts) { part in
-        let b0 = B * part / parts
-        let rows = B * (part + 1) / parts - b0
-        let gh = ghBuffer.pointer + b0 * GH
-        for step in 0..<T {
-          let t = reverse ? T - 1 - step : step
-          let current = keep ? step : step % 2
-          let next = keep ? step + 1 : (step + 1) % 2
-          let hPrev = s.hs.pointer + current * B * H + b0 * H
-          let hNext = s.hs.pointer + next * B * H + b0 * H
-          let gxt = gx + (t * B + b0) * GH
-          let saved = s.saved.pointer + ((keep ? step : 0) * B + b0) * S
-          if kind == .gruResetBefore {
-            broadcastRows(bhh, rows: rows, columns: 2 * H, into: gh, ld: GH)
-            packedMain.multiply(hPrev, lda: H, m: rows, beta: 1, into: gh, ldc: GH)
-            rc_gru_reset_before_gates(gxt, gh, hPrev, saved, rows, H)
-            broadcastRows(bhh + 2 * H, rows: rows, columns: H, into: gh + 2 * H, ld: GH)
-            packedN!.multiply(saved + 3 * H, lda: S, m: rows, beta: 1, into: gh + 2 * H, ldc: GH)
-            rc_gru_reset_before_output(gxt, gh, hPrev, hNext, saved, rows, H)
-          } else {
-            broadcastRows(bhh, rows: rows, columns: GH, into: gh, ld: GH)
-            packedMain.multiply(hPrev, lda: H, m: rows, beta: 1, into: gh, ldc: GH)
-            switch kind {
-            case .rnnTanh, .rnnRelu:
-              rc_rnn_forward(kind == .rnnRelu ? 1 : 0, gxt, gh, hNext, rows * H)
-            case .lstm:
-              let cs = s.cs!.pointer
-              rc_lstm_forward(gxt, gh, cs + current * B * H + b0 * H, hNext, cs + next * B * H + b0 * H, saved, rows, H)
-            case .gru:
-              rc_gru_forward(gxt, gh, hPrev, hNext, saved, rows, H)
-            case .gruResetBefore:
-              break
-            }
-          }
-          for b in 0..<rows {
-            let o = out + (t * B + b0 + b) * stride + column
-            if let lengths, t >= lengths[b0 + b] {
-              // Padding: the state passes through unchanged and the output is zero.
-              (hNext + b * H).update(from: hPrev + b * H, count: H)
-              if let cs = s.cs?.pointer {
-                (cs + next * B * H + (b0 + b) * H).update(from: cs + current * B * H + (b0 + b) * H, count: H)
-              }
-              o.update(repeating: 0, count: H)
-            } else {
-              o.update(from: hNext + b * H, count: H)
-            }
-          }
-        }
-      }
-    }
-  }
-
   /// Blocks of batch rows for the time loop: one per thread, at least 8 rows each.
   static func rowParts(batch: Int, compute: Compute) -> Int {
     max(1, min(compute.threads, batch / 8))
-  }
-
-  private func sweepBackward(
-    _ w: RecurrentWeights, gradient g: inout RecurrentWeights, _ s: RecurrentTrace.Sweep,
-    x: UnsafePointer<Float>, width: Int, dOut: UnsafePointer<Float>, column: Int, stride: Int,
-    reverse: Bool, T: Int, B: Int, lengths: [Int]?, dhT: UnsafePointer<Float>?, dcT: UnsafePointer<Float>?,
-    dx: UnsafeMutablePointer<Float>, dh0: UnsafeMutablePointer<Float>,
-    dc0: UnsafeMutablePointer<Float>?, compute: Compute
-  ) {
-    let H = hiddenSize
-    let GH = kind.gateCount * H
-    let S = kind.savedSlots * H
-    // Rows of W_hh whose product takes h directly (GRU reset-before: only r and z).
-    let directRows = kind == .gruResetBefore ? 2 * H : GH
-    let dgx = FloatBuffer(uninitializedCount: T * B * GH)  // by time, like gx; fully written
-    let dgh = FloatBuffer(uninitializedCount: T * B * GH)  // by processing step, like hs
-    let dhA = FloatBuffer(count: B * H)
-    let dhB = FloatBuffer(count: B * H)
-    let dc = FloatBuffer(count: B * H)
-    let dRH = FloatBuffer(count: kind == .gruResetBefore ? B * H : 0)
-    if let dhT { dhA.pointer.update(from: dhT, count: B * H) }
-    if let dcT { dc.pointer.update(from: dcT, count: B * H) }
-    let parts = Self.rowParts(batch: B, compute: compute)
-    // W_hh packed once as the right operand of the per-step products.
-    let (packedDirect, packedN) = w.weightHH.withPointer { whh in
-      (PackedMatrix(whh, ldb: H, k: directRows, n: H, transposed: false),
-        kind == .gruResetBefore ? PackedMatrix(whh + 2 * H * H, ldb: H, k: H, n: H, transposed: false) : nil)
-    }
-    do {
-      parallelFor(parts: parts) { part in
-        let b0 = B * part / parts
-        let rows = B * (part + 1) / parts - b0
-        var d = dhA.pointer + b0 * H  // ∂/∂h of this step's output
-        var dPrev = dhB.pointer + b0 * H  // becomes ∂/∂h of the step before
-        let dcRows = dc.pointer + b0 * H
-        let dRHRows = dRH.pointer + b0 * H
-        // Padded rows keep their cell-state gradient through a step: saved here, restored after.
-        let dcKept = FloatBuffer(count: lengths != nil && kind == .lstm ? rows * H : 0)
-        for step in (0..<T).reversed() {
-          let t = reverse ? T - 1 - step : step
-          for b in 0..<rows {
-            if let lengths, t >= lengths[b0 + b] {
-              if kind == .lstm { (dcKept.pointer + b * H).update(from: dcRows + b * H, count: H) }
-              continue  // a padded step's output is a constant zero
-            }
-            let row = dOut + (t * B + b0 + b) * stride + column
-            for j in 0..<H { d[b * H + j] += row[j] }
-          }
-          let hPrev = s.hs.pointer + step * B * H + b0 * H
-          let saved = s.saved.pointer + (step * B + b0) * S
-          let dgxt = dgx.pointer + (t * B + b0) * GH
-          let dghs = dgh.pointer + (step * B + b0) * GH
-          switch kind {
-          case .rnnTanh, .rnnRelu:
-            rc_rnn_backward(kind == .rnnRelu ? 1 : 0, hPrev + B * H, d, dgxt, dghs, dPrev, rows * H)
-          case .lstm:
-            rc_lstm_backward(saved, s.cs!.pointer + step * B * H + b0 * H, d, dcRows, dgxt, dghs, dPrev, rows, H)
-          case .gru:
-            rc_gru_backward(saved, hPrev, d, dgxt, dghs, dPrev, rows, H)
-          case .gruResetBefore:
-            gruResetBeforeBackwardOutput(
-              saved: saved, hPrev: hPrev, dh: d, dgx: dgxt, dgh: dghs, dhPrev: dPrev, B: rows, H: H)
-            // d(r⊙h) = dgh_n · W_hn
-            packedN!.multiply(dghs + 2 * H, lda: GH, m: rows, beta: 0, into: dRHRows, ldc: H)
-            gruResetBeforeBackwardGates(
-              saved: saved, hPrev: hPrev, dRH: dRHRows, dgx: dgxt, dgh: dghs, dhPrev: dPrev, B: rows, H: H)
-          }
-          if let lengths {
-            // Padded steps are the identity on the state: the gradient passes straight through
-            // and nothing reaches the gates or the weights.
-            for b in 0..<rows where t >= lengths[b0 + b] {
-              (dgxt + b * GH).update(repeating: 0, count: GH)
-              (dghs + b * GH).update(repeating: 0, count: GH)
-              (dPrev + b * H).update(from: d + b * H, count: H)
-              if kind == .lstm { (dcRows + b * H).update(from: dcKept.pointer + b * H, count: H) }
-            }
-          }
-          packedDirect.multiply(dghs, lda: GH, m: rows, beta: 1, into: dPrev, ldc: H)
-          swap(&d, &dPrev)
-        }
-        (dh0 + b0 * H).update(from: d, count: rows * H)
-        if let dc0 { (dc0 + b0 * H).update(from: dcRows, count: rows * H) }
-      }
-    }
-    // Weight gradients as three large products over all steps.
-    g.weightIH.withMutablePointer { gw in
-      gemm(
-        transposeA: true, transposeB: false, m: GH, n: width, k: T * B, a: dgx.pointer, lda: GH,
-        b: x, ldb: width, beta: 1, c: gw, ldc: width, compute: compute)
-    }
-    g.biasIH.withMutablePointer { addColumnSums(dgx.pointer, rows: T * B, columns: GH, ld: GH, into: $0) }
-    g.weightHH.withMutablePointer { gw in
-      gemm(
-        transposeA: true, transposeB: false, m: directRows, n: H, k: T * B, a: dgh.pointer,
-        lda: GH, b: s.hs.pointer, ldb: H, beta: 1, c: gw, ldc: H, compute: compute)
-      if kind == .gruResetBefore {
-        gemm(
-          transposeA: true, transposeB: false, m: H, n: H, k: T * B, a: dgh.pointer + 2 * H,
-          lda: GH, b: s.saved.pointer + 3 * H, ldb: S, beta: 1, c: gw + 2 * H * H, ldc: H,
-          compute: compute)
-      }
-    }
-    g.biasHH.withMutablePointer { addColumnSums(dgh.pointer, rows: T * B, columns: GH, ld: GH, into: $0) }
-    w.weightIH.withPointer { wih in
-      gemm(
-        transposeA: false, transposeB: false, m: T * B, n: width, k: GH, a: dgx.pointer, lda: GH,
-        b: wih, ldb: width, beta: 1, c: dx, ldc: width, compute: compute)
-    }
   }
 }
 

@@ -74,30 +74,25 @@ public final class LanguageModelStepper: @unchecked Sendable {
     let H = c.hiddenSize
     let GH = c.cell.gateCount * H
     var x = UnsafePointer(embedding.pointer + token * c.embeddingSize)
+    let cellKernels = c.cell.kernels
     for (l, layer) in layers.enumerated() {
       let h = hidden[l].pointer
       gx.pointer.update(from: layer.bih.pointer, count: GH)
       rc_sgemv(threads, GH, layer.inputSize, layer.wih.pointer, layer.inputSize, x, gx.pointer)
-      switch c.cell {
-      case .gruResetBefore:
-        gh.pointer.update(from: layer.bhh.pointer, count: GH)
-        rc_sgemv(threads, 2 * H, H, layer.whh.pointer, H, h, gh.pointer)
-        rc_gru_reset_before_gates(gx.pointer, gh.pointer, h, saved.pointer, 1, H)
-        rc_sgemv(threads, H, H, layer.whh.pointer + 2 * H * H, H, saved.pointer + 3 * H, gh.pointer + 2 * H)
-        rc_gru_reset_before_output(gx.pointer, gh.pointer, h, nextHidden.pointer, saved.pointer, 1, H)
-      default:
-        gh.pointer.update(from: layer.bhh.pointer, count: GH)
-        rc_sgemv(threads, GH, H, layer.whh.pointer, H, h, gh.pointer)
-        switch c.cell {
-        case .rnnTanh, .rnnRelu:
-          rc_rnn_forward(c.cell == .rnnRelu ? 1 : 0, gx.pointer, gh.pointer, nextHidden.pointer, H)
-        case .lstm:
-          rc_lstm_forward(gx.pointer, gh.pointer, cell[l].pointer, nextHidden.pointer, nextCell.pointer, saved.pointer, 1, H)
-          cell[l].pointer.update(from: nextCell.pointer, count: H)
-        default:
-          rc_gru_forward(gx.pointer, gh.pointer, h, nextHidden.pointer, saved.pointer, 1, H)
-        }
+      let cNext = nextCell.pointer
+      cellKernels.forward(
+        ForwardStep(
+          gx: gx.pointer, gh: gh.pointer, hPrev: h, hNext: nextHidden.pointer,
+          cPrev: c.cell.hasCellState ? UnsafePointer(cell[l].pointer) : nil, cNext: c.cell.hasCellState ? cNext : nil,
+          saved: saved.pointer, rows: 1, hidden: H)
+      ) { index, operand, _ in
+        // The recurrent product at batch 1: a matrix-vector product per block of W_hh.
+        let block = cellKernels.blocks[index].gates
+        let (offset, width) = (block.lowerBound * H, block.count * H)
+        (gh.pointer + offset).update(from: layer.bhh.pointer + offset, count: width)
+        rc_sgemv(threads, width, H, layer.whh.pointer + offset * H, H, operand, gh.pointer + offset)
       }
+      if c.cell.hasCellState { cell[l].pointer.update(from: nextCell.pointer, count: H) }
       h.update(from: nextHidden.pointer, count: H)
       x = UnsafePointer(h)
     }

@@ -1,4 +1,5 @@
 import CKernels
+import Foundation
 
 /// How many threads the numeric kernels may use. Passed as an argument; never global.
 public struct Compute: Sendable, Equatable {
@@ -36,18 +37,9 @@ public enum GEMMKernel: Sendable, CaseIterable {
 
 public enum System {
   /// Number of cores the process may use.
-  public static var coreCount: Int {
-    #if canImport(Glibc)
-      return Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
-    #else
-      return 1
-    #endif
-  }
+  public static var coreCount: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }
 }
 
-#if canImport(Glibc)
-  import Glibc
-#endif
 
 
 /// Row-major single-precision general matrix product,

@@ -1,0 +1,209 @@
+import TensorCore
+
+/// One direction of one layer over a whole sequence: what its forward and backward need.
+/// The cell's own work comes from its entry in the cell table; the sweep owns the rest (the
+/// input projections for all steps at once, the time loop, padding, the weight gradients).
+///
+/// Legend: T = steps, B = batch, H = hidden, G = gate blocks, S = saved slots · H, I = `width`.
+struct Sweep {
+  let cell: CellKernels
+  let weights: RecurrentWeights
+  let buffers: RecurrentTrace.Sweep
+  let steps: Int
+  let batch: Int
+  let hidden: Int
+  /// Input width of the layer.
+  let width: Int
+  /// Runs from the last step to the first (the backward direction of a bidirectional layer).
+  let reverse: Bool
+  /// Real steps of each batch row, nil when all are T.
+  let lengths: [Int]?
+  /// This direction's columns in the layer output `[T, B, stride]`.
+  let column: Int
+  let stride: Int
+  let compute: Compute
+
+  /// The time index of processing step `step`.
+  @inline(__always) func time(_ step: Int) -> Int { reverse ? steps - 1 - step : step }
+
+  /// Whether row `row` is padding at time `t`.
+  @inline(__always) func isPadding(_ t: Int, row: Int) -> Bool {
+    if let lengths { return t >= lengths[row] }
+    return false
+  }
+
+  /// Offset of block `index`'s first column within a row of G*H gate values.
+  func columnOffset(_ index: Int) -> Int { cell.blocks[index].gates.lowerBound * hidden }
+
+  /// Columns of block `index`.
+  func blockWidth(_ index: Int) -> Int { cell.blocks[index].gates.count * hidden }
+
+  /// Forward over all steps: writes every step's output into `out` (`[T, B, stride]` at
+  /// `column`) and the states into the buffers.
+  /// - Parameters:
+  ///   - x: `[T, B, I]` layer input.
+  ///   - keep: keep every step's state and saved values for the backward.
+  func forward(x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, keep: Bool) {
+    let (T, B, H) = (steps, batch, hidden)
+    let GH = cell.gateCount * H
+    let S = cell.savedSlots * H
+    let gx = buffers.gx.pointer
+    // All input projections in one product: [T*B, I] x [I, G*H].
+    weights.biasIH.withPointer { broadcastRows($0, rows: T * B, columns: GH, into: gx, ld: GH) }
+    weights.weightIH.withPointer { wih in
+      gemm(
+        transposeA: false, transposeB: true, m: T * B, n: GH, k: width, a: x, lda: width,
+        b: wih, ldb: width, beta: 1, c: gx, ldc: GH, compute: compute)
+    }
+    let ghBuffer = FloatBuffer(uninitializedCount: B * GH)  // the recurrent product, rows split by thread
+    // Each block of W_hhᵀ packed once per sweep: every step's product streams contiguous panels.
+    let packed = weights.weightHH.withPointer { whh in
+      cell.blocks.indices.map { i in
+        PackedMatrix(whh + columnOffset(i) * H, ldb: H, k: H, n: blockWidth(i), transposed: true)
+      }
+    }
+    // The recurrence of each batch row is independent: each thread runs the whole time loop
+    // on its own block of rows, so the loop needs no synchronisation per step.
+    let parts = RecurrentLayer.rowParts(batch: B, compute: compute)
+    weights.biasHH.withPointer { bhh in
+      parallelFor(parts: parts) { part in
+        let b0 = B * part / parts
+        let rows = B * (part + 1) / parts - b0
+        let gh = ghBuffer.pointer + b0 * GH
+        let product: ForwardProduct = { index, operand, lda in
+          let offset = columnOffset(index)
+          broadcastRows(bhh + offset, rows: rows, columns: blockWidth(index), into: gh + offset, ld: GH)
+          packed[index].multiply(operand, lda: lda, m: rows, beta: 1, into: gh + offset, ldc: GH)
+        }
+        for step in 0..<T {
+          let t = time(step)
+          let current = keep ? step : step % 2
+          let next = keep ? step + 1 : (step + 1) % 2
+          let hPrev = buffers.hs.pointer + current * B * H + b0 * H
+          let hNext = buffers.hs.pointer + next * B * H + b0 * H
+          let cPrev = buffers.cs.map { $0.pointer + current * B * H + b0 * H }
+          let cNext = buffers.cs.map { $0.pointer + next * B * H + b0 * H }
+          cell.forward(
+            ForwardStep(
+              gx: gx + (t * B + b0) * GH, gh: gh, hPrev: hPrev, hNext: hNext, cPrev: cPrev.map { UnsafePointer($0) },
+              cNext: cNext, saved: buffers.saved.pointer + ((keep ? step : 0) * B + b0) * S, rows: rows, hidden: H),
+            product)
+          for b in 0..<rows {
+            let o = out + (t * B + b0 + b) * stride + column
+            if isPadding(t, row: b0 + b) {
+              // Padding: the state passes through unchanged and the output is zero.
+              (hNext + b * H).update(from: hPrev + b * H, count: H)
+              if let cPrev, let cNext { (cNext + b * H).update(from: cPrev + b * H, count: H) }
+              o.update(repeating: 0, count: H)
+            } else {
+              o.update(from: hNext + b * H, count: H)
+            }
+          }
+        }
+      }
+    }
+  }
+
+  /// Backward of `forward`: adds the weight gradients into `g`, writes ∂/∂x into `dx` and
+  /// ∂/∂(initial state) into `dh0`/`dc0`.
+  /// - Parameters:
+  ///   - dOut: ∂loss/∂output `[T, B, stride]` (this direction's columns are read).
+  ///   - dhT, dcT: ∂loss/∂(final state) `[B, H]`, or nil for zero.
+  func backward(
+    x: UnsafePointer<Float>, dOut: UnsafePointer<Float>, dhT: UnsafePointer<Float>?, dcT: UnsafePointer<Float>?,
+    dx: UnsafeMutablePointer<Float>, dh0: UnsafeMutablePointer<Float>, dc0: UnsafeMutablePointer<Float>?,
+    into g: inout RecurrentWeights
+  ) {
+    let (T, B, H) = (steps, batch, hidden)
+    let GH = cell.gateCount * H
+    let S = cell.savedSlots * H
+    let dgx = FloatBuffer(uninitializedCount: T * B * GH)  // by time, like gx; fully written
+    let dgh = FloatBuffer(uninitializedCount: T * B * GH)  // by processing step, like hs
+    let dhA = FloatBuffer(count: B * H)
+    let dhB = FloatBuffer(count: B * H)
+    let dc = FloatBuffer(count: cell.hasCellState ? B * H : 0)
+    let scratch = FloatBuffer(count: cell.hiddenBlocks.count < cell.blocks.count ? B * H : 0)
+    if let dhT { dhA.pointer.update(from: dhT, count: B * H) }
+    if let dcT { dc.pointer.update(from: dcT, count: B * H) }
+    let parts = RecurrentLayer.rowParts(batch: B, compute: compute)
+    // Each block of W_hh packed once as the right operand of the per-step products.
+    let packed = weights.weightHH.withPointer { whh in
+      cell.blocks.indices.map { i in
+        PackedMatrix(whh + columnOffset(i) * H, ldb: H, k: blockWidth(i), n: H, transposed: false)
+      }
+    }
+    let hiddenBlocks = cell.hiddenBlocks
+    parallelFor(parts: parts) { part in
+      let b0 = B * part / parts
+      let rows = B * (part + 1) / parts - b0
+      var d = dhA.pointer + b0 * H  // ∂/∂h of this step's output
+      var dPrev = dhB.pointer + b0 * H  // becomes ∂/∂h of the step before
+      let dcRows = cell.hasCellState ? dc.pointer + b0 * H : nil
+      // Padded rows keep their cell-state gradient through a step: saved here, restored after.
+      let dcKept = FloatBuffer(count: lengths != nil && cell.hasCellState ? rows * H : 0)
+      let product: BackwardProduct = { index, dghRows, into, beta in
+        packed[index].multiply(dghRows + columnOffset(index), lda: GH, m: rows, beta: beta, into: into, ldc: H)
+      }
+      for step in (0..<T).reversed() {
+        let t = time(step)
+        for b in 0..<rows {
+          if isPadding(t, row: b0 + b) {
+            if let dcRows { (dcKept.pointer + b * H).update(from: dcRows + b * H, count: H) }
+            continue  // a padded step's output is a constant zero
+          }
+          let row = dOut + (t * B + b0 + b) * stride + column
+          for j in 0..<H { d[b * H + j] += row[j] }
+        }
+        let hPrev = buffers.hs.pointer + step * B * H + b0 * H
+        let dgxt = dgx.pointer + (t * B + b0) * GH
+        let dghs = dgh.pointer + (step * B + b0) * GH
+        cell.backward(
+          BackwardStep(
+            saved: buffers.saved.pointer + (step * B + b0) * S, hPrev: hPrev, hNext: hPrev + B * H,
+            cPrev: buffers.cs.map { UnsafePointer($0.pointer + step * B * H + b0 * H) }, dh: d, dc: dcRows,
+            dgx: dgxt, dgh: dghs, dhPrev: dPrev, scratch: scratch.pointer + b0 * H, rows: rows, hidden: H),
+          product)
+        if lengths != nil {
+          // Padded steps are the identity on the state: the gradient passes straight through
+          // and nothing reaches the gates or the weights.
+          for b in 0..<rows where isPadding(t, row: b0 + b) {
+            (dgxt + b * GH).update(repeating: 0, count: GH)
+            (dghs + b * GH).update(repeating: 0, count: GH)
+            (dPrev + b * H).update(from: d + b * H, count: H)
+            if let dcRows { (dcRows + b * H).update(from: dcKept.pointer + b * H, count: H) }
+          }
+        }
+        for index in hiddenBlocks { product(index, dghs, dPrev, 1) }  // dh += dgh·W_hh
+        swap(&d, &dPrev)
+      }
+      (dh0 + b0 * H).update(from: d, count: rows * H)
+      if let dc0, let dcRows { (dc0 + b0 * H).update(from: dcRows, count: rows * H) }
+    }
+    // Weight gradients as large products over all steps.
+    g.weightIH.withMutablePointer { gw in
+      gemm(
+        transposeA: true, transposeB: false, m: GH, n: width, k: T * B, a: dgx.pointer, lda: GH,
+        b: x, ldb: width, beta: 1, c: gw, ldc: width, compute: compute)
+    }
+    g.biasIH.withMutablePointer { addColumnSums(dgx.pointer, rows: T * B, columns: GH, ld: GH, into: $0) }
+    g.weightHH.withMutablePointer { gw in
+      for (index, block) in cell.blocks.enumerated() {
+        let (operand, ld): (UnsafePointer<Float>, Int) =
+          switch block.operand {
+          case .hidden: (UnsafePointer(buffers.hs.pointer), H)
+          case .saved(let slot): (UnsafePointer(buffers.saved.pointer + slot * H), S)
+          }
+        let offset = columnOffset(index)
+        gemm(
+          transposeA: true, transposeB: false, m: blockWidth(index), n: H, k: T * B, a: dgh.pointer + offset,
+          lda: GH, b: operand, ldb: ld, beta: 1, c: gw + offset * H, ldc: H, compute: compute)
+      }
+    }
+    g.biasHH.withMutablePointer { addColumnSums(dgh.pointer, rows: T * B, columns: GH, ld: GH, into: $0) }
+    weights.weightIH.withPointer { wih in
+      gemm(
+        transposeA: false, transposeB: false, m: T * B, n: width, k: GH, a: dgx.pointer, lda: GH,
+        b: wih, ldb: width, beta: 1, c: dx, ldc: width, compute: compute)
+    }
+  }
+}
