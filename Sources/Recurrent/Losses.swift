@@ -1,10 +1,144 @@
 import TensorCore
 
+/// The losses, named as Keras names them (raw values) and computed by the one kernel
+/// `Loss.rows`. The cross-entropies take logits: a final sigmoid or softmax is fused with them.
+public enum LossFunction: String, Codable, CaseIterable, Sendable {
+  /// Mean over units of the squared error.
+  case meanSquaredError = "mse"
+  /// Binary cross-entropy on logits, `max(x,0) - x·y + log(1 + e^(-|x|))`, mean over units.
+  case binaryCrossEntropy = "binary_crossentropy"
+  /// Softmax cross-entropy over the units, `Σ_k y_k (logsumexp(x) - x_k)`, with class ids or
+  /// one-hot/soft target rows.
+  case categoricalCrossEntropy = "categorical_crossentropy"
+}
+
+/// What a row of outputs is compared with.
+public enum LossTargets {
+  /// `[N, K]` values: regression targets, binary labels, one-hot or soft class rows.
+  case values(Tensor)
+  /// `N` class indices in `0..<K` (categorical cross-entropy only); rows whose target is
+  /// `ignoreIndex` do not count.
+  case classes([Int], ignoreIndex: Int?)
+}
+
 /// Loss functions, each returning the mean loss and its gradient with respect to the input.
+/// All of them, and `Sequential`'s losses and metrics, run through `rows`.
 public enum Loss {
-  /// Mean softmax cross-entropy over class indices, in nats per counted row, fused and
-  /// stable for large logits (log-sum-exp around the row maximum). PyTorch
-  /// `F.cross_entropy(..., ignore_index=)`.
+  /// The one loss kernel: the loss of each row of `[N, K]` outputs against its targets, summed
+  /// over counted rows, and ∂(sum)/∂output · `gradientScale` for counted rows (0 elsewhere).
+  /// - Parameters:
+  ///   - weights: 1 for a row that counts, 0 for padding; nil: every row counts.
+  ///   - gradientScale: e.g. 1 / counted rows for the gradient of the mean.
+  ///   - visit: called for each counted row with its index and the prediction the loss
+  ///     implies (the output, sigmoid or softmax of it), e.g. for metrics; the buffer is
+  ///     reused between rows.
+  /// - Returns: the sum of the row losses (nats for the cross-entropies), the rows counted,
+  ///   and the gradient `[N, K]`.
+  public static func rows(
+    _ function: LossFunction, output: Tensor, targets: LossTargets, weights: [Float]? = nil,
+    gradientScale: Float, visit: ((_ row: Int, _ prediction: UnsafeBufferPointer<Float>) -> Void)? = nil
+  ) -> (sum: Double, counted: Int, gradient: Tensor) {
+    precondition(output.rank >= 1, "Loss.rows: output must have a unit axis")
+    let K = output.shape[output.rank - 1]
+    let N = K == 0 ? 0 : output.count / K
+    switch targets {
+    case .values(let y):
+      precondition(y.count == output.count, "Loss.rows: output \(output.shape) vs targets \(y.shape)")
+    case .classes(let ids, _):
+      precondition(function == .categoricalCrossEntropy && ids.count == N,
+        "Loss.rows: \(ids.count) class targets for \(N) rows of \(function.rawValue)")
+    }
+    if let weights { precondition(weights.count == N, "Loss.rows: \(weights.count) weights for \(N) rows") }
+    var gradient = Tensor(zeros: output.shape)
+    var prediction = [Float](repeating: 0, count: K)
+    var total: Double = 0
+    var counted = 0
+    let scale = gradientScale
+    output.withPointer { x in
+      gradient.withMutablePointer { g in
+        prediction.withUnsafeMutableBufferPointer { p in
+          for n in 0..<N {
+            if let weights, weights[n] == 0 { continue }
+            let o = x + n * K
+            let d = g + n * K
+            switch targets {
+            case .classes(let ids, let ignoreIndex):
+              let target = ids[n]
+              if target == ignoreIndex { continue }
+              precondition(target >= 0 && target < K, "Loss.rows: target \(target) outside 0..<\(K)")
+              // Softmax cross-entropy, stable around the row maximum.
+              var maximum = -Float.infinity
+              for k in 0..<K { maximum = max(maximum, o[k]) }
+              var sum: Float = 0
+              for k in 0..<K {
+                let e = _exp(o[k] - maximum)
+                d[k] = e
+                sum += e
+              }
+              total += Double(_log(sum) + maximum - o[target])
+              if visit != nil { for k in 0..<K { p[k] = d[k] / sum } }
+              let inverse = scale / sum
+              for k in 0..<K { d[k] *= inverse }
+              d[target] -= scale
+            case .values(let targetTensor):
+              targetTensor.withPointer { yAll in
+                let y = yAll + n * K
+                total += rowLoss(function, o: o, y: y, d: d, p: p.baseAddress!, K: K, scale: scale)
+              }
+            }
+            counted += 1
+            visit?(n, UnsafeBufferPointer(p))
+          }
+        }
+      }
+    }
+    return (total, counted, gradient)
+  }
+
+  /// One row of dense targets: the row's loss; writes the scaled gradient and the prediction.
+  @inline(__always)
+  private static func rowLoss(
+    _ function: LossFunction, o: UnsafePointer<Float>, y: UnsafePointer<Float>, d: UnsafeMutablePointer<Float>,
+    p: UnsafeMutablePointer<Float>, K: Int, scale: Float
+  ) -> Double {
+    var loss: Double = 0
+    switch function {
+    case .meanSquaredError:
+      for k in 0..<K {
+        let e = o[k] - y[k]
+        loss += Double(e * e) / Double(K)
+        d[k] = 2 * e / Float(K) * scale
+        p[k] = o[k]
+      }
+    case .binaryCrossEntropy:
+      for k in 0..<K {
+        let x = o[k]
+        loss += Double(max(x, 0) - x * y[k] + _log1p(_exp(-abs(x)))) / Double(K)
+        p[k] = sigmoid(x)
+        d[k] = (p[k] - y[k]) / Float(K) * scale
+      }
+    case .categoricalCrossEntropy:
+      var maximum = -Float.infinity
+      for k in 0..<K { maximum = max(maximum, o[k]) }
+      var sum: Float = 0
+      var mass: Float = 0
+      for k in 0..<K {
+        p[k] = _exp(o[k] - maximum)
+        sum += p[k]
+        mass += y[k]
+      }
+      let logSum = _log(sum) + maximum
+      for k in 0..<K {
+        p[k] /= sum
+        loss += Double(y[k] * (logSum - o[k]))
+        d[k] = (p[k] * mass - y[k]) * scale
+      }
+    }
+    return loss
+  }
+
+  /// Mean softmax cross-entropy over class indices, in nats per counted row (PyTorch
+  /// `F.cross_entropy(..., ignore_index=)`).
   /// - Parameters:
   ///   - logits: `[N, V]`
   ///   - targets: `N` class indices in `0..<V`, or `ignoreIndex` for rows that do not count.
@@ -14,72 +148,37 @@ public enum Loss {
   ) -> (loss: Float, gradient: Tensor) {
     precondition(logits.rank == 2 && logits.shape[0] == targets.count,
       "softmaxCrossEntropy: logits \(logits.shape) for \(targets.count) targets")
-    let n = logits.shape[0]
-    let v = logits.shape[1]
-    let counted = targets.filter { $0 != ignoreIndex }.count
-    var gradient = Tensor(zeros: [n, v])
-    guard counted > 0 else { return (0, gradient) }
-    let scale = 1 / Float(counted)
-    var total: Double = 0
-    logits.scalars.withUnsafeBufferPointer { x in
-      gradient.scalars.withUnsafeMutableBufferPointer { g in
-        for i in 0..<n {
-          let target = targets[i]
-          if target == ignoreIndex { continue }
-          precondition(target >= 0 && target < v, "softmaxCrossEntropy: target \(target) outside 0..<\(v)")
-          let row = x.baseAddress! + i * v
-          var maximum = -Float.infinity
-          for j in 0..<v { maximum = max(maximum, row[j]) }
-          var sum: Float = 0
-          for j in 0..<v {
-            let e = _exp(row[j] - maximum)
-            g[i * v + j] = e
-            sum += e
-          }
-          let logSum = _log(sum)
-          total += Double(logSum + maximum - row[target])
-          let inverse = scale / sum
-          for j in 0..<v { g[i * v + j] *= inverse }
-          g[i * v + target] -= scale
-        }
-      }
-    }
-    return (Float(total / Double(counted)), gradient)
+    let counted = targets.reduce(0) { $0 + ($1 == ignoreIndex ? 0 : 1) }
+    let (sum, _, gradient) = rows(
+      .categoricalCrossEntropy, output: logits, targets: .classes(targets, ignoreIndex: ignoreIndex),
+      gradientScale: 1 / Float(max(counted, 1)))
+    return (counted == 0 ? 0 : Float(sum / Double(counted)), gradient)
   }
 
   /// Mean squared error over all elements (PyTorch `F.mse_loss`).
   public static func meanSquaredError(_ prediction: Tensor, _ target: Tensor) -> (loss: Float, gradient: Tensor) {
     precondition(prediction.shape == target.shape,
       "meanSquaredError: prediction \(prediction.shape) vs target \(target.shape)")
-    let n = prediction.count
-    guard n > 0 else { return (0, prediction) }
-    var total: Double = 0
-    var gradient = prediction
-    for i in 0..<n {
-      let d = prediction.scalars[i] - target.scalars[i]
-      total += Double(d * d)
-      gradient.scalars[i] = 2 * d / Float(n)
-    }
-    return (Float(total / Double(n)), gradient)
+    return mean(.meanSquaredError, prediction, target)
   }
 
-  /// Mean binary cross-entropy on logits, `max(x,0) - x·y + log(1 + e^(-|x|))`, stable for
-  /// large |x| (PyTorch `F.binary_cross_entropy_with_logits`). Targets in [0, 1].
+  /// Mean binary cross-entropy on logits, stable for large |x| (PyTorch
+  /// `F.binary_cross_entropy_with_logits`). Targets in [0, 1].
   public static func binaryCrossEntropyWithLogits(
     _ logits: Tensor, _ targets: Tensor
   ) -> (loss: Float, gradient: Tensor) {
     precondition(logits.shape == targets.shape,
       "binaryCrossEntropyWithLogits: logits \(logits.shape) vs targets \(targets.shape)")
-    let n = logits.count
-    guard n > 0 else { return (0, logits) }
-    var total: Double = 0
-    var gradient = logits
-    for i in 0..<n {
-      let x = logits.scalars[i]
-      let y = targets.scalars[i]
-      total += Double(max(x, 0) - x * y + _log1p(_exp(-abs(x))))
-      gradient.scalars[i] = (sigmoid(x) - y) / Float(n)
-    }
-    return (Float(total / Double(n)), gradient)
+    return mean(.binaryCrossEntropy, logits, targets)
+  }
+
+  /// The mean over every element of an element-wise loss: each element a row of one unit.
+  private static func mean(_ function: LossFunction, _ output: Tensor, _ target: Tensor) -> (loss: Float, gradient: Tensor) {
+    let n = output.count
+    guard n > 0 else { return (0, output) }
+    let (sum, _, gradient) = rows(
+      function, output: output.reshaped([n, 1]), targets: .values(target.reshaped([n, 1])),
+      gradientScale: 1 / Float(n))
+    return (Float(sum / Double(n)), gradient.reshaped(output.shape))
   }
 }

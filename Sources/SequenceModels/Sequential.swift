@@ -40,18 +40,6 @@ public indirect enum Layer: Codable, Sendable, Equatable {
   }
 }
 
-/// Losses of `Sequential.compile`, Keras names as raw values.
-public enum LossFunction: String, Codable, CaseIterable, Sendable {
-  /// Mean over units of the squared error.
-  case meanSquaredError = "mse"
-  /// Binary cross-entropy. A final `sigmoid` Dense is fused with the loss (computed from its
-  /// logits, stable for any value); a final linear Dense is taken as logits (`from_logits=True`).
-  case binaryCrossEntropy = "binary_crossentropy"
-  /// Categorical cross-entropy over the units. Targets: class ids (shape without the unit axis)
-  /// or one-hot/soft rows. A final `softmax` Dense is fused; a linear one gives logits.
-  case categoricalCrossEntropy = "categorical_crossentropy"
-}
-
 /// Metrics of `Sequential.compile`, Keras names as raw values.
 public enum Metric: String, Codable, CaseIterable, Sendable {
   /// Arg-max match for several units; for one unit, the same as `binaryAccuracy` (as Keras).

@@ -18,63 +18,31 @@ struct BatchScore {
 
 extension Sequential {
   /// Loss per counted row of `[N, K]` outputs (raw logits when the final activation is fused),
-  /// its gradient scaled by `1 / gradientRows`, and the metric sums. `weights[n]` is 1 for a
-  /// row that counts and 0 for padding.
+  /// its gradient scaled by `1 / gradientRows`, and the metric sums: the shared `Loss.rows`.
+  /// `weights[n]` is 1 for a row that counts and 0 for padding.
   func score(
     output: Tensor, target: Tensor, weights: [Float], loss: LossFunction, metrics: [Metric], gradientRows: Double
   ) -> (score: BatchScore, gradient: Tensor) {
     let K = outputUnits
-    let N = output.count / K
-    var gradient = Tensor(zeros: output.shape)
     var score = BatchScore(metricCount: metrics.count)
-    let scale = Float(1 / max(gradientRows, 1))
-    var prediction = [Float](repeating: 0, count: K)
     var y = [Float](repeating: 0, count: K)
-    for n in 0..<N where weights[n] != 0 {
-      let o = output.scalars[(n * K)..<((n + 1) * K)]  // a view; indices start at n*K
-      let base = n * K
-      for k in 0..<K { y[k] = target.scalars[base + k] }
-      score.rows += 1
-      var rowLoss: Double = 0
-      switch loss {
-      case .meanSquaredError:
-        for k in 0..<K {
-          let e = o[base + k] - y[k]
-          rowLoss += Double(e * e) / Double(K)
-          gradient.scalars[n * K + k] = 2 * e / Float(K) * scale
-          prediction[k] = o[base + k]
-        }
-      case .binaryCrossEntropy:  // o are logits
-        for k in 0..<K {
-          let x = o[base + k]
-          rowLoss += Double(max(x, 0) - x * y[k] + _log1p(_exp(-abs(x)))) / Double(K)
-          prediction[k] = sigmoid(x)
-          gradient.scalars[n * K + k] = (prediction[k] - y[k]) / Float(K) * scale
-        }
-      case .categoricalCrossEntropy:  // o are logits; targets may be soft
-        let maximum = o.max()!
-        var sum: Float = 0
-        for k in 0..<K {
-          prediction[k] = _exp(o[base + k] - maximum)
-          sum += prediction[k]
-        }
-        let logSum = _log(sum) + maximum
-        let mass = y.reduce(0, +)
-        for k in 0..<K {
-          prediction[k] /= sum
-          rowLoss += Double(y[k] * (logSum - o[base + k]))
-          gradient.scalars[n * K + k] = (prediction[k] * mass - y[k]) * scale
-        }
-      }
-      score.loss += rowLoss
-      for (i, metric) in metrics.enumerated() {
-        score.metrics[i] += Self.metric(metric, prediction: prediction, target: y)
-      }
-    }
-    return (score, gradient)
+    let (sum, counted, gradient) = Loss.rows(
+      loss, output: output.reshaped([output.count / K, K]), targets: .values(target.reshaped([target.count / K, K])),
+      weights: weights, gradientScale: Float(1 / max(gradientRows, 1)),
+      visit: metrics.isEmpty
+        ? nil
+        : { n, prediction in
+          for k in 0..<K { y[k] = target.scalars[n * K + k] }
+          for (i, metric) in metrics.enumerated() {
+            score.metrics[i] += Self.metric(metric, prediction: prediction, target: y)
+          }
+        })
+    score.loss = sum
+    score.rows = Double(counted)
+    return (score, gradient.reshaped(output.shape))
   }
 
-  static func metric(_ metric: Metric, prediction p: [Float], target y: [Float]) -> Double {
+  static func metric(_ metric: Metric, prediction p: UnsafeBufferPointer<Float>, target y: [Float]) -> Double {
     let K = p.count
     switch metric {
     case .accuracy where K > 1:
