@@ -1,5 +1,6 @@
 import ArgumentParser
 import Baselines
+import Formats
 import Foundation
 import Recurrent
 import TextCorpus
@@ -21,13 +22,14 @@ func baselineTrainingData(text: String, validText: String?, kind: TokenizerKind)
 }
 
 /// The evaluation line shared with `recurrent eval`.
-func scoreLine(nats: Double, tokens: Int, json: Bool, extra: [String: Any] = [:]) -> String {
+func scoreLine(nats: Double, tokens: Int, json: Bool, extra: [String: JSONValue] = [:]) -> String {
   let perToken = tokens > 0 ? nats / Double(tokens) : 0
   if json {
-    var fields: [String: Any] = [
-      "tokens": tokens, "nats_per_token": perToken, "bits_per_token": perToken / log(2.0), "perplexity": exp(perToken),
+    var fields: [String: JSONValue] = [
+      "tokens": .int(tokens), "nats_per_token": .number(perToken), "bits_per_token": .number(perToken / log(2.0)),
+      "perplexity": .number(exp(perToken)),
     ]
-    for (k, v) in extra { fields[k] = v }
+    fields.merge(extra) { $1 }
     return jsonLine(fields)
   }
   return String(format: "%d tokens: %.4f nats/token, %.4f bits/token, perplexity %.3f\n", tokens, perToken, perToken / log(2.0), exp(perToken))
@@ -75,15 +77,15 @@ struct NGramTrain: ParsableCommand {
     }
     let trained = Date().timeIntervalSince(started)
     try model.writeARPA(path: out)
-    var extra: [String: Any] = [
-      "event": "trained", "order": order, "train_tokens": stream.count, "ngrams": model.counts,
-      "train_seconds": trained, "out": out,
+    var extra: [String: JSONValue] = [
+      "event": "trained", "order": .int(order), "train_tokens": .int(stream.count), "ngrams": .ints(model.counts),
+      "train_seconds": .number(trained), "out": .string(out),
     ]
     if let validText {
       let (nats, count) = model.score(try encodeFile(validText, vocabulary: vocabulary))
       emit(scoreLine(nats: nats, tokens: count, json: json, extra: extra))
     } else if json {
-      extra["tokens"] = stream.count
+      extra["tokens"] = .int(stream.count)
       emit(jsonLine(extra))
     } else {
       emit("wrote \(out): order \(order), n-grams \(model.counts), \(stream.count) training tokens, \(String(format: "%.1f", trained)) s\n")
@@ -102,7 +104,7 @@ struct NGramEval: ParsableCommand {
   func run() throws {
     let m = try NGramModel.readARPA(path: model)
     let (nats, count) = m.score(try encodeForModel(text, tokens: m.tokens, kind: tokenizer))
-    emit(scoreLine(nats: nats, tokens: count, json: json, extra: ["order": m.order]))
+    emit(scoreLine(nats: nats, tokens: count, json: json, extra: ["order": .int(m.order)]))
   }
 }
 
@@ -170,13 +172,20 @@ struct HMMTrain: ParsableCommand {
       tolerance: tolerance, seed: seed
     ) { log in
       if json {
-        emit(jsonLine(["event": "iteration", "restart": log.restart, "iteration": log.iteration, "log_likelihood": log.logLikelihood]))
+        emit(
+          jsonLine([
+            "event": "iteration", "restart": .int(log.restart), "iteration": .int(log.iteration),
+            "log_likelihood": .number(log.logLikelihood),
+          ]))
       } else {
         emit(String(format: "restart %d iteration %3d  log-likelihood %.1f\n", log.restart, log.iteration, log.logLikelihood))
       }
     }
     try model.save(to: out, tokens: vocabulary.tokens, tokenizer: tokenizer.rawValue)
-    let extra: [String: Any] = ["event": "trained", "states": states, "train_log_likelihood": ll, "train_seconds": Date().timeIntervalSince(started), "out": out]
+    let extra: [String: JSONValue] = [
+      "event": "trained", "states": .int(states), "train_log_likelihood": .number(ll),
+      "train_seconds": .number(Date().timeIntervalSince(started)), "out": .string(out),
+    ]
     if let validText {
       let (nats, count) = model.score(try encodeFile(validText, vocabulary: vocabulary))
       emit(scoreLine(nats: nats, tokens: count, json: json, extra: extra))
@@ -197,6 +206,6 @@ struct HMMEval: ParsableCommand {
     let (m, tokens, tokenizer) = try readingCheckpoint(model) { try HiddenMarkovModel.load(from: model) }
     let kind = TokenizerKind(rawValue: tokenizer) ?? .char
     let (nats, count) = m.score(try encodeForModel(text, tokens: tokens, kind: kind))
-    emit(scoreLine(nats: nats, tokens: count, json: json, extra: ["states": m.states]))
+    emit(scoreLine(nats: nats, tokens: count, json: json, extra: ["states": .int(m.states)]))
   }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Formats
 import Foundation
 import Recurrent
 import TextCorpus
@@ -115,10 +116,11 @@ struct Bench: ParsableCommand {
       tokensPerSecond.map { $0 * workload.forwardFLOPsPerToken * (workload.kind == .train ? 3 : 1) / 1e9 }
     }
     var json: String {
-      func n(_ x: Double?) -> String { x.map { String(format: "%.6g", $0) } ?? "null" }
-      return "{\"workload\":\"\(workload.name)\",\"implementation\":\"recurrent\",\"threads\":\(threads),"
-        + "\"tokens_per_second\":\(n(tokensPerSecond)),\"gflops\":\(n(gflops)),\"ms_per_token\":\(n(msPerToken)),"
-        + "\"max_rss_kb\":\(maxRSSKilobytes)}"
+      JSONValue.object([
+        ("workload", .string(workload.name)), ("implementation", "recurrent"), ("threads", .int(threads)),
+        ("tokens_per_second", .optional(tokensPerSecond)), ("gflops", .optional(gflops)),
+        ("ms_per_token", .optional(msPerToken)), ("max_rss_kb", .int(maxRSSKilobytes)),
+      ]).text
     }
     var text: String {
       switch workload.kind {

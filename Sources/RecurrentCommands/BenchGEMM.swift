@@ -1,4 +1,5 @@
 import ArgumentParser
+import Formats
 import Foundation
 import TensorCore
 
@@ -53,8 +54,10 @@ struct BenchGEMM: ParsableCommand {
     let gflops = 2.0 * Double(m) * Double(n) * Double(k) / median / 1e9
     if json {
       print(
-        "{\"m\":\(m),\"n\":\(n),\"k\":\(k),\"threads\":\(threads),\"seconds\":\(median),\"gflops\":\(gflops)}"
-      )
+        JSONValue.object([
+          ("m", .int(m)), ("n", .int(n)), ("k", .int(k)), ("threads", .int(threads)), ("seconds", .number(median)),
+          ("gflops", .number(gflops)),
+        ]).text)
     } else {
       print(String(format: "%dx%dx%d threads=%d: %.3f ms, %.1f GFLOP/s", m, n, k, threads, median * 1e3, gflops))
     }

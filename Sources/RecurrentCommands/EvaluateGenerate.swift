@@ -1,4 +1,5 @@
 import ArgumentParser
+import Formats
 import Foundation
 import Recurrent
 import TextCorpus
@@ -40,9 +41,12 @@ struct Evaluate: ParsableCommand {
     }
     let mode = batched == nil ? "stream" : "batched"
     if json {
-      print(
-        "{\"tokens\":\(result.tokens),\"nats_per_token\":\(result.natsPerToken),\"bits_per_token\":\(result.bitsPerToken),"
-          + "\"perplexity\":\(result.perplexity),\"mode\":\"\(mode)\"}")
+      emit(
+        JSONValue.object([
+          ("tokens", .int(result.tokens)), ("nats_per_token", .number(result.natsPerToken)),
+          ("bits_per_token", .number(result.bitsPerToken)), ("perplexity", .number(result.perplexity)),
+          ("mode", .string(mode)),
+        ]).line)
     } else {
       print(
         String(

@@ -233,7 +233,7 @@ struct Fit: ParsableCommand {
       }
       model.embeddingWeight = vectors.weight
       let line = vectors.summary(path: wordVectors)
-      if json { emit(jsonLine(["event": "word_vectors", "found": vectors.found, "missing": vectors.missing.count]))
+      if json { emit(jsonLine(["event": "word_vectors", "found": .int(vectors.found), "missing": .int(vectors.missing.count)]))
       } else { emit(line + "\n") }
     }
     model.compile(loss: task.loss, optimizer: OptimizerConfiguration(kind: optimizer, learningRate: lr), metrics: [task.metric], clipNorm: clip > 0 ? clip : nil)
@@ -246,10 +246,12 @@ struct Fit: ParsableCommand {
     ) { event in
       guard case .epoch(let log) = event else { return }
       if json {
-        var fields: [String: Any] = ["event": "epoch", "epoch": log.epoch, "loss": log.loss, "seconds": log.seconds]
-        for (k, v) in log.metrics { fields[k] = v }
-        if let v = log.validationLoss { fields["val_loss"] = v }
-        for (k, v) in log.validationMetrics { fields["val_" + k] = v }
+        var fields: [String: JSONValue] = [
+          "event": "epoch", "epoch": .int(log.epoch), "loss": .number(log.loss), "seconds": .number(log.seconds),
+        ]
+        fields.merge(jsonNumbers(log.metrics)) { $1 }
+        if let v = log.validationLoss { fields["val_loss"] = .number(v) }
+        fields.merge(jsonNumbers(log.validationMetrics, prefix: "val_")) { $1 }
         emit(jsonLine(fields))
       } else {
         var line = "epoch \(log.epoch)/\(epochs)  loss \(format(log.loss))"
@@ -262,13 +264,13 @@ struct Fit: ParsableCommand {
     try SequentialCheckpoint.save(model, task: task.rawValue, to: checkpoint)
     let seconds = Date().timeIntervalSince(started)
     if json {
-      var fields: [String: Any] = [
-        "event": "done", "checkpoint": checkpoint, "samples": N, "steps": T, "parameters": model.parameterCount,
-        "seconds": seconds,
+      var fields: [String: JSONValue] = [
+        "event": "done", "checkpoint": .string(checkpoint), "samples": .int(N), "steps": .int(T),
+        "parameters": .int(model.parameterCount), "seconds": .number(seconds),
       ]
       if let last = history.epochs.last {
-        fields["loss"] = last.loss
-        for (k, v) in last.metrics { fields[k] = v }
+        fields["loss"] = .number(last.loss)
+        fields.merge(jsonNumbers(last.metrics)) { $1 }
       }
       emit(jsonLine(fields))
     } else {
@@ -328,11 +330,11 @@ struct Predict: ParsableCommand {
     try NumPyArray(predictions).write(path: out)
     let seconds = Date().timeIntervalSince(started)
     if json {
-      var fields: [String: Any] = [
-        "event": "predict", "samples": input.shape[0], "output_shape": predictions.shape, "out": out,
-        "task": task ?? "", "seconds": seconds,
+      var fields: [String: JSONValue] = [
+        "event": "predict", "samples": .int(input.shape[0]), "output_shape": .ints(predictions.shape), "out": .string(out),
+        "task": .string(task ?? ""), "seconds": .number(seconds),
       ]
-      for (k, v) in scores { fields[k] = v }
+      fields.merge(jsonNumbers(scores)) { $1 }
       emit(jsonLine(fields))
     } else {
       var line = "wrote \(out): \(predictions.shape) \(task.map { "(\($0))" } ?? "")"
@@ -344,8 +346,10 @@ struct Predict: ParsableCommand {
 
 func format(_ v: Double) -> String { String(format: "%.4f", v) }
 
-/// One JSON object on one line, keys sorted.
-func jsonLine(_ fields: [String: Any]) -> String {
-  let data = (try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys])) ?? Data("{}".utf8)
-  return String(decoding: data, as: UTF8.self) + "\n"
+/// One JSON object on one line, keys sorted (the one JSON writer, `JSONValue`).
+func jsonLine(_ fields: [String: JSONValue]) -> String { JSONValue.sorted(fields).line }
+
+/// Named numbers (metrics) as JSON fields.
+func jsonNumbers(_ values: [String: Double], prefix: String = "") -> [String: JSONValue] {
+  Dictionary(uniqueKeysWithValues: values.map { (prefix + $0.key, JSONValue.number($0.value)) })
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Formats
 import Foundation
 import Recurrent
 import SequenceModels
@@ -65,18 +66,23 @@ struct TaskCommand: ParsableCommand {
     let metricName = task == .adding ? "test_mse" : "test_nats"
     let result = try task.run(o) { p in
       if json {
-        emit(jsonLine(["event": "progress", "step": p.step, "train_loss": p.trainLoss, metricName: p.testMetric, "seconds": p.seconds]))
+        emit(
+          jsonLine([
+            "event": "progress", "step": .int(p.step), "train_loss": .number(p.trainLoss), metricName: .number(p.testMetric),
+            "seconds": .number(p.seconds),
+          ]))
       } else {
         emit(String(format: "step %6d  train loss %.4f  %@ %.4f  (%.0f s)\n", p.step, p.trainLoss, metricName, p.testMetric, p.seconds))
       }
     }
     if json {
-      var fields: [String: Any] = [
-        "task": task.rawValue, "cell": cell.rawValue, "length": t, "steps": steps, "test_metric": result.testMetric,
-        "baseline": result.baseline, "seconds": result.seconds, "solved": result.solved, "hidden": hidden, "batch": batch,
+      var fields: [String: JSONValue] = [
+        "task": .string(task.rawValue), "cell": .string(cell.rawValue), "length": .int(t), "steps": .int(steps),
+        "test_metric": .number(result.testMetric), "baseline": .number(result.baseline), "seconds": .number(result.seconds),
+        "solved": .bool(result.solved), "hidden": .int(hidden), "batch": .int(batch),
+        "solved_at_step": .optional(result.solvedAtStep),
       ]
-      fields["solved_at_step"] = result.solvedAtStep ?? NSNull()
-      if let recall = result.recallAccuracy { fields["recall_accuracy"] = recall }
+      if let recall = result.recallAccuracy { fields["recall_accuracy"] = .number(recall) }
       emit(jsonLine(fields))
     } else {
       var line = "\(task.rawValue) T=\(t) \(cell.rawValue): \(metricName) \(format(result.testMetric)) (baseline \(format(result.baseline)))"
