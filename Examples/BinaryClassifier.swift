@@ -13,8 +13,7 @@ public enum BinaryClassifierExample {
   }
 
   /// Sequences of `steps` samples of sin(f·t + φ) plus noise; label 1 when f is the fast one.
-  public static func data(samples: Int, steps: Int, seed: UInt64) -> (x: Tensor, y: Tensor) {
-    var rng = SplitMix64(seed: seed)
+  public static func data(samples: Int, steps: Int, using rng: inout some RandomNumberGenerator) -> (x: Tensor, y: Tensor) {
     var x = Tensor(zeros: [samples, steps, 1])
     var y = Tensor(zeros: [samples, 1])
     for n in 0..<samples {
@@ -31,20 +30,21 @@ public enum BinaryClassifierExample {
   }
 
   public static func run(epochs: Int = 8, samples: Int = 1024, progress: ((FitProgress) -> Void)? = nil) throws -> Result {
-    let (x, y) = data(samples: samples, steps: 24, seed: 1)
-    var model = try Sequential(inputFeatures: 1, seed: 5, [
+    var rng = SplitMix64(seed: 1)
+    let (x, y) = data(samples: samples, steps: 24, using: &rng)
+    let (testX, testY) = data(samples: 256, steps: 24, using: &rng)
+    var model = try Sequential(inputFeatures: 1, [
       .gru(128, returnSequences: true),
       .gru(128, returnSequences: true),
       .gru(128),
       .dense(64, activation: .relu),
       .dense(32, activation: .relu),
       .dense(1, activation: .sigmoid),
-    ])
+    ], using: &rng)
     model.compile(
       loss: .binaryCrossEntropy, optimizer: OptimizerConfiguration(kind: .adam, learningRate: 1e-3),
       metrics: [.binaryAccuracy])
-    let history = try model.fit(x, y, epochs: epochs, batchSize: 32, validationSplit: 0.1, seed: 2, progress: progress)
-    let (testX, testY) = data(samples: 256, steps: 24, seed: 2)
+    let history = try model.fit(x, y, epochs: epochs, batchSize: 32, validationSplit: 0.1, using: &rng, progress: progress)
     let test = try model.evaluate(testX, testY)
     return Result(history: history, testAccuracy: test["binary_accuracy"]!, testLoss: test["loss"]!)
   }

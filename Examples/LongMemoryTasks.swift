@@ -107,16 +107,18 @@ public enum LongMemoryTask: String, CaseIterable, Sendable {
 
   /// The model: one recurrent layer and a Dense head (the last step for adding, every step for copy).
   public func model(_ o: Options) throws -> Sequential {
+    var rng = SplitMix64(seed: o.seed)
     var model: Sequential
     switch self {
     case .adding:
-      model = try Sequential(inputFeatures: 2, seed: o.seed, [.recurrent(kind: o.cell, units: o.hidden, returnSequences: false), .dense(1)])
+      model = try Sequential(
+        inputFeatures: 2, [.recurrent(kind: o.cell, units: o.hidden, returnSequences: false), .dense(1)], using: &rng)
       model.compile(
         loss: .meanSquaredError, optimizer: OptimizerConfiguration(kind: .adam, learningRate: o.learningRate), clipNorm: o.clip)
     case .copy:
-      model = try Sequential(inputFeatures: 10, seed: o.seed, [
-        .recurrent(kind: o.cell, units: o.hidden, returnSequences: true), .dense(9, activation: .softmax),
-      ])
+      model = try Sequential(
+        inputFeatures: 10,
+        [.recurrent(kind: o.cell, units: o.hidden, returnSequences: true), .dense(9, activation: .softmax)], using: &rng)
       model.compile(
         loss: .categoricalCrossEntropy, optimizer: OptimizerConfiguration(kind: .adam, learningRate: o.learningRate),
         clipNorm: o.clip)
@@ -158,7 +160,8 @@ public enum LongMemoryTask: String, CaseIterable, Sendable {
     }
     for step in 1...o.steps {
       let (x, y) = batch(count: o.batch, length: o.length, using: &rng)
-      lastLoss = try model.trainOnBatch(x, y, seed: rng.next(), compute: compute)["loss"]!
+      var dropout = SplitMix64(seed: rng.next())  // its own stream, so batches do not depend on the model
+      lastLoss = try model.trainOnBatch(x, y, using: &dropout, compute: compute)["loss"]!
       if step % o.evalEvery == 0 || step == o.steps {
         try evaluate()
         let solvedNow = self == .adding ? metric < 0.01 : (recall ?? 0) >= 0.99

@@ -13,8 +13,7 @@ public enum SineSquaredExample {
   }
 
   /// Windows of `steps` samples of sin(x), x advancing by 0.1 from random starts; targets sin(x)².
-  public static func data(samples: Int, steps: Int, seed: UInt64) -> (x: Tensor, y: Tensor) {
-    var rng = SplitMix64(seed: seed)
+  public static func data(samples: Int, steps: Int, using rng: inout some RandomNumberGenerator) -> (x: Tensor, y: Tensor) {
     var x = Tensor(zeros: [samples, steps, 1])
     var y = Tensor(zeros: [samples, steps, 1])
     for n in 0..<samples {
@@ -29,14 +28,12 @@ public enum SineSquaredExample {
   }
 
   public static func run(epochs: Int = 20, samples: Int = 1000, progress: ((FitProgress) -> Void)? = nil) throws -> Result {
-    let (x, y) = data(samples: samples, steps: 20, seed: 1)
-    var model = try Sequential(inputFeatures: 1, seed: 7, [
-      .gru(64, returnSequences: true),
-      .dense(1),
-    ])
+    var rng = SplitMix64(seed: 1)
+    let (x, y) = data(samples: samples, steps: 20, using: &rng)
+    let (testX, testY) = data(samples: 200, steps: 20, using: &rng)
+    var model = try Sequential(inputFeatures: 1, [.gru(64, returnSequences: true), .dense(1)], using: &rng)
     model.compile(loss: .meanSquaredError, optimizer: OptimizerConfiguration(kind: .adam, learningRate: 1e-2), metrics: [.meanAbsoluteError])
-    let history = try model.fit(x, y, epochs: epochs, batchSize: 32, validationSplit: 0.1, seed: 3, progress: progress)
-    let (testX, testY) = data(samples: 200, steps: 20, seed: 2)
+    let history = try model.fit(x, y, epochs: epochs, batchSize: 32, validationSplit: 0.1, using: &rng, progress: progress)
     let test = try model.evaluate(testX, testY)
     return Result(history: history, testMSE: test["loss"]!, baselineMSE: 0.125)
   }

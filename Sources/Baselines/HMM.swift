@@ -21,9 +21,8 @@ public struct HiddenMarkovModel: Sendable, Equatable {
     self.symbols = symbols
   }
 
-  /// Random rows (uniform draws, normalised) from `seed`.
-  public init(states K: Int, symbols V: Int, seed: UInt64) {
-    var rng = SplitMix64(seed: seed)
+  /// Random rows (Dirichlet(1) draws) from `rng`.
+  public init(states K: Int, symbols V: Int, using rng: inout some RandomNumberGenerator) {
     func row(_ n: Int) -> [Double] {
       // Dirichlet(1) draws (-log u), asymmetric enough that EM breaks the symmetry of the states.
       let r = (0..<n).map { _ in -log(max(Double(rng.nextUnitFloat()), 1e-12)) }
@@ -163,10 +162,12 @@ public struct HiddenMarkovModel: Sendable, Equatable {
 
   /// Baum-Welch from `restarts` random starts, each until the log-likelihood gains less than
   /// `tolerance` (relative) or `iterations` are done; the best start is kept. The stream is cut
-  /// into segments of `segmentLength` tokens, each starting from π.
+  /// into segments of `segmentLength` tokens, each starting from π. Restart r draws its
+  /// start from a generator seeded `state + r·7919` of `rng` (so restarts are independent of
+  /// how many draws the others take).
   public static func train(
     stream: [Int], states: Int, symbols: Int, restarts: Int = 3, iterations: Int = 50, tolerance: Double = 1e-5,
-    segmentLength: Int = 10_000, seed: UInt64 = 1, progress: ((TrainingLog) -> Void)? = nil
+    segmentLength: Int = 10_000, using rng: inout SplitMix64, progress: ((TrainingLog) -> Void)? = nil
   ) throws -> (model: HiddenMarkovModel, logLikelihood: Double) {
     guard states >= 1 && states <= 4096 else { throw BaselineError("states must be in 1...4096, got \(states)") }
     guard restarts >= 1, iterations >= 1, tolerance >= 0, segmentLength >= 2 else {
@@ -178,7 +179,8 @@ public struct HiddenMarkovModel: Sendable, Equatable {
     }
     var best: (model: HiddenMarkovModel, logLikelihood: Double)? = nil
     for restart in 0..<restarts {
-      var model = HiddenMarkovModel(states: states, symbols: symbols, seed: seed &+ UInt64(restart) &* 7919)
+      var start = SplitMix64(seed: rng.state &+ UInt64(restart) &* 7919)
+      var model = HiddenMarkovModel(states: states, symbols: symbols, using: &start)
       var last = -Double.infinity
       for iteration in 1...iterations {
         let (updated, ll) = model.baumWelchStep(segments)

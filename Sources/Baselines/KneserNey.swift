@@ -87,9 +87,10 @@ public struct NGramModel: Sendable {
     (0..<tokens.count).map { _exp10(log10Probability(of: $0, after: context)) }
   }
 
-  /// `count` tokens sampled after `prime`, with `seed`.
-  public func generate(prime: [Int], count: Int, temperature: Double = 1, seed: UInt64) -> [Int] {
-    var rng = SplitMix64(seed: seed)
+  /// `count` tokens sampled after `prime`, drawing from `rng`.
+  public func generate(
+    prime: [Int], count: Int, temperature: Double = 1, using rng: inout some RandomNumberGenerator
+  ) -> [Int] {
     var stream = prime
     for _ in 0..<count {
       var p = distribution(after: stream[max(0, stream.count - order + 1)...])

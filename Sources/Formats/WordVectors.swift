@@ -18,12 +18,13 @@ public struct WordVectors: Sendable {
   }
 
   /// Reads the vectors of `vocabulary` from `path`. Words not in the file get N(0, σ²) rows, σ
-  /// the standard deviation of the vectors that were found (1 if none), drawn from `seed`;
+  /// the standard deviation of the vectors that were found (1 if none), drawn from `rng`;
   /// entries in `keepZero` (such as a padding id) are left as zero rows and not counted.
   /// - Throws: `DataFileError` for a missing/empty/binary file, lines of different
   ///   widths, a width other than `dimension` (when given) or values that are not numbers.
   public static func load(
-    path: String, vocabulary: [String], dimension: Int? = nil, keepZero: Set<Int> = [], seed: UInt64 = 0
+    path: String, vocabulary: [String], dimension: Int? = nil, keepZero: Set<Int> = [],
+    using rng: inout some RandomNumberGenerator
   ) throws -> WordVectors {
     let data = try readFileBytes(path)
     guard !data.contains(0) else { throw DataFileError(path, "looks binary (NUL byte); expected the text format") }
@@ -76,7 +77,6 @@ public struct WordVectors: Sendable {
       }
     }
     let sigma = n > 1 ? Float(max(0, squares / n - (sum / n) * (sum / n)).squareRoot()) : 1
-    var rng = SplitMix64(seed: seed)
     var weight = Tensor(zeros: [vocabulary.count, D])
     var missing: [String] = []
     for i in vocabulary.indices where !keepZero.contains(i) {

@@ -128,7 +128,8 @@ struct NGramGenerate: ParsableCommand {
     let primeIds: [Int]
     do { primeIds = try vocabulary.encode(prime) } catch { throw CommandError("--prime: \(error)") }
     emit(prime)
-    for (i, id) in m.generate(prime: primeIds, count: length, temperature: temperature, seed: seed).enumerated() {
+    var rng = SplitMix64(seed: seed)
+    for (i, id) in m.generate(prime: primeIds, count: length, temperature: temperature, using: &rng).enumerated() {
       emit(vocabulary.piece(id, first: i == 0 && prime.isEmpty))
     }
     emit("\n")
@@ -167,9 +168,10 @@ struct HMMTrain: ParsableCommand {
     try ensureWritable(out, option: "--out")
     let started = Date()
     let (vocabulary, stream) = try baselineTrainingData(text: text, validText: validText, kind: tokenizer)
+    var rng = SplitMix64(seed: seed)
     let (model, ll) = try HiddenMarkovModel.train(
       stream: stream, states: states, symbols: vocabulary.count, restarts: restarts, iterations: iterations,
-      tolerance: tolerance, seed: seed
+      tolerance: tolerance, using: &rng
     ) { log in
       if json {
         emit(

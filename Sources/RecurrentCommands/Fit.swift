@@ -221,13 +221,13 @@ struct Fit: ParsableCommand {
     }
     for units in try denseUnits() { layerList.append(.dense(units, activation: .relu)) }
     layerList.append(.dense(units, activation: task.activation))
-    var model = try Sequential(
-      inputFeatures: embedding == nil ? input.shape[2] : nil, seed: seed, layerList)
+    var rng = SplitMix64(seed: seed)  // initialisation, missing word vectors, shuffling, dropout
+    var model = try Sequential(inputFeatures: embedding == nil ? input.shape[2] : nil, layerList, using: &rng)
     if let wordVectors, let words = vocabularyWords, let embedding {
       let vectors: WordVectors
       do {
         vectors = try WordVectors.load(
-          path: wordVectors, vocabulary: words, dimension: embedding, keepZero: maskZero ? [0] : [], seed: seed)
+          path: wordVectors, vocabulary: words, dimension: embedding, keepZero: maskZero ? [0] : [], using: &rng)
       } catch let error as DataFileError {
         throw CommandError("--word-vectors \(error)")
       }
@@ -242,7 +242,7 @@ struct Fit: ParsableCommand {
     let started = Date()
     let history = try model.fit(
       input, targets, lengths: lengthValues, epochs: epochs, batchSize: batch, validationSplit: validationSplit,
-      seed: seed, compute: compute
+      using: &rng, compute: compute
     ) { event in
       guard case .epoch(let log) = event else { return }
       if json {

@@ -128,12 +128,13 @@ public struct Sequential: Parameterized, Sendable {
   public let outputUnits: Int
   public let outputIsSequence: Bool
 
-  /// Builds the layers with PyTorch's initialisation drawn from `seed`.
+  /// Builds the layers with PyTorch's initialisation drawn from `rng`.
   /// - Throws: `ModelError` when the stack cannot work (a recurrent layer after one that
   ///   returns a single vector, an embedding not first, sizes not positive, ...).
-  public init(inputFeatures: Int? = nil, seed: UInt64 = 0, _ layers: [Layer]) throws {
+  public init(
+    inputFeatures: Int? = nil, _ layers: [Layer], using rng: inout some RandomNumberGenerator
+  ) throws {
     guard !layers.isEmpty else { throw ModelError("a Sequential model needs at least one layer") }
-    var rng = SplitMix64(seed: seed)
     var parts: [SequentialPart] = []
     var width: Int
     var isSequence = true
@@ -340,7 +341,8 @@ public struct Sequential: Parameterized, Sendable {
   /// Runs the stack on a batch `x` (batch-major). With `raw`, a final sigmoid or softmax
   /// Dense is left out (its logits are returned).
   func run(
-    _ x: Tensor, lengths: [Int]?, training: Bool, raw: Bool, using rng: inout SplitMix64, compute: Compute
+    _ x: Tensor, lengths: [Int]?, training: Bool, raw: Bool, using rng: inout some RandomNumberGenerator,
+    compute: Compute
   ) -> (output: Tensor, saved: [Saved]) {
     let B = x.shape[0]
     let T = x.shape[1]

@@ -42,7 +42,8 @@ public enum SequentialCheckpoint {
     try envelope.checkBudget(needed: Sequential.parameterCount(inputFeatures: stored.input_features, layers: stored.layers))
     var model: Sequential
     do {
-      model = try Sequential(inputFeatures: stored.input_features, stored.layers)
+      var rng = SplitMix64(seed: 0)  // every parameter is then read from the file
+      model = try Sequential(inputFeatures: stored.input_features, stored.layers, using: &rng)
     } catch let error as ModelError {
       throw CheckpointError.badMetadata(key: CheckpointEnvelope.configKey, reason: error.description)
     }

@@ -79,7 +79,8 @@ extension Sequential {
     return w
   }
 
-  /// Trains on `x` → `y` (Keras `fit`). Shuffles each epoch with `seed`; the last
+  /// Trains on `x` → `y` (Keras `fit`). Shuffles each epoch and draws dropout masks from
+  /// `rng`; the last
   /// `validationSplit` of the samples (taken before shuffling, as Keras) or `validationData`
   /// are evaluated after each epoch.
   /// - Throws: `ModelError` for data that does not fit the model or a model not compiled;
@@ -89,7 +90,7 @@ extension Sequential {
   public mutating func fit(
     _ x: Tensor, _ y: Tensor, lengths: [Int]? = nil, epochs: Int = 1, batchSize: Int = 32,
     validationSplit: Double = 0, validationData: (x: Tensor, y: Tensor, lengths: [Int]?)? = nil,
-    shuffle: Bool = true, seed: UInt64 = 0, compute: Compute = .allCores,
+    shuffle: Bool = true, using rng: inout some RandomNumberGenerator, compute: Compute = .allCores,
     progress: ((FitProgress) -> Void)? = nil
   ) throws -> History {
     guard var setup = compiled else { throw ModelError("call compile(loss:optimizer:metrics:) before fit") }
@@ -113,7 +114,6 @@ extension Sequential {
       let rest = Array(trainCount..<N)[...]
       validation = (Self.gather(x, rest), Self.gather(y, rest), allLengths.map { Array($0[trainCount...]) })
     }
-    var rng = SplitMix64(seed: seed)
     var order = Array(0..<trainCount)
     var history = History()
     let batches = (trainCount + batchSize - 1) / batchSize
@@ -150,7 +150,7 @@ extension Sequential {
 
   /// One update on a batch whose targets are prepared, through the shared `TrainingStep`.
   mutating func step(
-    _ xb: Tensor, _ yb: Tensor, lengths lb: [Int]?, setup: inout CompiledSetup, using rng: inout SplitMix64,
+    _ xb: Tensor, _ yb: Tensor, lengths lb: [Int]?, setup: inout CompiledSetup, using rng: inout some RandomNumberGenerator,
     compute: Compute, where place: String
   ) throws -> BatchScore {
     let weights = rowWeights(samples: xb.shape[0], steps: xb.shape[1], lengths: lb)
@@ -175,17 +175,17 @@ extension Sequential {
   }
 
   /// One update on one batch (Keras `train_on_batch`): the batch's loss and metrics before the
-  /// update. `seed` draws the dropout masks.
+  /// update. Dropout masks are drawn from `rng`.
   @discardableResult
   public mutating func trainOnBatch(
-    _ x: Tensor, _ y: Tensor, lengths: [Int]? = nil, seed: UInt64 = 0, compute: Compute = .allCores
+    _ x: Tensor, _ y: Tensor, lengths: [Int]? = nil, using rng: inout some RandomNumberGenerator,
+    compute: Compute = .allCores
   ) throws -> [String: Double] {
     guard var setup = compiled else { throw ModelError("call compile(loss:optimizer:metrics:) before trainOnBatch") }
     try checkLossFitsOutput(setup.loss)
     let effective = try validate(x, lengths: lengths)
     guard y.shape.first == x.shape[0] else { throw ModelError("x has \(x.shape[0]) samples but y has \(y.shape.first ?? 0)") }
     let targets = try prepareTargets(y, samples: x.shape[0], steps: x.shape[1], loss: setup.loss)
-    var rng = SplitMix64(seed: seed)
     let score = try step(x, targets, lengths: effective, setup: &setup, using: &rng, compute: compute, where: "this batch")
     compiled = setup
     var result = ["loss": score.loss / max(score.rows, 1)]

@@ -95,7 +95,8 @@ private func sampleStream(_ n: Int, vocabulary V: Int, seed: UInt64) -> [Int] {
 
 @Test func hmmForwardMatchesEnumerationOfEveryStatePath() {
   let (K, V) = (3, 4)
-  let hmm = HiddenMarkovModel(states: K, symbols: V, seed: 9)
+  var seeded = SplitMix64(seed: 9)
+  let hmm = HiddenMarkovModel(states: K, symbols: V, using: &seeded)
   let x = [2, 0, 3, 3, 1]
   var total: Double = 0
   var path = [Int](repeating: 0, count: x.count)
@@ -120,7 +121,8 @@ private func sampleStream(_ n: Int, vocabulary V: Int, seed: UInt64) -> [Int] {
 
 @Test func baumWelchNeverDecreasesTheLikelihood() throws {
   let stream = sampleStream(1500, vocabulary: 6, seed: 3)
-  var model = HiddenMarkovModel(states: 4, symbols: 6, seed: 5)
+  var seeded = SplitMix64(seed: 5)
+  var model = HiddenMarkovModel(states: 4, symbols: 6, using: &seeded)
   let segments = stride(from: 0, to: stream.count, by: 300).map { stream[$0..<min(stream.count, $0 + 300)] }
   var last = -Double.infinity
   var first = 0.0
@@ -133,7 +135,8 @@ private func sampleStream(_ n: Int, vocabulary V: Int, seed: UInt64) -> [Int] {
   }
   #expect(last > first + 1, "EM improved the fit: \(first) -> \(last)")
   // The trainer keeps the best restart and reports its likelihood.
-  let (trained, ll) = try HiddenMarkovModel.train(stream: stream, states: 4, symbols: 6, restarts: 2, iterations: 10, segmentLength: 300)
+  var trainer = SplitMix64(seed: 1)
+  let (trained, ll) = try HiddenMarkovModel.train(stream: stream, states: 4, symbols: 6, restarts: 2, iterations: 10, segmentLength: 300, using: &trainer)
   #expect(abs(ll - segments.reduce(0) { $0 + trained.logLikelihood($1) }) < 1e-6 * abs(ll))
 }
 

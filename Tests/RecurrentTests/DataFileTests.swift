@@ -139,8 +139,9 @@ private func temporaryFolder() -> String {
   let word2vec = folder + "/w2v.txt"
   try Data("4 3\nthe 0.1 0.2 0.3\ncat -1 0.5 2\nsat 3 2 1\nmat 0 0 1\n".utf8).write(to: URL(fileURLWithPath: word2vec))
   let vocabulary = ["<pad>", "cat", "dog", "the", "mat"]
+  var rng = SplitMix64(seed: 4)
   for path in [glove, word2vec] {
-    let vectors = try WordVectors.load(path: path, vocabulary: vocabulary, dimension: 3, keepZero: [0], seed: 4)
+    let vectors = try WordVectors.load(path: path, vocabulary: vocabulary, dimension: 3, keepZero: [0], using: &rng)
     #expect(vectors.found == 3)
     #expect(vectors.missing == ["dog"])
     #expect(vectors.summary(path: "v.txt") == "v.txt: 3 of 4 words found; 1 not in the file were initialised randomly")
@@ -151,24 +152,24 @@ private func temporaryFolder() -> String {
     #expect(Array(w[12..<15]) == [0, 0, 1])
     #expect(w[6..<9].contains { $0 != 0 })  // "dog" drawn at random
   }
-  #expect(throws: DataFileError.self) { try WordVectors.load(path: glove, vocabulary: vocabulary, dimension: 50) }
+  #expect(throws: DataFileError.self) { try WordVectors.load(path: glove, vocabulary: vocabulary, dimension: 50, using: &rng) }
   try Data("the 0.1 0.2\ncat 1 2 3\n".utf8).write(to: URL(fileURLWithPath: folder + "/ragged.txt"))
-  #expect(throws: DataFileError.self) { try WordVectors.load(path: folder + "/ragged.txt", vocabulary: vocabulary) }
+  #expect(throws: DataFileError.self) { try WordVectors.load(path: folder + "/ragged.txt", vocabulary: vocabulary, using: &rng) }
   try Data("the 0.1 zz\n".utf8).write(to: URL(fileURLWithPath: folder + "/bad.txt"))
-  #expect(throws: DataFileError.self) { try WordVectors.load(path: folder + "/bad.txt", vocabulary: vocabulary) }
+  #expect(throws: DataFileError.self) { try WordVectors.load(path: folder + "/bad.txt", vocabulary: vocabulary, using: &rng) }
 
   // Frozen vectors stay as loaded through training; trainable ones move.
-  let vectors = try WordVectors.load(path: glove, vocabulary: vocabulary, keepZero: [0])
+  let vectors = try WordVectors.load(path: glove, vocabulary: vocabulary, keepZero: [0], using: &rng)
   let x = Tensor(shape: [2, 3], scalars: [1, 3, 4, 2, 1, 0])
   let y = Tensor(shape: [2, 1], scalars: [1, 0])
   for trainable in [false, true] {
     var model = try Sequential([
       .embedding(5, 3, maskZero: true, trainable: trainable), .gru(4), .dense(1, activation: .sigmoid),
-    ])
+    ], using: &rng)
     model.embeddingWeight = vectors.weight
     model.compile(loss: .binaryCrossEntropy, optimizer: OptimizerConfiguration(kind: .adam, learningRate: 0.1))
     let before = model.parts.last!
-    try model.fit(x, y, epochs: 3, batchSize: 2)
+    try model.fit(x, y, epochs: 3, batchSize: 2, using: &rng)
     #expect((model.embeddingWeight == vectors.weight) == !trainable, "trainable \(trainable)")
     #expect(model.parts.last! != before)
   }

@@ -53,33 +53,33 @@ private func checkGradient(_ model: Sequential, _ x: Tensor, _ y: Tensor, length
   var rng = SplitMix64(seed: 3)
   // Token ids with padding, a bidirectional GRU returning sequences, an LSTM's last step,
   // a softmax head: categorical cross-entropy on class ids.
-  var classifier = try Sequential(seed: 1, [
+  var classifier = try Sequential([
     .embedding(7, 3, maskZero: true), .bidirectional(.gru(4, returnSequences: true)), .lstm(3),
     .dense(3, activation: .softmax),
-  ])
+  ], using: &rng)
   classifier.compile(loss: .categoricalCrossEntropy)
   let ids = paddedIds([5, 2, 4], steps: 5, vocabulary: 7, using: &rng)
   try checkGradient(classifier, ids, Tensor(shape: [3], scalars: [0, 2, 1]), lengths: nil, "classifier")
 
   // Features with explicit lengths, per-step regression (sequence output, padded steps masked).
-  var tagger = try Sequential(inputFeatures: 2, seed: 2, [
+  var tagger = try Sequential(inputFeatures: 2, [
     .simpleRNN(4, returnSequences: true), .dense(3, activation: .tanh), .dense(1),
-  ])
+  ], using: &rng)
   tagger.compile(loss: .meanSquaredError)
   let x = Tensor(normal: [3, 4, 2], using: &rng)
   try checkGradient(tagger, x, Tensor(normal: [3, 4, 1], using: &rng), lengths: [4, 1, 3], "tagger")
 
   // Reset-before GRU into a sigmoid head: binary cross-entropy fused with the sigmoid.
-  var binary = try Sequential(inputFeatures: 2, seed: 4, [.gru(3, resetAfter: false), .dense(1, activation: .sigmoid)])
+  var binary = try Sequential(inputFeatures: 2, [.gru(3, resetAfter: false), .dense(1, activation: .sigmoid)], using: &rng)
   binary.compile(loss: .binaryCrossEntropy)
   try checkGradient(binary, x, Tensor(shape: [3, 1], scalars: [1, 0, 1]), lengths: [2, 4, 3], "binary")
 }
 
 @Test func paddedModelBatchEqualsOneSequenceAtATime() throws {
   var rng = SplitMix64(seed: 8)
-  var model = try Sequential(inputFeatures: 3, seed: 5, [
+  var model = try Sequential(inputFeatures: 3, [
     .bidirectional(.lstm(4, returnSequences: true)), .gru(5), .dense(2, activation: .softmax),
-  ])
+  ], using: &rng)
   model.compile(loss: .categoricalCrossEntropy, metrics: [.accuracy])
   let lengths = [6, 2, 4, 1]
   var x = Tensor(normal: [4, 6, 3], using: &rng)
@@ -121,12 +121,12 @@ private func checkGradient(_ model: Sequential, _ x: Tensor, _ y: Tensor, length
     x.scalars[n * T] = x.scalars[n * T] >= 0 ? 1 + abs(x.scalars[n * T]) : -1 - abs(x.scalars[n * T])
     y.scalars[n] = x.scalars[n * T] > 0 ? 1 : 0
   }
-  var model = try Sequential(inputFeatures: 1, seed: 1, [.gru(16), .dense(1, activation: .sigmoid)])
+  var model = try Sequential(inputFeatures: 1, [.gru(16), .dense(1, activation: .sigmoid)], using: &rng)
   model.compile(
     loss: .binaryCrossEntropy, optimizer: OptimizerConfiguration(kind: .adam, learningRate: 1e-2),
     metrics: [.binaryAccuracy])
   var batchesSeen = 0
-  let history = try model.fit(x, y, epochs: 12, batchSize: 32, validationSplit: 0.25, seed: 3, compute: Compute(threads: 2)) {
+  let history = try model.fit(x, y, epochs: 12, batchSize: 32, validationSplit: 0.25, using: &rng, compute: Compute(threads: 2)) {
     if case .batch = $0 { batchesSeen += 1 }
   }
   #expect(batchesSeen == 12 * 9)
@@ -148,31 +148,32 @@ private func checkGradient(_ model: Sequential, _ x: Tensor, _ y: Tensor, length
 }
 
 @Test func sequentialRejectsStacksAndDataThatCannotWork() throws {
-  #expect(throws: ModelError.self) { try Sequential(inputFeatures: 1, [.gru(4), .gru(4)]) }
-  #expect(throws: ModelError.self) { try Sequential(inputFeatures: 1, [.dense(2), .embedding(3, 2)]) }
-  #expect(throws: ModelError.self) { try Sequential([.gru(4)]) }
-  #expect(throws: ModelError.self) { try Sequential(inputFeatures: 1, [.bidirectional(.dense(2))]) }
-  #expect(throws: ModelError.self) { try Sequential(inputFeatures: 1, [.dropout(1.5)]) }
-  var model = try Sequential(inputFeatures: 2, [.lstm(3), .dense(1, activation: .sigmoid)])
+  var rng = SplitMix64(seed: 0)
+  #expect(throws: ModelError.self) { try Sequential(inputFeatures: 1, [.gru(4), .gru(4)], using: &rng) }
+  #expect(throws: ModelError.self) { try Sequential(inputFeatures: 1, [.dense(2), .embedding(3, 2)], using: &rng) }
+  #expect(throws: ModelError.self) { try Sequential([.gru(4)], using: &rng) }
+  #expect(throws: ModelError.self) { try Sequential(inputFeatures: 1, [.bidirectional(.dense(2))], using: &rng) }
+  #expect(throws: ModelError.self) { try Sequential(inputFeatures: 1, [.dropout(1.5)], using: &rng) }
+  var model = try Sequential(inputFeatures: 2, [.lstm(3), .dense(1, activation: .sigmoid)], using: &rng)
   let x = Tensor(zeros: [4, 3, 2])
-  #expect(throws: ModelError.self) { try model.fit(x, Tensor(zeros: [4, 1])) }  // not compiled
+  #expect(throws: ModelError.self) { try model.fit(x, Tensor(zeros: [4, 1]), using: &rng) }  // not compiled
   model.compile(loss: .binaryCrossEntropy)
-  #expect(throws: ModelError.self) { try model.fit(Tensor(zeros: [4, 3, 5]), Tensor(zeros: [4, 1])) }
-  #expect(throws: ModelError.self) { try model.fit(x, Tensor(zeros: [3, 1])) }
-  #expect(throws: ModelError.self) { try model.fit(x, Tensor(zeros: [4, 2])) }
-  #expect(throws: ModelError.self) { try model.fit(x, Tensor(zeros: [4, 1]), lengths: [1, 2, 4, 3]) }
-  #expect(throws: ModelError.self) { try model.fit(x, Tensor(zeros: [4, 1]), batchSize: 0) }
+  #expect(throws: ModelError.self) { try model.fit(Tensor(zeros: [4, 3, 5]), Tensor(zeros: [4, 1]), using: &rng) }
+  #expect(throws: ModelError.self) { try model.fit(x, Tensor(zeros: [3, 1]), using: &rng) }
+  #expect(throws: ModelError.self) { try model.fit(x, Tensor(zeros: [4, 2]), using: &rng) }
+  #expect(throws: ModelError.self) { try model.fit(x, Tensor(zeros: [4, 1]), lengths: [1, 2, 4, 3], using: &rng) }
+  #expect(throws: ModelError.self) { try model.fit(x, Tensor(zeros: [4, 1]), batchSize: 0, using: &rng) }
   var nanX = x
   nanX.scalars[0] = .nan
   // The shared training step's NaN policy: stop before updating, naming the batch.
   let before = model.parts
-  #expect(throws: TrainingError.diverged(at: "epoch 1, batch 1")) { try model.fit(nanX, Tensor(zeros: [4, 1])) }
+  #expect(throws: TrainingError.diverged(at: "epoch 1, batch 1")) { try model.fit(nanX, Tensor(zeros: [4, 1]), using: &rng) }
   #expect(model.parts == before, "no update was made")
-  var relu = try Sequential(inputFeatures: 2, [.lstm(3), .dense(1, activation: .relu)])
+  var relu = try Sequential(inputFeatures: 2, [.lstm(3), .dense(1, activation: .relu)], using: &rng)
   relu.compile(loss: .binaryCrossEntropy)
-  #expect(throws: ModelError.self) { try relu.fit(x, Tensor(zeros: [4, 1])) }
-  var text = try Sequential([.embedding(5, 2), .gru(2), .dense(3, activation: .softmax)])
+  #expect(throws: ModelError.self) { try relu.fit(x, Tensor(zeros: [4, 1]), using: &rng) }
+  var text = try Sequential([.embedding(5, 2), .gru(2), .dense(3, activation: .softmax)], using: &rng)
   text.compile(loss: .categoricalCrossEntropy)
-  #expect(throws: ModelError.self) { try text.fit(Tensor(shape: [1, 2], scalars: [1, 5]), Tensor(zeros: [1])) }
-  #expect(throws: ModelError.self) { try text.fit(Tensor(shape: [1, 2], scalars: [1, 2]), Tensor(shape: [1], scalars: [3])) }
+  #expect(throws: ModelError.self) { try text.fit(Tensor(shape: [1, 2], scalars: [1, 5]), Tensor(zeros: [1]), using: &rng) }
+  #expect(throws: ModelError.self) { try text.fit(Tensor(shape: [1, 2], scalars: [1, 2]), Tensor(shape: [1], scalars: [3]), using: &rng) }
 }
