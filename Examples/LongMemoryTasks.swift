@@ -20,9 +20,12 @@ public enum LongMemoryTask: String, CaseIterable, Sendable {
     /// Sequence length T (adding) or delay T (copy).
     public var length: Int = 100
     public var hidden: Int = 128
+    /// Stacked recurrent layers, with `dropout` between them.
+    public var layers: Int = 1
+    public var dropout: Float = 0
     public var batch: Int = 50
     public var steps: Int = 3000
-    public var learningRate: Float = 3e-3
+    public var optimizer = OptimizerConfiguration(kind: .adam, learningRate: 3e-3)
     public var clip: Float? = 1
     /// Evaluate on the test set every this many steps.
     public var evalEvery: Int = 100
@@ -105,24 +108,20 @@ public enum LongMemoryTask: String, CaseIterable, Sendable {
     }
   }
 
-  /// The model: one recurrent layer and a Dense head (the last step for adding, every step for copy).
+  /// The model: `o.layers` recurrent layers and a Dense head (the last step for adding, every
+  /// step for copy).
   public func model(_ o: Options) throws -> Sequential {
     var rng = SplitMix64(seed: o.seed)
-    var model: Sequential
-    switch self {
-    case .adding:
-      model = try Sequential(
-        inputFeatures: 2, [.recurrent(kind: o.cell, units: o.hidden, returnSequences: false), .dense(1)], using: &rng)
-      model.compile(
-        loss: .meanSquaredError, optimizer: OptimizerConfiguration(kind: .adam, learningRate: o.learningRate), clipNorm: o.clip)
-    case .copy:
-      model = try Sequential(
-        inputFeatures: 10,
-        [.recurrent(kind: o.cell, units: o.hidden, returnSequences: true), .dense(9, activation: .softmax)], using: &rng)
-      model.compile(
-        loss: .categoricalCrossEntropy, optimizer: OptimizerConfiguration(kind: .adam, learningRate: o.learningRate),
-        clipNorm: o.clip)
+    var layers: [Layer] = []
+    for index in 0..<o.layers {
+      let last = index == o.layers - 1
+      layers.append(.recurrent(kind: o.cell, units: o.hidden, returnSequences: !last || self == .copy))
+      if !last && o.dropout > 0 { layers.append(.dropout(o.dropout)) }
     }
+    layers.append(self == .adding ? .dense(1) : .dense(9, activation: .softmax))
+    var model = try Sequential(inputFeatures: self == .adding ? 2 : 10, layers, using: &rng)
+    model.compile(
+      loss: self == .adding ? .meanSquaredError : .categoricalCrossEntropy, optimizer: o.optimizer, clipNorm: o.clip)
     return model
   }
 

@@ -5,20 +5,14 @@ import Foundation
 import Recurrent
 import TextCorpus
 
-/// The vocabulary a baseline is trained with: as `recurrent train` builds it.
-func baselineVocabulary(train: String, valid: String?, kind: TokenizerKind) -> Vocabulary {
-  switch kind {
-  case .char: Vocabulary.characters(of: [train] + (valid.map { [$0] } ?? []))
-  case .word: Vocabulary.words(of: train)
+extension TextDataOptions {
+  /// The vocabulary (as `recurrent train` builds it) and the training stream of a baseline.
+  func baselineTrainingData() throws -> (Vocabulary, [Int]) {
+    let train = try readText(path: textPath)
+    let valid = try validText.map { try readText(path: $0) }
+    let vocabulary = vocabulary(train: train, valid: valid, kind: tokenizerKind)
+    return (vocabulary, try encodeFile(textPath, vocabulary: vocabulary))
   }
-}
-
-/// The vocabulary (as `recurrent train` builds it) and the training stream of a baseline.
-func baselineTrainingData(text: String, validText: String?, kind: TokenizerKind) throws -> (Vocabulary, [Int]) {
-  let train = try readText(path: text)
-  let valid = try validText.map { try readText(path: $0) }
-  let vocabulary = baselineVocabulary(train: train, valid: valid, kind: kind)
-  return (vocabulary, try encodeFile(text, vocabulary: vocabulary))
 }
 
 /// The evaluation line shared with `recurrent eval`.
@@ -54,11 +48,8 @@ struct NGramTrain: ParsableCommand {
       The text is one token stream, as the neural models see it (characters, or words with <eos> at
       each line end); <eos> is written as </s> in the ARPA file and <s> is listed with -99.
       """)
-  @Option(help: "Training text (UTF-8).") var text: String
+  @OptionGroup(title: "Data (a --valid-text is scored)") var data: TextDataOptions
   @Option(help: "Order N.") var order: Int = 5
-  @Option(help: "Tokenizer: char or word.") var tokenizer: TokenizerKind = .char
-  @Option(help: "Validation text: its characters join the vocabulary (as recurrent train does), and it is scored.")
-  var validText: String?
   @Option(help: "Where to write the ARPA file.") var out: String = "model.arpa"
   @Flag(help: "JSON output.") var json = false
 
@@ -70,10 +61,10 @@ struct NGramTrain: ParsableCommand {
   func run() throws {
     try ensureWritable(out, option: "--out")
     let started = Date()
-    let (vocabulary, stream) = try baselineTrainingData(text: text, validText: validText, kind: tokenizer)
+    let (vocabulary, stream) = try data.baselineTrainingData()
     let model: NGramModel
     do { model = try NGramModel.train(order: order, tokens: vocabulary.tokens, stream: stream) } catch let e as BaselineError {
-      throw CommandError("\(text): \(e)")
+      throw CommandError("\(data.textPath): \(e)")
     }
     let trained = Date().timeIntervalSince(started)
     try model.writeARPA(path: out)
@@ -81,7 +72,7 @@ struct NGramTrain: ParsableCommand {
       "event": "trained", "order": .int(order), "train_tokens": .int(stream.count), "ngrams": .ints(model.counts),
       "train_seconds": .number(trained), "out": .string(out),
     ]
-    if let validText {
+    if let validText = data.validText {
       let (nats, count) = model.score(try encodeFile(validText, vocabulary: vocabulary))
       emit(scoreLine(nats: nats, tokens: count, json: json, extra: extra))
     } else if json {
@@ -145,13 +136,11 @@ struct HMM: ParsableCommand {
 struct HMMTrain: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "train", abstract: "Train an HMM language model by Baum-Welch from several random starts.")
-  @Option(help: "Training text (UTF-8).") var text: String
+  @OptionGroup(title: "Data (a --valid-text is scored)") var data: TextDataOptions
   @Option(help: "Hidden states K.") var states: Int = 32
   @Option(help: "Random restarts; the best is kept.") var restarts: Int = 3
   @Option(help: "Most iterations per restart.") var iterations: Int = 50
   @Option(help: "Stop a restart when the log-likelihood gains less than this (relative).") var tolerance: Double = 1e-5
-  @Option(help: "Tokenizer: char or word.") var tokenizer: TokenizerKind = .char
-  @Option(help: "Validation text: its characters join the vocabulary, and it is scored.") var validText: String?
   @Option(help: "Random seed.") var seed: UInt64 = 1
   @Option(help: "Where to write the model (.safetensors).") var out: String = "hmm.safetensors"
   @Flag(help: "JSON output.") var json = false
@@ -167,7 +156,7 @@ struct HMMTrain: ParsableCommand {
   func run() throws {
     try ensureWritable(out, option: "--out")
     let started = Date()
-    let (vocabulary, stream) = try baselineTrainingData(text: text, validText: validText, kind: tokenizer)
+    let (vocabulary, stream) = try data.baselineTrainingData()
     var rng = SplitMix64(seed: seed)
     let (model, ll) = try HiddenMarkovModel.train(
       stream: stream, states: states, symbols: vocabulary.count, restarts: restarts, iterations: iterations,
@@ -183,12 +172,12 @@ struct HMMTrain: ParsableCommand {
         emit(String(format: "restart %d iteration %3d  log-likelihood %.1f\n", log.restart, log.iteration, log.logLikelihood))
       }
     }
-    try model.save(to: out, tokens: vocabulary.tokens, tokenizer: tokenizer.rawValue)
+    try model.save(to: out, tokens: vocabulary.tokens, tokenizer: data.tokenizerKind.rawValue)
     let extra: [String: JSONValue] = [
       "event": "trained", "states": .int(states), "train_log_likelihood": .number(ll),
       "train_seconds": .number(Date().timeIntervalSince(started)), "out": .string(out),
     ]
-    if let validText {
+    if let validText = data.validText {
       let (nats, count) = model.score(try encodeFile(validText, vocabulary: vocabulary))
       emit(scoreLine(nats: nats, tokens: count, json: json, extra: extra))
     } else {

@@ -66,7 +66,7 @@ struct Bench: ParsableCommand {
   @Option(help: "Custom training workload: embedding size.") var embedding: Int?
   @Option(help: "Custom training workload: batch.") var batch: Int?
   @Option(help: "Custom training workload: sequence length.") var seqLen: Int?
-  @Option(help: "Threads. [default: all cores]") var threads: Int?
+  @OptionGroup var threadOptions: ThreadOptions
   @Option(help: "Minimum seconds measured per throughput workload.") var seconds: Double = 3
   @Option(help: "Generation steps timed (the median is reported).") var generateSteps: Int = 500
   @Flag(help: "One JSON object per workload.") var json = false
@@ -74,9 +74,11 @@ struct Bench: ParsableCommand {
   var isCustom: Bool { cell != nil || layers != nil || hidden != nil || embedding != nil || batch != nil || seqLen != nil }
 
   func validate() throws {
-    for (v, name) in [(layers, "--layers"), (hidden, "--hidden"), (embedding, "--embedding"), (batch, "--batch"), (seqLen, "--seq-len"), (threads, "--threads")] {
-      if let v, v <= 0 { throw ValidationError("\(name) must be > 0, got \(v)") }
-    }
+    try Bounds.check(layers, Bounds.layers, "--layers")
+    try Bounds.check(hidden, Bounds.hidden, "--hidden")
+    try Bounds.check(embedding, Bounds.embedding, "--embedding")
+    try Bounds.positive(batch, "--batch")
+    try Bounds.positive(seqLen, "--seq-len")
     guard seconds > 0 && seconds.isFinite else { throw ValidationError("--seconds must be > 0") }
     guard generateSteps >= 1 else { throw ValidationError("--generate-steps must be >= 1") }
     for name in workloads where !Workload.all.contains(where: { $0.name == name }) {
@@ -86,7 +88,7 @@ struct Bench: ParsableCommand {
   }
 
   func run() throws {
-    let compute = Compute(threads: threads ?? max(1, System.coreCount))
+    let compute = threadOptions.compute
     let selected: [Workload]
     if isCustom {
       selected = [Workload(

@@ -23,7 +23,7 @@ struct BenchGEMM: ParsableCommand {
     guard m * n + m * k + k * n <= 1 << 28 else {
       throw ValidationError("--m/--n/--k: matrices over 2^28 floats are not benchmarked")
     }
-    guard threads >= 1 else { throw ValidationError("--threads must be >= 1") }
+    try Bounds.check(threads, Bounds.threads, "--threads")
     guard repeats >= 1 else { throw ValidationError("--repeats must be >= 1") }
   }
 

@@ -19,19 +19,18 @@ struct Evaluate: ParsableCommand {
   @Option(help: "Checkpoint (.safetensors) written by recurrent train or Tools/export_pytorch.py.") var checkpoint: String
   @Option(help: "Text to score (UTF-8).") var text: String
   @Option(help: "Score in this many contiguous rows at once (faster, not exact).") var batched: Int?
-  @Option(help: "Threads. [default: all cores]") var threads: Int?
+  @OptionGroup var threadOptions: ThreadOptions
   @Flag(help: "Print one JSON object.") var json = false
 
   func validate() throws {
-    if let batched, batched <= 0 { throw ValidationError("--batched must be > 0") }
-    if let threads, threads <= 0 { throw ValidationError("--threads must be > 0") }
+    try Bounds.positive(batched, "--batched")
   }
 
   func run() throws {
     let loaded = try readingCheckpoint(checkpoint) { try Checkpoint.load(from: checkpoint) }
     let tokens = try encodeFile(text, vocabulary: loaded.vocabulary)
     guard tokens.count >= 2 else { throw CommandError("\(text): \(tokens.count) token(s); at least 2 are needed") }
-    let compute = Compute(threads: threads ?? max(1, System.coreCount))
+    let compute = threadOptions.compute
     let result: EvaluationResult
     if let batched {
       let rows = min(batched, tokens.count / 2)

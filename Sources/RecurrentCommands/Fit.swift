@@ -71,6 +71,17 @@ func modelInput(_ array: NumPyArray, path: String, ids: Bool) throws -> Tensor {
   }
 }
 
+/// `recurrent fit`'s defaults (Keras's: Adam 1e-3, no clipping).
+enum FitDefaults: CommandDefaults {
+  static let cell = CellKind.gru
+  static let layers = 1
+  static let hidden = 64
+  static let optimizer = OptimizerKind.adam
+  static let learningRate: Float = 1e-3
+  static let clip: Float = 0
+  static let seed: UInt64 = 1
+}
+
 /// `recurrent fit`: train a sequence classifier or regressor on arrays.
 struct Fit: ParsableCommand {
   static let configuration = CommandConfiguration(
@@ -89,11 +100,8 @@ struct Fit: ParsableCommand {
   @Option(help: "Targets: .npy or .csv.") var y: String
   @Option(help: "Task: regression, binary, multiclass.") var task: FitTask
   @Option(help: "Real steps of each right-padded sequence: integer array [N].") var lengths: String?
-  @Option(help: "Cell: gru, gru-reset-before, lstm, rnn-tanh, rnn-relu.") var cell: CellKind = .gru
-  @Option(help: "Recurrent layers.") var layers: Int = 1
-  @Option(help: "Units per recurrent layer.") var hidden: Int = 64
+  @OptionGroup(title: "Model (dropout after each recurrent layer)") var modelOptions: ModelOptions<FitDefaults>
   @Flag(help: "Bidirectional recurrent layers.") var bidirectional = false
-  @Option(help: "Dropout after each recurrent layer.") var dropout: Float = 0
   @Flag(help: "Predict at every step (targets [N, T, ...]) instead of once per sequence.") var returnSequences = false
   @Option(help: "Hidden Dense relu layers after the recurrent ones, e.g. 64,32.") var dense: String?
   @Option(help: "x holds token ids: embed them in vectors of this size.") var embedding: Int?
@@ -105,28 +113,21 @@ struct Fit: ParsableCommand {
   @Option(help: "Classes for multiclass. [default: largest class id + 1]") var classes: Int?
   @Option(help: "Passes over the training data.") var epochs: Int = 10
   @Option(help: "Sequences per batch.") var batch: Int = 32
-  @Option(help: "Optimizer: adam, adamw, sgd, rmsprop.") var optimizer: OptimizerKind = .adam
-  @Option(help: "Learning rate.") var lr: Float = 1e-3
-  @Option(help: "Clip gradients to this global norm (0: off).") var clip: Float = 0
+  @OptionGroup(title: "Optimizer") var optimizerOptions: OptimizerOptions<FitDefaults>
   @Option(help: "Fraction of the samples (the last ones) held out for validation.") var validationSplit: Double = 0
-  @Option(help: "Random seed (initialisation, shuffling, dropout).") var seed: UInt64 = 1
-  @Option(help: "Threads. [default: all cores]") var threads: Int?
+  @OptionGroup(title: "Run (the seed draws initialisation, shuffling and dropout)") var runOptions: RunOptions<FitDefaults>
+  @Option(help: "A NaN or infinite loss or gradient: stop (save nothing) or skip that update.")
+  var onNan: NaNPolicy = .stop
   @Option(help: "Where to save the trained model (.safetensors).") var checkpoint: String = "fit.safetensors"
   @Flag(help: "One JSON object per line: each epoch's history, then a summary.") var json = false
 
   func validate() throws {
-    if layers <= 0 || layers > 64 { throw ValidationError("--layers must be in 1...64, got \(layers)") }
-    if hidden <= 0 || hidden > 65536 { throw ValidationError("--hidden must be in 1...65536, got \(hidden)") }
-    if !(dropout >= 0 && dropout < 1) { throw ValidationError("--dropout must be in [0, 1), got \(dropout)") }
-    if epochs <= 0 { throw ValidationError("--epochs must be > 0, got \(epochs)") }
-    if batch <= 0 { throw ValidationError("--batch must be > 0, got \(batch)") }
-    if !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive number, got \(lr)") }
-    if !(clip >= 0 && clip.isFinite) { throw ValidationError("--clip must be >= 0, got \(clip)") }
+    try Bounds.positive(epochs, "--epochs")
+    try Bounds.positive(batch, "--batch")
     if !(validationSplit >= 0 && validationSplit < 1) {
       throw ValidationError("--validation-split must be in [0, 1), got \(validationSplit)")
     }
-    if let threads, threads <= 0 { throw ValidationError("--threads must be > 0, got \(threads)") }
-    if let embedding, embedding <= 0 || embedding > 65536 { throw ValidationError("--embedding must be in 1...65536") }
+    try Bounds.check(embedding, Bounds.embedding, "--embedding")
     if let vocabSize, vocabSize <= 0 { throw ValidationError("--vocab-size must be > 0") }
     if let classes, classes < 2 { throw ValidationError("--classes must be >= 2") }
     if embedding == nil && (vocabSize != nil || maskZero || wordVectors != nil || freezeEmbedding) {
@@ -143,7 +144,7 @@ struct Fit: ParsableCommand {
   func denseUnits() throws -> [Int] {
     guard let dense else { return [] }
     return try dense.split(separator: ",").map {
-      guard let n = Int($0.trimmingCharacters(in: .whitespaces)), n > 0, n <= 65536 else {
+      guard let n = Int($0.trimmingCharacters(in: .whitespaces)), Bounds.hidden.contains(n) else {
         throw ValidationError("--dense must be positive sizes separated by commas, got '\(dense)'")
       }
       return n
@@ -213,15 +214,16 @@ struct Fit: ParsableCommand {
       }
       layerList.append(.embedding(size, embedding, maskZero: maskZero, trainable: !freezeEmbedding))
     }
+    let layers = modelOptions.layerCount
     for index in 0..<layers {
       let sequences = index < layers - 1 || returnSequences
-      let recurrent = Layer.recurrent(kind: cell, units: hidden, returnSequences: sequences)
+      let recurrent = Layer.recurrent(kind: modelOptions.cellKind, units: modelOptions.hiddenSize, returnSequences: sequences)
       layerList.append(bidirectional ? .bidirectional(recurrent) : recurrent)
-      if dropout > 0 { layerList.append(.dropout(dropout)) }
+      if modelOptions.dropoutProbability > 0 { layerList.append(.dropout(modelOptions.dropoutProbability)) }
     }
     for units in try denseUnits() { layerList.append(.dense(units, activation: .relu)) }
     layerList.append(.dense(units, activation: task.activation))
-    var rng = SplitMix64(seed: seed)  // initialisation, missing word vectors, shuffling, dropout
+    var rng = SplitMix64(seed: runOptions.randomSeed)  // initialisation, missing word vectors, shuffling, dropout
     var model = try Sequential(inputFeatures: embedding == nil ? input.shape[2] : nil, layerList, using: &rng)
     if let wordVectors, let words = vocabularyWords, let embedding {
       let vectors: WordVectors
@@ -236,8 +238,10 @@ struct Fit: ParsableCommand {
       if json { emit(jsonLine(["event": "word_vectors", "found": .int(vectors.found), "missing": .int(vectors.missing.count)]))
       } else { emit(line + "\n") }
     }
-    model.compile(loss: task.loss, optimizer: OptimizerConfiguration(kind: optimizer, learningRate: lr), metrics: [task.metric], clipNorm: clip > 0 ? clip : nil)
-    let compute = Compute(threads: threads ?? max(1, System.coreCount))
+    model.compile(
+      loss: task.loss, optimizer: optimizerOptions.configuration(), metrics: [task.metric],
+      clipNorm: optimizerOptions.clipNorm(), onNaN: onNan)
+    let compute = runOptions.compute
     let targets = yArray.tensor
     let started = Date()
     let history = try model.fit(
@@ -295,12 +299,11 @@ struct Predict: ParsableCommand {
   @Option(help: "Where to write the predictions (.npy, float32).") var out: String
   @Option(help: "Targets, to report the loss and metric as well.") var y: String?
   @Option(help: "Sequences per batch.") var batch: Int = 256
-  @Option(help: "Threads. [default: all cores]") var threads: Int?
+  @OptionGroup var threadOptions: ThreadOptions
   @Flag(help: "A JSON summary on standard output.") var json = false
 
   func validate() throws {
-    if batch <= 0 { throw ValidationError("--batch must be > 0, got \(batch)") }
-    if let threads, threads <= 0 { throw ValidationError("--threads must be > 0, got \(threads)") }
+    try Bounds.positive(batch, "--batch")
     if out.isEmpty { throw ValidationError("--out must not be empty") }
   }
 
@@ -310,7 +313,7 @@ struct Predict: ParsableCommand {
     let xArray = try readArray(x, option: "--x")
     let input = try modelInput(xArray, path: x, ids: model.inputFeatures == nil)
     let lengthValues = try readLengths(lengths, samples: input.shape[0])
-    let compute = Compute(threads: threads ?? max(1, System.coreCount))
+    let compute = threadOptions.compute
     let started = Date()
     let predictions: Tensor
     do {

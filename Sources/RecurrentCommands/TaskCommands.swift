@@ -7,6 +7,18 @@ import RecurrentExamples
 
 extension LongMemoryTask: ExpressibleByArgument {}
 
+/// `recurrent task`'s defaults: those of `LongMemoryTask.Options`.
+enum TaskDefaults: CommandDefaults {
+  static let options = LongMemoryTask.Options()
+  static var cell: CellKind { options.cell }
+  static var layers: Int { options.layers }
+  static var hidden: Int { options.hidden }
+  static var optimizer: OptimizerKind { options.optimizer.kind }
+  static var learningRate: Float { options.optimizer.learningRate }
+  static var clip: Float { options.clip ?? 0 }
+  static var seed: UInt64 { options.seed }
+}
+
 /// `recurrent task adding|copy`: the long-memory tests.
 struct TaskCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
@@ -21,48 +33,43 @@ struct TaskCommand: ParsableCommand {
       """)
 
   @Argument(help: "adding or copy.") var task: LongMemoryTask
-  @Option(help: "Cell: gru, gru-reset-before, lstm, rnn-tanh, rnn-relu.") var cell: CellKind = .gru
-  @Option(help: "Sequence length T (adding).") var length: Int?
-  @Option(help: "Delay T (copy).") var delay: Int?
-  @Option(help: "Hidden units.") var hidden: Int = 128
-  @Option(help: "Sequences per training step.") var batch: Int = 50
-  @Option(help: "Training steps.") var steps: Int = 3000
-  @Option(help: "Adam learning rate.") var lr: Float = 3e-3
-  @Option(help: "Clip gradients to this global norm (0: off).") var clip: Float = 1
-  @Option(help: "Evaluate on the test set every N steps.") var evalEvery: Int = 100
-  @Option(help: "Test sequences.") var testSamples: Int = 1000
-  @Option(help: "Random seed.") var seed: UInt64 = 1
-  @Option(help: "Threads. [default: all cores]") var threads: Int?
+  @Option(help: "Sequence length T (adding). [default: \(TaskDefaults.options.length)]") var length: Int?
+  @Option(help: "Delay T (copy). [default: \(TaskDefaults.options.length)]") var delay: Int?
+  @OptionGroup(title: "Model") var modelOptions: ModelOptions<TaskDefaults>
+  @OptionGroup(title: "Optimizer") var optimizerOptions: OptimizerOptions<TaskDefaults>
+  @OptionGroup(title: "Run") var runOptions: RunOptions<TaskDefaults>
+  @Option(help: "Sequences per training step. [default: \(TaskDefaults.options.batch)]") var batch: Int?
+  @Option(help: "Training steps. [default: \(TaskDefaults.options.steps)]") var steps: Int?
+  @Option(help: "Evaluate on the test set every N steps. [default: \(TaskDefaults.options.evalEvery)]") var evalEvery: Int?
+  @Option(help: "Test sequences. [default: \(TaskDefaults.options.testSamples)]") var testSamples: Int?
   @Flag(help: "Progress as JSON lines, then one final JSON object.") var json = false
 
-  var t: Int { (task == .adding ? length : delay) ?? 100 }
+  var t: Int { (task == .adding ? length : delay) ?? TaskDefaults.options.length }
 
   func validate() throws {
     if task == .adding && delay != nil { throw ValidationError("--delay is for copy; use --length for adding") }
     if task == .copy && length != nil { throw ValidationError("--length is for adding; use --delay for copy") }
     if t < 2 || t > 100_000 { throw ValidationError("--\(task == .adding ? "length" : "delay") must be in 2...100000, got \(t)") }
-    for (value, name) in [(hidden, "--hidden"), (batch, "--batch"), (steps, "--steps"), (evalEvery, "--eval-every"), (testSamples, "--test-samples")] where value <= 0 {
-      throw ValidationError("\(name) must be > 0, got \(value)")
+    for (value, name) in [(batch, "--batch"), (steps, "--steps"), (evalEvery, "--eval-every"), (testSamples, "--test-samples")] {
+      try Bounds.positive(value, name)
     }
-    if hidden > 65536 { throw ValidationError("--hidden must be <= 65536") }
-    if !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive number, got \(lr)") }
-    if !(clip >= 0 && clip.isFinite) { throw ValidationError("--clip must be >= 0, got \(clip)") }
-    if let threads, threads <= 0 { throw ValidationError("--threads must be > 0, got \(threads)") }
   }
 
   func run() throws {
     var o = LongMemoryTask.Options()
-    o.cell = cell
+    o.cell = modelOptions.cellKind
+    o.layers = modelOptions.layerCount
+    o.hidden = modelOptions.hiddenSize
+    o.dropout = modelOptions.dropoutProbability
     o.length = t
-    o.hidden = hidden
-    o.batch = batch
-    o.steps = steps
-    o.learningRate = lr
-    o.clip = clip > 0 ? clip : nil
-    o.evalEvery = evalEvery
-    o.testSamples = testSamples
-    o.seed = seed
-    if let threads { o.threads = threads }
+    if let batch { o.batch = batch }
+    if let steps { o.steps = steps }
+    o.optimizer = optimizerOptions.configuration(base: o.optimizer)
+    o.clip = optimizerOptions.clipNorm(base: o.clip)
+    if let evalEvery { o.evalEvery = evalEvery }
+    if let testSamples { o.testSamples = testSamples }
+    o.seed = runOptions.randomSeed
+    o.threads = runOptions.compute.threads
     let metricName = task == .adding ? "test_mse" : "test_nats"
     let result = try task.run(o) { p in
       if json {
@@ -77,19 +84,19 @@ struct TaskCommand: ParsableCommand {
     }
     if json {
       var fields: [String: JSONValue] = [
-        "task": .string(task.rawValue), "cell": .string(cell.rawValue), "length": .int(t), "steps": .int(steps),
+        "task": .string(task.rawValue), "cell": .string(o.cell.rawValue), "length": .int(t), "steps": .int(o.steps),
         "test_metric": .number(result.testMetric), "baseline": .number(result.baseline), "seconds": .number(result.seconds),
-        "solved": .bool(result.solved), "hidden": .int(hidden), "batch": .int(batch),
+        "solved": .bool(result.solved), "hidden": .int(o.hidden), "batch": .int(o.batch),
         "solved_at_step": .optional(result.solvedAtStep),
       ]
       if let recall = result.recallAccuracy { fields["recall_accuracy"] = .number(recall) }
       emit(jsonLine(fields))
     } else {
-      var line = "\(task.rawValue) T=\(t) \(cell.rawValue): \(metricName) \(format(result.testMetric)) (baseline \(format(result.baseline)))"
+      var line = "\(task.rawValue) T=\(t) \(o.cell.rawValue): \(metricName) \(format(result.testMetric)) (baseline \(format(result.baseline)))"
       if let recall = result.recallAccuracy { line += String(format: ", recall accuracy %.3f", recall) }
       line += result.solved ? ", solved" : ", not solved"
       line += result.solvedAtStep.map { " (first solved at step \($0))" } ?? ""
-      line += String(format: " in %d steps, %.0f s", steps, result.seconds)
+      line += String(format: " in %d steps, %.0f s", o.steps, result.seconds)
       emit(line + "\n")
     }
   }

@@ -4,6 +4,18 @@ import Recurrent
 import TextCorpus
 import Training
 
+/// `recurrent train`'s defaults: those of `TrainingOptions`.
+enum TrainDefaults: CommandDefaults {
+  static let options = TrainingOptions()
+  static var cell: CellKind { options.cell }
+  static var layers: Int { options.layers }
+  static var hidden: Int { options.hiddenSize }
+  static var optimizer: OptimizerKind { options.optimizer.kind }
+  static var learningRate: Float { options.optimizer.learningRate }
+  static var clip: Float { options.clip ?? 0 }
+  static var seed: UInt64 { options.seed }
+}
+
 /// `recurrent train`: train a language model on a text file.
 struct Train: ParsableCommand {
   static let defaultSteps = 2000
@@ -18,69 +30,44 @@ struct Train: ParsableCommand {
       taken from the checkpoint.
       """)
 
-  @Option(help: "Training text (UTF-8). Default: the bundled tinyshakespeare.") var text: String?
-  @Option(help: "Validation text. Default: the last 10% of --text.") var validText: String?
-  @Option(help: "Tokenizer: char or word.") var tokenizer: TokenizerKind?
-  @Option(help: "Word tokenizer: keep words seen at least this often.") var minCount: Int = 1
-  @Option(help: "Word tokenizer: at most this many tokens, <unk> and <eos> included.") var maxVocab: Int?
-  @Option(help: "Cell: gru, gru-reset-before, lstm, rnn-tanh, rnn-relu. [default: gru]") var cell: CellKind?
-  @Option(help: "Recurrent layers. [default: 2]") var layers: Int?
-  @Option(help: "Hidden size. [default: 256]") var hidden: Int?
-  @Option(help: "Embedding size. [default: 64; the hidden size with --tied]") var embedding: Int?
-  @Option(help: "Dropout probability. [default: 0]") var dropout: Float?
+  @OptionGroup(title: "Data (without --valid-text, the last 10% of --text validates)") var data: TextDataOptions
+  @OptionGroup(title: "Model") var modelOptions: ModelOptions<TrainDefaults>
+  @Option(help: "Embedding size. [default: \(TrainDefaults.options.embeddingSize); the hidden size with --tied]")
+  var embedding: Int?
   @Flag(help: "Tie the input embedding and the output layer (needs --embedding equal to --hidden).") var tied = false
-  @Option(help: "Sequences per batch. [default: 64]") var batch: Int?
-  @Option(help: "Steps of backpropagation through time per window. [default: 64]") var seqLen: Int?
-  @Option(help: "Stop after this many steps in the whole run. [default: 2000 when no --epochs or --time-limit]")
+  @Option(help: "Sequences per batch. [default: \(TrainDefaults.options.batchSize)]") var batch: Int?
+  @Option(help: "Steps of backpropagation through time per window. [default: \(TrainDefaults.options.sequenceLength)]")
+  var seqLen: Int?
+  @Option(help: "Stop after this many steps in the whole run. [default: \(Train.defaultSteps) when no --epochs or --time-limit]")
   var steps: Int?
   @Option(help: "Stop after this many epochs.") var epochs: Double?
-  @Option(help: "Stop after this many seconds. [default: 570 when no --steps or --epochs]") var timeLimit: Double?
-  @Option(help: "Optimizer: adam, adamw, sgd, rmsprop. [default: adam]") var optimizer: OptimizerKind?
-  @Option(help: "Learning rate. [default: 2e-3]") var lr: Float?
-  @Option(help: "Weight decay (L2; decoupled for adamw).") var weightDecay: Float?
+  @Option(help: "Stop after this many seconds. [default: \(Int(Train.defaultTimeLimit)) when no --steps or --epochs]")
+  var timeLimit: Double?
+  @OptionGroup(title: "Optimizer") var optimizerOptions: OptimizerOptions<TrainDefaults>
   @Option(help: "Learning-rate schedule: constant, step:EVERY[:GAMMA], exponential:GAMMA, cosine[:PERIOD[:MIN]], warmup:STEPS[:START]. [default: cosine over --steps, else constant]")
   var schedule: String?
-  @Option(help: "Clip gradients to this global norm (0: off). [default: 5]") var clip: Float?
-  @Option(help: "Random seed. [default: 1]") var seed: UInt64?
-  @Option(help: "Threads. [default: all cores]") var threads: Int?
+  @OptionGroup(title: "Run") var runOptions: RunOptions<TrainDefaults>
   @Option(help: "Checkpoint path (.safetensors); metrics and the loss curve go beside it.") var checkpoint: String = "model.safetensors"
-  @Option(help: "Save the checkpoint every N steps (0: at the end only).") var checkpointEvery: Int?
+  @Option(help: "Save the checkpoint every N steps (0: at the end only). [default: \(TrainDefaults.options.checkpointEvery)]")
+  var checkpointEvery: Int?
   @Flag(help: "Continue the run saved in --checkpoint.") var resume = false
-  @Option(help: "Validate every N steps (0: at the end only). [default: 500]") var evalEvery: Int?
-  @Option(help: "Print a sample every N steps (0: never). [default: 500]") var sampleEvery: Int?
-  @Option(help: "On a NaN or infinite loss or gradient: stop (save nothing) or skip that update. [default: stop]")
+  @Option(help: "Validate every N steps (0: at the end only). [default: \(TrainDefaults.options.evalEvery)]") var evalEvery: Int?
+  @Option(help: "Print a sample every N steps (0: never). [default: \(TrainDefaults.options.sampleEvery)]") var sampleEvery: Int?
+  @Option(help: "On a NaN or infinite loss or gradient: stop (save nothing) or skip that update. [default: \(TrainDefaults.options.onNaN.rawValue)]")
   var onNan: NaNPolicy?
   @Flag(help: "One JSON object per event on standard output, nothing else.") var json = false
 
   func validate() throws {
-    func positive(_ v: Int?, _ name: String) throws {
-      if let v, v <= 0 { throw ValidationError("\(name) must be > 0, got \(v)") }
-    }
-    func nonNegative(_ v: Int?, _ name: String) throws {
-      if let v, v < 0 { throw ValidationError("\(name) must be >= 0, got \(v)") }
-    }
-    try positive(layers, "--layers")
-    try positive(hidden, "--hidden")
-    try positive(embedding, "--embedding")
-    try positive(batch, "--batch")
-    try positive(seqLen, "--seq-len")
-    try positive(steps, "--steps")
-    try positive(threads, "--threads")
-    try positive(maxVocab, "--max-vocab")
-    try positive(minCount, "--min-count")
-    try nonNegative(checkpointEvery, "--checkpoint-every")
-    try nonNegative(evalEvery, "--eval-every")
-    try nonNegative(sampleEvery, "--sample-every")
-    if let layers, layers > 64 { throw ValidationError("--layers must be <= 64") }
-    if let hidden, hidden > 65536 { throw ValidationError("--hidden must be <= 65536") }
-    if let embedding, embedding > 65536 { throw ValidationError("--embedding must be <= 65536") }
+    try Bounds.check(embedding, Bounds.embedding, "--embedding")
+    try Bounds.positive(batch, "--batch")
+    try Bounds.positive(seqLen, "--seq-len")
+    try Bounds.positive(steps, "--steps")
+    try Bounds.positive(checkpointEvery, "--checkpoint-every", orZero: true)
+    try Bounds.positive(evalEvery, "--eval-every", orZero: true)
+    try Bounds.positive(sampleEvery, "--sample-every", orZero: true)
     if let epochs, !(epochs > 0 && epochs.isFinite) { throw ValidationError("--epochs must be > 0") }
     if let timeLimit, !(timeLimit > 0 && timeLimit.isFinite) { throw ValidationError("--time-limit must be > 0") }
-    if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive number, got \(lr)") }
-    if let weightDecay, !(weightDecay >= 0 && weightDecay.isFinite) { throw ValidationError("--weight-decay must be >= 0") }
-    if let clip, !(clip >= 0 && clip.isFinite) { throw ValidationError("--clip must be >= 0") }
-    if let dropout, !(dropout >= 0 && dropout < 1) { throw ValidationError("--dropout must be in [0, 1), got \(dropout)") }
-    if tied, let hidden, let embedding, hidden != embedding {
+    if tied, let hidden = modelOptions.hidden, let embedding, hidden != embedding {
       throw ValidationError("--tied needs --embedding equal to --hidden (got \(embedding) and \(hidden))")
     }
     if let schedule { _ = try parseSchedule(schedule, steps: steps) }
@@ -90,20 +77,18 @@ struct Train: ParsableCommand {
   /// The options of this run: the checkpoint's when resuming, overridden by what was given.
   func options(base: TrainingOptions?) throws -> TrainingOptions {
     var o = base ?? TrainingOptions()
-    if let cell { o.cell = cell }
-    if let layers { o.layers = layers }
-    if let hidden { o.hiddenSize = hidden }
+    if let cell = modelOptions.cell { o.cell = cell }
+    if let layers = modelOptions.layers { o.layers = layers }
+    if let hidden = modelOptions.hidden { o.hiddenSize = hidden }
     if let embedding { o.embeddingSize = embedding } else if tied, base == nil { o.embeddingSize = o.hiddenSize }
     if tied { o.tied = true }
-    if let dropout { o.dropout = dropout }
+    if let dropout = modelOptions.dropout { o.dropout = dropout }
     if let batch { o.batchSize = batch }
     if let seqLen { o.sequenceLength = seqLen }
-    if let seed { o.seed = seed }
-    if let threads { o.threads = threads }
-    if let optimizer { o.optimizer = OptimizerConfiguration(kind: optimizer, learningRate: lr ?? o.optimizer.learningRate) }
-    if let lr { o.optimizer.learningRate = lr }
-    if let weightDecay { o.optimizer.weightDecay = weightDecay }
-    if let clip { o.clip = clip > 0 ? clip : nil }
+    if let seed = runOptions.seed { o.seed = seed }
+    if let threads = runOptions.threads { o.threads = threads }
+    o.optimizer = optimizerOptions.configuration(base: o.optimizer)
+    o.clip = optimizerOptions.clipNorm(base: o.clip)
     if let evalEvery { o.evalEvery = evalEvery }
     if let sampleEvery { o.sampleEvery = sampleEvery }
     if let checkpointEvery { o.checkpointEvery = checkpointEvery }
@@ -126,7 +111,7 @@ struct Train: ParsableCommand {
   }
 
   func run() throws {
-    let textPath = text ?? bundledCorpusPath()
+    let textPath = data.textPath
     var resumed: Checkpoint? = nil
     if resume {
       resumed = try readingCheckpoint(checkpoint) { try Checkpoint.load(from: checkpoint) }
@@ -137,24 +122,20 @@ struct Train: ParsableCommand {
       try ensureWritable(checkpoint)
     }
     let options = try options(base: resumed?.progress?.options)
-    let kind = resumed?.vocabulary.kind ?? tokenizer ?? .char
-    if let tokenizer, let resumed, tokenizer != resumed.vocabulary.kind {
+    let kind = resumed?.vocabulary.kind ?? data.tokenizerKind
+    if let tokenizer = data.tokenizer, let resumed, tokenizer != resumed.vocabulary.kind {
       throw ValidationError("--tokenizer \(tokenizer.rawValue) differs from the checkpoint's \(resumed.vocabulary.kind.rawValue)")
     }
     let fullText = try readText(path: textPath)
     let trainText: String
     let validText: String
-    if let validPath = self.validText {
+    if let validPath = data.validText {
       trainText = fullText
       validText = try readText(path: validPath)
     } else {
       (trainText, validText) = splitForValidation(fullText, kind: kind)
     }
-    let vocabulary =
-      resumed?.vocabulary
-      ?? (kind == .char
-        ? Vocabulary.characters(of: [trainText, validText])
-        : Vocabulary.words(of: trainText, minimumCount: minCount, maximumSize: maxVocab))
+    let vocabulary = resumed?.vocabulary ?? data.vocabulary(train: trainText, valid: validText, kind: kind)
     let trainTokens: [Int]
     let validTokens: [Int]
     do {

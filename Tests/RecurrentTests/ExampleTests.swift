@@ -69,7 +69,7 @@ import TensorCore
   o.hidden = 32
   o.batch = 64
   o.steps = 600
-  o.learningRate = 1e-2
+  o.optimizer.learningRate = 1e-2
   o.evalEvery = 200
   o.testSamples = 500
   let result = try LongMemoryTask.adding.run(o)

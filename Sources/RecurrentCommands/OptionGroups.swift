@@ -1,0 +1,144 @@
+import ArgumentParser
+import Foundation
+import Recurrent
+import TextCorpus
+
+/// Bounds of the options, each written once.
+enum Bounds {
+  static let layers = 1...64
+  static let hidden = 1...65536
+  static let embedding = 1...65536
+  static let threads = 1...4096
+
+  /// Refuses a value outside `range`, naming the option.
+  static func check<T: Comparable>(_ value: T?, _ range: ClosedRange<T>, _ option: String) throws {
+    if let value, !range.contains(value) {
+      throw ValidationError("\(option) must be in \(range.lowerBound)...\(range.upperBound), got \(value)")
+    }
+  }
+
+  /// Refuses a value that is not > 0 (or, with `orZero`, >= 0), naming the option.
+  static func positive<T: Comparable & Numeric>(_ value: T?, _ option: String, orZero: Bool = false) throws {
+    guard let value else { return }
+    if orZero ? value < 0 : value <= 0 {
+      throw ValidationError("\(option) must be \(orZero ? ">=" : ">") 0, got \(value)")
+    }
+  }
+
+  /// Refuses a number that is not finite and > 0 (or >= 0).
+  static func positive(_ value: Float?, _ option: String, orZero: Bool = false) throws {
+    guard let value else { return }
+    guard value.isFinite, orZero ? value >= 0 : value > 0 else {
+      throw ValidationError("\(option) must be a number \(orZero ? ">=" : ">") 0, got \(value)")
+    }
+  }
+}
+
+/// The defaults of a command's option groups, written once: what a run uses when an option
+/// is left out, and what `--help` shows.
+protocol CommandDefaults {
+  static var cell: CellKind { get }
+  static var layers: Int { get }
+  static var hidden: Int { get }
+  static var optimizer: OptimizerKind { get }
+  static var learningRate: Float { get }
+  /// Global-norm clipping; 0 is off.
+  static var clip: Float { get }
+  static var seed: UInt64 { get }
+}
+
+/// Model shape: `--cell`, `--layers`, `--hidden`, `--dropout`. Values are nil when left out.
+struct ModelOptions<Defaults: CommandDefaults>: ParsableArguments {
+  @Option(help: "Recurrent cell. [default: \(Defaults.cell.rawValue)]")
+  var cell: CellKind?
+  @Option(help: "Recurrent layers. [default: \(Defaults.layers)]") var layers: Int?
+  @Option(help: "Units per recurrent layer. [default: \(Defaults.hidden)]") var hidden: Int?
+  @Option(help: "Dropout probability. [default: 0]") var dropout: Float?
+
+  var cellKind: CellKind { cell ?? Defaults.cell }
+  var layerCount: Int { layers ?? Defaults.layers }
+  var hiddenSize: Int { hidden ?? Defaults.hidden }
+  var dropoutProbability: Float { dropout ?? 0 }
+
+  func validate() throws {
+    try Bounds.check(layers, Bounds.layers, "--layers")
+    try Bounds.check(hidden, Bounds.hidden, "--hidden")
+    if let dropout, !(dropout >= 0 && dropout < 1) { throw ValidationError("--dropout must be in [0, 1), got \(dropout)") }
+  }
+}
+
+/// How the weights move: `--optimizer`, `--lr`, `--weight-decay`, `--clip`.
+struct OptimizerOptions<Defaults: CommandDefaults>: ParsableArguments {
+  @Option(help: "Optimizer (torch.optim's update rules). [default: \(Defaults.optimizer.rawValue)]")
+  var optimizer: OptimizerKind?
+  @Option(help: "Learning rate. [default: \(Defaults.learningRate)]") var lr: Float?
+  @Option(help: "Weight decay (L2; decoupled for adamw). [default: 0, adamw 0.01]") var weightDecay: Float?
+  @Option(help: "Clip gradients to this global norm (0: off). [default: \(Defaults.clip)]") var clip: Float?
+
+  func validate() throws {
+    try Bounds.positive(lr, "--lr")
+    try Bounds.positive(weightDecay, "--weight-decay", orZero: true)
+    try Bounds.positive(clip, "--clip", orZero: true)
+  }
+
+  /// The optimizer configuration: `base` (a checkpoint's, or the defaults) with what was given.
+  func configuration(base: OptimizerConfiguration? = nil) -> OptimizerConfiguration {
+    var c = base ?? OptimizerConfiguration(kind: Defaults.optimizer, learningRate: Defaults.learningRate)
+    if let optimizer { c = OptimizerConfiguration(kind: optimizer, learningRate: lr ?? c.learningRate) }
+    if let lr { c.learningRate = lr }
+    if let weightDecay { c.weightDecay = weightDecay }
+    return c
+  }
+
+  /// The clipping norm: `base` unless given; nil is off.
+  func clipNorm(base: Float?? = nil) -> Float? {
+    if let clip { return clip > 0 ? clip : nil }
+    if let base { return base }
+    return Defaults.clip > 0 ? Defaults.clip : nil
+  }
+}
+
+/// How a run runs: `--seed`, `--threads`.
+struct RunOptions<Defaults: CommandDefaults>: ParsableArguments {
+  @Option(help: "Random seed. [default: \(Defaults.seed)]") var seed: UInt64?
+  @Option(help: "Threads; results are identical for any count. [default: all cores]") var threads: Int?
+
+  var randomSeed: UInt64 { seed ?? Defaults.seed }
+  var compute: Compute { Compute(threads: threads ?? System.coreCount) }
+
+  func validate() throws { try Bounds.check(threads, Bounds.threads, "--threads") }
+}
+
+/// `--threads` alone, for commands without randomness or model options.
+struct ThreadOptions: ParsableArguments {
+  @Option(help: "Threads; results are identical for any count. [default: all cores]") var threads: Int?
+  var compute: Compute { Compute(threads: threads ?? System.coreCount) }
+  func validate() throws { try Bounds.check(threads, Bounds.threads, "--threads") }
+}
+
+/// The text a model is trained on and how it becomes tokens: `--text`, `--valid-text`,
+/// `--tokenizer`, `--min-count`, `--max-vocab`.
+struct TextDataOptions: ParsableArguments {
+  @Option(help: "Training text (UTF-8). [default: the bundled tinyshakespeare]") var text: String?
+  @Option(help: "Validation text; its characters join the vocabulary.") var validText: String?
+  @Option(help: "Tokenizer. [default: char]") var tokenizer: TokenizerKind?
+  @Option(help: "Word tokenizer: keep words seen at least this often. [default: 1]") var minCount: Int?
+  @Option(help: "Word tokenizer: at most this many tokens, <unk> and <eos> included. [default: all]") var maxVocab: Int?
+
+  var textPath: String { text ?? bundledCorpusPath() }
+  var tokenizerKind: TokenizerKind { tokenizer ?? .char }
+
+  func validate() throws {
+    try Bounds.positive(minCount, "--min-count")
+    try Bounds.positive(maxVocab, "--max-vocab")
+  }
+
+  /// The vocabulary of a fresh model, the one way every command builds it: the sorted
+  /// characters of the training and validation text, or words of the training text by count.
+  func vocabulary(train: String, valid: String?, kind: TokenizerKind) -> Vocabulary {
+    switch kind {
+    case .char: Vocabulary.characters(of: [train] + (valid.map { [$0] } ?? []))
+    case .word: Vocabulary.words(of: train, minimumCount: minCount ?? 1, maximumSize: maxVocab)
+    }
+  }
+}
