@@ -76,10 +76,10 @@ public struct CheckpointEnvelope {
   public static func read<T>(
     path: String, kind: CheckpointKind, _ decode: (inout CheckpointEnvelope) throws -> T
   ) throws -> T {
-    let file = try SafeTensors.read(path: path)
     do {
-      return try decoding(file, kind: kind, decode)
+      return try decoding(SafeTensors.read(path: path), kind: kind, decode)
     } catch let error as CheckpointError {
+      if case .unreadable = error { throw error }  // names the file already
       throw CheckpointError.inFile(path: path, error)
     }
   }

@@ -194,7 +194,7 @@ struct HMMEval: ParsableCommand {
   @Flag(help: "JSON output.") var json = false
 
   func run() throws {
-    let (m, tokens, tokenizer) = try readingCheckpoint(model) { try HiddenMarkovModel.load(from: model) }
+    let (m, tokens, tokenizer) = try HiddenMarkovModel.load(from: model)
     let kind = TokenizerKind(rawValue: tokenizer) ?? .char
     let (nats, count) = m.score(try encodeForModel(text, tokens: tokens, kind: kind))
     emit(scoreLine(nats: nats, tokens: count, json: json, extra: ["states": .int(m.states)]))

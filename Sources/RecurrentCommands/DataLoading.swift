@@ -79,13 +79,3 @@ struct CommandError: Error, CustomStringConvertible {
   let description: String
   init(_ description: String) { self.description = description }
 }
-
-/// Runs a checkpoint reader, naming the file in any error about its contents.
-func readingCheckpoint<T>(_ path: String, _ body: () throws -> T) throws -> T {
-  do {
-    return try body()
-  } catch let error as CheckpointError {
-    if case .unreadable = error { throw CommandError(error.description) }
-    throw CommandError("\(path): \(error)")
-  }
-}

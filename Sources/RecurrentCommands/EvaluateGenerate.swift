@@ -27,7 +27,7 @@ struct Evaluate: ParsableCommand {
   }
 
   func run() throws {
-    let loaded = try readingCheckpoint(checkpoint) { try Checkpoint.load(from: checkpoint) }
+    let loaded = try Checkpoint.load(from: checkpoint)
     let tokens = try encodeFile(text, vocabulary: loaded.vocabulary)
     guard tokens.count >= 2 else { throw CommandError("\(text): \(tokens.count) token(s); at least 2 are needed") }
     let compute = threadOptions.compute
@@ -78,7 +78,7 @@ struct Generate: ParsableCommand {
   }
 
   func run() throws {
-    let loaded = try readingCheckpoint(checkpoint) { try Checkpoint.load(from: checkpoint) }
+    let loaded = try Checkpoint.load(from: checkpoint)
     let vocabulary = loaded.vocabulary
     let primeText = prime ?? "\n"
     var primeIDs: [Int]

@@ -309,7 +309,7 @@ struct Predict: ParsableCommand {
 
   func run() throws {
     try ensureWritable(out, option: "--out")
-    let (model, task) = try readingCheckpoint(checkpoint) { try SequentialCheckpoint.load(from: checkpoint) }
+    let (model, task) = try SequentialCheckpoint.load(from: checkpoint)
     let xArray = try readArray(x, option: "--x")
     let input = try modelInput(xArray, path: x, ids: model.inputFeatures == nil)
     let lengthValues = try readLengths(lengths, samples: input.shape[0])

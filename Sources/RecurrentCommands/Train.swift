@@ -114,7 +114,7 @@ struct Train: ParsableCommand {
     let textPath = data.textPath
     var resumed: Checkpoint? = nil
     if resume {
-      resumed = try readingCheckpoint(checkpoint) { try Checkpoint.load(from: checkpoint) }
+      resumed = try Checkpoint.load(from: checkpoint)
       guard resumed?.progress != nil else {
         throw CommandError("\(checkpoint) holds no training state to resume (it was not written by recurrent train)")
       }
