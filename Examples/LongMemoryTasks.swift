@@ -128,7 +128,7 @@ public enum LongMemoryTask: String, CaseIterable, Sendable {
   /// Trains on fresh batches for `o.steps` updates, evaluating on a fixed test set every
   /// `o.evalEvery` steps and at the end.
   public func run(_ o: Options, progress: ((Progress) -> Void)? = nil) throws -> Result {
-    guard o.length >= 2 else { throw ModelError("the length must be at least 2, got \(o.length)") }
+    guard o.length >= 2 else { throw ModelError.invalidArgument("the length must be at least 2, got \(o.length)") }
     var model = try model(o)
     var testRNG = SplitMix64(seed: 0xC0FFEE)
     let test = batch(count: o.testSamples, length: o.length, using: &testRNG)

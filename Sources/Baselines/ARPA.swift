@@ -86,8 +86,8 @@ extension NGramModel {
   /// are only listed at -99 or below.
   public static func readARPA(path: String) throws -> NGramModel {
     let data: Data
-    do { data = try readFile(path) } catch { throw BaselineError(error.description) }
-    guard let text = String(data: data, encoding: .utf8) else { throw BaselineError("\(path) is not UTF-8 text") }
+    do { data = try readFile(path) } catch { throw BaselineError.file(error) }
+    guard let text = String(data: data, encoding: .utf8) else { throw BaselineError.malformedARPA("\(path) is not UTF-8 text") }
     return try parseARPA(text, path: path)
   }
 
@@ -95,19 +95,19 @@ extension NGramModel {
     let lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
     var index = 0
     while index < lines.count && lines[index].trimmingCharacters(in: .whitespaces) != "\\data\\" { index += 1 }
-    guard index < lines.count else { throw BaselineError("\(path): not an ARPA file (no \\data\\ line)") }
+    guard index < lines.count else { throw BaselineError.malformedARPA("\(path): not an ARPA file (no \\data\\ line)") }
     index += 1
     var declared: [Int] = []
     while index < lines.count, lines[index].hasPrefix("ngram ") {
       let parts = lines[index].dropFirst(6).split(separator: "=")
       guard parts.count == 2, let k = Int(parts[0].trimmingCharacters(in: .whitespaces)),
         let n = Int(parts[1].trimmingCharacters(in: .whitespaces)), k == declared.count + 1, n >= 0
-      else { throw BaselineError("\(path): line \(index + 1): bad count line '\(lines[index])'") }
+      else { throw BaselineError.malformedARPA("\(path): line \(index + 1): bad count line '\(lines[index])'") }
       declared.append(n)
       index += 1
     }
     let order = declared.count
-    guard order >= 1 && order <= 12 else { throw BaselineError("\(path): \(order) orders declared (1 to 12 supported)") }
+    guard order >= 1 && order <= 12 else { throw BaselineError.malformedARPA("\(path): \(order) orders declared (1 to 12 supported)") }
     // Sections.
     var entries: [[(words: [Substring], logP: Float, backoff: Float)]] = Array(repeating: [], count: order + 1)
     var level = 0
@@ -116,25 +116,25 @@ extension NGramModel {
       if line.isEmpty { continue }
       if line == "\\end\\" { break }
       if line.hasPrefix("\\"), line.hasSuffix("-grams:"), let k = Int(line.dropFirst().dropLast(7)) {
-        guard k == level + 1, k <= order else { throw BaselineError("\(path): line \(lineNumber + 1): unexpected section \(line)") }
+        guard k == level + 1, k <= order else { throw BaselineError.malformedARPA("\(path): line \(lineNumber + 1): unexpected section \(line)") }
         level = k
         continue
       }
-      guard level >= 1 else { throw BaselineError("\(path): line \(lineNumber + 1): n-gram outside a section") }
+      guard level >= 1 else { throw BaselineError.malformedARPA("\(path): line \(lineNumber + 1): n-gram outside a section") }
       let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
       guard fields.count == level + 1 || fields.count == level + 2, let logP = Float(fields[0]), logP <= 0
-      else { throw BaselineError("\(path): line \(lineNumber + 1): expected log10 p, \(level) words, optional backoff") }
+      else { throw BaselineError.malformedARPA("\(path): line \(lineNumber + 1): expected log10 p, \(level) words, optional backoff") }
       var backoff: Float = 0
       if fields.count == level + 2 {
         guard let b = Float(fields[level + 1]), b.isFinite else {
-          throw BaselineError("\(path): line \(lineNumber + 1): backoff '\(fields[level + 1])' is not a number")
+          throw BaselineError.malformedARPA("\(path): line \(lineNumber + 1): backoff '\(fields[level + 1])' is not a number")
         }
         backoff = b
       }
       entries[level].append((Array(fields[1...level]), logP, backoff))
     }
     for k in 1...order where entries[k].count != declared[k - 1] {
-      throw BaselineError("\(path): \\data\\ declares \(declared[k - 1]) \(k)-grams, the file has \(entries[k].count)")
+      throw BaselineError.malformedARPA("\(path): \\data\\ declares \(declared[k - 1]) \(k)-grams, the file has \(entries[k].count)")
     }
     var tokens: [String] = []
     var ids: [Substring: Int] = [:]
@@ -144,11 +144,11 @@ extension NGramModel {
     }
     let markers = Set(entries[1].filter(isMarker).map { $0.words[0] })
     for e in entries[1] where !isMarker(e) {
-      guard ids[e.words[0]] == nil else { throw BaselineError("\(path): unigram \(e.words[0]) listed twice") }
+      guard ids[e.words[0]] == nil else { throw BaselineError.malformedARPA("\(path): unigram \(e.words[0]) listed twice") }
       ids[e.words[0]] = tokens.count
       tokens.append(vocabularyToken(e.words[0]))
     }
-    guard !tokens.isEmpty else { throw BaselineError("\(path): no unigrams") }
+    guard !tokens.isEmpty else { throw BaselineError.malformedARPA("\(path): no unigrams") }
     var model = NGramModel(order: order, tokens: tokens)
     for k in 1...order {
       for e in entries[k] {
@@ -156,7 +156,7 @@ extension NGramModel {
         var skip = false
         for w in e.words {
           if markers.contains(w) { skip = true; break }
-          guard let id = ids[w] else { throw BaselineError("\(path): \(k)-gram '\(e.words.joined(separator: " "))' uses \(w), which has no unigram") }
+          guard let id = ids[w] else { throw BaselineError.malformedARPA("\(path): \(k)-gram '\(e.words.joined(separator: " "))' uses \(w), which has no unigram") }
           ids_.append(id)
         }
         if skip { continue }

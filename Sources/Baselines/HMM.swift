@@ -169,11 +169,11 @@ public struct HiddenMarkovModel: Sendable, Equatable {
     stream: [Int], states: Int, symbols: Int, restarts: Int = 3, iterations: Int = 50, tolerance: Double = 1e-5,
     segmentLength: Int = 10_000, using rng: inout SplitMix64, progress: ((TrainingLog) -> Void)? = nil
   ) throws -> (model: HiddenMarkovModel, logLikelihood: Double) {
-    guard states >= 1 && states <= 4096 else { throw BaselineError("states must be in 1...4096, got \(states)") }
+    guard states >= 1 && states <= 4096 else { throw BaselineError.invalidArgument("states must be in 1...4096, got \(states)") }
     guard restarts >= 1, iterations >= 1, tolerance >= 0, segmentLength >= 2 else {
-      throw BaselineError("restarts, iterations and the segment length must be positive, the tolerance >= 0")
+      throw BaselineError.invalidArgument("restarts, iterations and the segment length must be positive, the tolerance >= 0")
     }
-    guard stream.count >= 2 else { throw BaselineError("\(stream.count) tokens are too few to train an HMM") }
+    guard stream.count >= 2 else { throw BaselineError.tooLittleData("\(stream.count) tokens are too few to train an HMM") }
     let segments = stride(from: 0, to: stream.count, by: segmentLength).map {
       stream[$0..<min(stream.count, $0 + segmentLength)]
     }

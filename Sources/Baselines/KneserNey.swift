@@ -1,3 +1,4 @@
+import Formats
 import Foundation
 import Recurrent
 
@@ -111,9 +112,9 @@ public struct NGramModel: Sendable {
 
   /// Interpolated modified Kneser-Ney of order `order` on `stream` (ids in `0..<tokens.count`).
   public static func train(order: Int, tokens: [String], stream: [Int]) throws -> NGramModel {
-    guard order >= 1 && order <= 12 else { throw BaselineError("order must be in 1...12, got \(order)") }
-    guard tokens.count < 1 << 22 else { throw BaselineError("a vocabulary of \(tokens.count) is larger than 4,194,303") }
-    guard stream.count >= order else { throw BaselineError("\(stream.count) tokens are too few for order \(order)") }
+    guard order >= 1 && order <= 12 else { throw BaselineError.invalidArgument("order must be in 1...12, got \(order)") }
+    guard tokens.count < 1 << 22 else { throw BaselineError.invalidArgument("a vocabulary of \(tokens.count) is larger than 4,194,303") }
+    guard stream.count >= order else { throw BaselineError.tooLittleData("\(stream.count) tokens are too few for order \(order)") }
     var model = NGramModel(order: order, tokens: tokens)
     // Counts: raw for the highest order; for lower orders the number of distinct tokens seen
     // before each n-gram (continuation counts), plus one for an n-gram at the very start of the
@@ -217,7 +218,21 @@ public struct NGramModel: Sendable {
 @inline(__always) func _exp10(_ x: Double) -> Double { Foundation.pow(10, x) }
 
 /// A baseline that cannot be trained, read or used, with a message naming the problem.
-public struct BaselineError: Error, CustomStringConvertible, Equatable {
-  public var description: String
-  public init(_ description: String) { self.description = description }
+/// A baseline that cannot be trained or read, by kind.
+public enum BaselineError: Error, CustomStringConvertible, Equatable {
+  /// An order, state count or other setting out of range.
+  case invalidArgument(String)
+  /// Too few tokens for the model asked for.
+  case tooLittleData(String)
+  /// An ARPA file that is not well formed (the message names the file and line).
+  case malformedARPA(String)
+  /// A file that cannot be read.
+  case file(FileError)
+
+  public var description: String {
+    switch self {
+    case .invalidArgument(let m), .tooLittleData(let m), .malformedARPA(let m): m
+    case .file(let error): error.description
+    }
+  }
 }

@@ -1,23 +1,39 @@
 import Foundation
 import TensorCore
 
-/// A data file that cannot be used, with the path and what is wrong.
-public struct DataFileError: Error, Equatable, CustomStringConvertible {
-  public var path: String
-  public var reason: String
-  public init(_ path: String, _ reason: String) {
-    self.path = path
-    self.reason = reason
+/// A data file (.npy, CSV, word vectors) that cannot be used, with the path and what is wrong.
+public enum DataFileError: Error, Equatable, CustomStringConvertible {
+  /// The file cannot be read at all.
+  case file(FileError)
+  /// The contents are not what the format allows.
+  case malformed(path: String, reason: String)
+
+  /// A malformed file.
+  public init(_ path: String, _ reason: String) { self = .malformed(path: path, reason: reason) }
+
+  public var path: String {
+    switch self {
+    case .file(let error): error.path
+    case .malformed(let path, _): path
+    }
   }
+
+  public var reason: String {
+    switch self {
+    case .file(let error): error.reason
+    case .malformed(_, let reason): reason
+    }
+  }
+
   public var description: String { "\(path): \(reason)" }
 }
 
 /// The bytes of a regular file (`readFile`), with its errors as `DataFileError`s.
-func readFileBytes(_ path: String) throws -> Data {
+func readFileBytes(_ path: String) throws(DataFileError) -> Data {
   do {
     return try readFile(path)
   } catch {
-    throw DataFileError(path, error.reason)
+    throw .file(error)
   }
 }
 

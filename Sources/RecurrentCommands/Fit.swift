@@ -200,9 +200,10 @@ struct Fit: ParsableCommand {
         throw CommandError("--x \(x): token ids must be whole numbers >= 0")
       }
       if let vocabulary {
-        let text: String
-        do { text = try String(contentsOfFile: vocabulary, encoding: .utf8) } catch {
-          throw CommandError("--vocabulary \(vocabulary): cannot read it as UTF-8 text")
+        let data: Data
+        do { data = try readFile(vocabulary) } catch { throw CommandError("--vocabulary \(error)") }
+        guard let text = String(data: data, encoding: .utf8) else {
+          throw CommandError("--vocabulary \(vocabulary): not UTF-8 text")
         }
         vocabularyWords = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).map(String.init)
         if vocabularyWords!.last == "" { vocabularyWords!.removeLast() }

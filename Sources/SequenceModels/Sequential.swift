@@ -50,10 +50,26 @@ public enum Metric: String, Codable, CaseIterable, Sendable {
   case meanAbsoluteError = "mae"
 }
 
-/// A wrong model, wrong data shape or wrong call order, with a message naming it.
-public struct ModelError: Error, CustomStringConvertible, Equatable {
-  public var description: String
-  public init(_ description: String) { self.description = description }
+/// A model that cannot be built or used, by kind, with a message naming what is wrong.
+public enum ModelError: Error, CustomStringConvertible, Equatable {
+  /// A stack of layers that cannot work (sizes, order, wrapping).
+  case invalidModel(String)
+  /// Inputs, targets or lengths that do not fit the model.
+  case invalidData(String)
+  /// An argument out of range (epochs, batch size, validation split, ...).
+  case invalidArgument(String)
+  /// `fit`, `evaluate` or `trainOnBatch` before `compile`.
+  case notCompiled(String)
+  /// A loss the model's final layer cannot feed.
+  case lossDoesNotFitOutput(String)
+
+  public var description: String {
+    switch self {
+    case .invalidModel(let m), .invalidData(let m), .invalidArgument(let m), .notCompiled(let m),
+      .lossDoesNotFitOutput(let m):
+      m
+    }
+  }
 }
 
 /// A built layer holding its parameters.
@@ -134,7 +150,7 @@ public struct Sequential: Parameterized, Sendable {
   public init(
     inputFeatures: Int? = nil, _ layers: [Layer], using rng: inout some RandomNumberGenerator
   ) throws {
-    guard !layers.isEmpty else { throw ModelError("a Sequential model needs at least one layer") }
+    guard !layers.isEmpty else { throw ModelError.invalidModel("a Sequential model needs at least one layer") }
     var parts: [SequentialPart] = []
     var width: Int
     var isSequence = true
@@ -142,17 +158,17 @@ public struct Sequential: Parameterized, Sendable {
       width = 0
     } else {
       guard let inputFeatures else {
-        throw ModelError("inputFeatures is needed when the first layer is not an embedding")
+        throw ModelError.invalidModel("inputFeatures is needed when the first layer is not an embedding")
       }
-      guard inputFeatures > 0 else { throw ModelError("inputFeatures must be positive, got \(inputFeatures)") }
+      guard inputFeatures > 0 else { throw ModelError.invalidModel("inputFeatures must be positive, got \(inputFeatures)") }
       width = inputFeatures
     }
     for (index, layer) in layers.enumerated() {
       let position = "layer \(index) (\(Self.name(of: layer)))"
       switch layer {
       case .embedding(let vocabularySize, let outputSize, let maskZero, let trainable):
-        guard index == 0 else { throw ModelError("\(position): an embedding can only be the first layer") }
-        guard vocabularySize > 0 && outputSize > 0 else { throw ModelError("\(position): sizes must be positive") }
+        guard index == 0 else { throw ModelError.invalidModel("\(position): an embedding can only be the first layer") }
+        guard vocabularySize > 0 && outputSize > 0 else { throw ModelError.invalidModel("\(position): sizes must be positive") }
         var e = Embedding(vocabularySize: vocabularySize, embeddingSize: outputSize, using: &rng)
         if maskZero { for j in 0..<outputSize { e.weight.scalars[j] = 0 } }  // padding row
         parts.append(.embedding(e, maskZero: maskZero, trainable: trainable))
@@ -165,11 +181,11 @@ public struct Sequential: Parameterized, Sendable {
           inner = wrapped
         }
         guard case .recurrent(let kind, let units, let returnSequences) = inner else {
-          throw ModelError("\(position): Bidirectional wraps a recurrent layer (GRU, LSTM, SimpleRNN)")
+          throw ModelError.invalidModel("\(position): Bidirectional wraps a recurrent layer (GRU, LSTM, SimpleRNN)")
         }
-        guard units > 0 else { throw ModelError("\(position): units must be positive, got \(units)") }
+        guard units > 0 else { throw ModelError.invalidModel("\(position): units must be positive, got \(units)") }
         guard isSequence else {
-          throw ModelError(
+          throw ModelError.invalidModel(
             "\(position) needs a sequence, but the layer before returns one vector per sequence (give it returnSequences: true)")
         }
         let r = RecurrentLayer(kind: kind, inputSize: width, hiddenSize: units, bidirectional: bidirectional, using: &rng)
@@ -177,15 +193,15 @@ public struct Sequential: Parameterized, Sendable {
         width = r.outputSize
         isSequence = returnSequences
       case .dense(let units, let activation):
-        guard units > 0 else { throw ModelError("\(position): units must be positive, got \(units)") }
+        guard units > 0 else { throw ModelError.invalidModel("\(position): units must be positive, got \(units)") }
         parts.append(.dense(Linear(inputSize: width, outputSize: units, activation: activation, using: &rng)))
         width = units
       case .dropout(let rate):
-        guard rate >= 0 && rate < 1 else { throw ModelError("\(position): rate must be in [0, 1), got \(rate)") }
+        guard rate >= 0 && rate < 1 else { throw ModelError.invalidModel("\(position): rate must be in [0, 1), got \(rate)") }
         parts.append(.dropout(Dropout(probability: rate)))
       }
     }
-    guard width > 0 else { throw ModelError("the model has no output units") }
+    guard width > 0 else { throw ModelError.invalidModel("the model has no output units") }
     self.layers = layers
     if case .embedding = layers[0] { self.inputFeatures = nil } else { self.inputFeatures = inputFeatures }
     self.parts = parts
@@ -277,11 +293,11 @@ public struct Sequential: Parameterized, Sendable {
   func validate(_ x: Tensor, lengths: [Int]?, what: String = "x") throws -> [Int]? {
     if case .embedding(let e, let maskZero, _)? = parts.first {
       guard x.rank == 2 else {
-        throw ModelError("\(what) must be token ids [N, T] for a model that starts with an embedding, got shape \(x.shape)")
+        throw ModelError.invalidData("\(what) must be token ids [N, T] for a model that starts with an embedding, got shape \(x.shape)")
       }
       let V = e.vocabularySize
       for (i, v) in x.scalars.enumerated() where !(v >= 0 && v < Float(V) && v == v.rounded()) {
-        throw ModelError("\(what): entry \(i) is \(v), not a token id in 0..<\(V)")
+        throw ModelError.invalidData("\(what): entry \(i) is \(v), not a token id in 0..<\(V)")
       }
       if lengths == nil && maskZero {
         let (N, T) = (x.shape[0], x.shape[1])
@@ -293,16 +309,16 @@ public struct Sequential: Parameterized, Sendable {
       }
     } else {
       guard x.rank == 3, x.shape[2] == inputFeatures else {
-        throw ModelError("\(what) must have shape [N, T, \(inputFeatures ?? 0)], got \(x.shape)")
+        throw ModelError.invalidData("\(what) must have shape [N, T, \(inputFeatures ?? 0)], got \(x.shape)")
       }
     }
-    guard x.shape[0] > 0 && x.shape[1] > 0 else { throw ModelError("\(what) is empty (shape \(x.shape))") }
+    guard x.shape[0] > 0 && x.shape[1] > 0 else { throw ModelError.invalidData("\(what) is empty (shape \(x.shape))") }
     if let lengths {
       guard lengths.count == x.shape[0] else {
-        throw ModelError("lengths: \(lengths.count) values for \(x.shape[0]) sequences")
+        throw ModelError.invalidData("lengths: \(lengths.count) values for \(x.shape[0]) sequences")
       }
       if let bad = lengths.firstIndex(where: { $0 < 0 || $0 > x.shape[1] }) {
-        throw ModelError("lengths[\(bad)] is \(lengths[bad]), outside 0...\(x.shape[1])")
+        throw ModelError.invalidData("lengths[\(bad)] is \(lengths[bad]), outside 0...\(x.shape[1])")
       }
     }
     return lengths
@@ -319,14 +335,14 @@ public struct Sequential: Parameterized, Sendable {
       var oneHot = Tensor(zeros: full)
       for (i, v) in y.scalars.enumerated() {
         guard v >= 0 && v < Float(K) && v == v.rounded() else {
-          throw ModelError("\(what): entry \(i) is \(v), not a class id in 0..<\(K)")
+          throw ModelError.invalidData("\(what): entry \(i) is \(v), not a class id in 0..<\(K)")
         }
         oneHot.scalars[i * K + Int(v)] = 1
       }
       return oneHot
     }
     if K == 1 && y.shape == noUnit { return y.reshaped(full) }
-    throw ModelError("\(what) must have shape \(full)\(K == 1 ? " or \(noUnit)" : loss == .categoricalCrossEntropy ? " or class ids \(noUnit)" : ""), got \(y.shape)")
+    throw ModelError.invalidData("\(what) must have shape \(full)\(K == 1 ? " or \(noUnit)" : loss == .categoricalCrossEntropy ? " or class ids \(noUnit)" : ""), got \(y.shape)")
   }
 
   // MARK: - Forward and backward
@@ -434,11 +450,11 @@ public struct Sequential: Parameterized, Sendable {
       return
     case .binaryCrossEntropy:
       guard final == .sigmoid || final == .none else {
-        throw ModelError("binary cross-entropy needs a final Dense with sigmoid (or linear logits), not \(final)")
+        throw ModelError.lossDoesNotFitOutput("binary cross-entropy needs a final Dense with sigmoid (or linear logits), not \(final)")
       }
     case .categoricalCrossEntropy:
       guard final == .softmax || final == .none, outputUnits > 1 else {
-        throw ModelError("categorical cross-entropy needs a final Dense of 2 or more units with softmax (or linear logits)")
+        throw ModelError.lossDoesNotFitOutput("categorical cross-entropy needs a final Dense of 2 or more units with softmax (or linear logits)")
       }
     }
   }

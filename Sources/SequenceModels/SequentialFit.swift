@@ -93,20 +93,20 @@ extension Sequential {
     shuffle: Bool = true, using rng: inout some RandomNumberGenerator, compute: Compute = .allCores,
     progress: ((FitProgress) -> Void)? = nil
   ) throws -> History {
-    guard var setup = compiled else { throw ModelError("call compile(loss:optimizer:metrics:) before fit") }
+    guard var setup = compiled else { throw ModelError.notCompiled("call compile(loss:optimizer:metrics:) before fit") }
     try checkLossFitsOutput(setup.loss)
-    guard epochs >= 0 else { throw ModelError("epochs must not be negative, got \(epochs)") }
-    guard batchSize > 0 else { throw ModelError("batchSize must be positive, got \(batchSize)") }
+    guard epochs >= 0 else { throw ModelError.invalidArgument("epochs must not be negative, got \(epochs)") }
+    guard batchSize > 0 else { throw ModelError.invalidArgument("batchSize must be positive, got \(batchSize)") }
     guard validationSplit >= 0 && validationSplit < 1 else {
-      throw ModelError("validationSplit must be in [0, 1), got \(validationSplit)")
+      throw ModelError.invalidArgument("validationSplit must be in [0, 1), got \(validationSplit)")
     }
     let allLengths = try validate(x, lengths: lengths)
     let N = x.shape[0]
     let T = x.shape[1]
-    guard y.shape.first == N else { throw ModelError("x has \(N) samples but y has \(y.shape.first ?? 0)") }
+    guard y.shape.first == N else { throw ModelError.invalidData("x has \(N) samples but y has \(y.shape.first ?? 0)") }
     let targets = try prepareTargets(y, samples: N, steps: T, loss: setup.loss)
     let trainCount = validationData == nil ? N - Int(Double(N) * validationSplit) : N
-    guard trainCount > 0 else { throw ModelError("validationSplit \(validationSplit) leaves no training samples") }
+    guard trainCount > 0 else { throw ModelError.invalidArgument("validationSplit \(validationSplit) leaves no training samples") }
     var validation: (x: Tensor, y: Tensor, lengths: [Int]?)? = nil
     if let v = validationData {
       validation = v
@@ -181,10 +181,10 @@ extension Sequential {
     _ x: Tensor, _ y: Tensor, lengths: [Int]? = nil, using rng: inout some RandomNumberGenerator,
     compute: Compute = .allCores
   ) throws -> [String: Double] {
-    guard var setup = compiled else { throw ModelError("call compile(loss:optimizer:metrics:) before trainOnBatch") }
+    guard var setup = compiled else { throw ModelError.notCompiled("call compile(loss:optimizer:metrics:) before trainOnBatch") }
     try checkLossFitsOutput(setup.loss)
     let effective = try validate(x, lengths: lengths)
-    guard y.shape.first == x.shape[0] else { throw ModelError("x has \(x.shape[0]) samples but y has \(y.shape.first ?? 0)") }
+    guard y.shape.first == x.shape[0] else { throw ModelError.invalidData("x has \(x.shape[0]) samples but y has \(y.shape.first ?? 0)") }
     let targets = try prepareTargets(y, samples: x.shape[0], steps: x.shape[1], loss: setup.loss)
     let score = try step(x, targets, lengths: effective, setup: &setup, using: &rng, compute: compute, where: "this batch")
     compiled = setup
@@ -203,14 +203,14 @@ extension Sequential {
   func evaluate(
     _ x: Tensor, _ y: Tensor, lengths: [Int]?, batchSize: Int, compute: Compute, what: String
   ) throws -> [String: Double] {
-    guard let setup = compiled else { throw ModelError("call compile(loss:optimizer:metrics:) before evaluate") }
+    guard let setup = compiled else { throw ModelError.notCompiled("call compile(loss:optimizer:metrics:) before evaluate") }
     try checkLossFitsOutput(setup.loss)
-    guard batchSize > 0 else { throw ModelError("batchSize must be positive, got \(batchSize)") }
+    guard batchSize > 0 else { throw ModelError.invalidArgument("batchSize must be positive, got \(batchSize)") }
     let prefix = what.isEmpty ? "" : what + " "
     let allLengths = try validate(x, lengths: lengths, what: prefix + "x")
     let N = x.shape[0]
     let T = x.shape[1]
-    guard y.shape.first == N else { throw ModelError("\(prefix)x has \(N) samples but y has \(y.shape.first ?? 0)") }
+    guard y.shape.first == N else { throw ModelError.invalidData("\(prefix)x has \(N) samples but y has \(y.shape.first ?? 0)") }
     let targets = try prepareTargets(y, samples: N, steps: T, loss: setup.loss, what: prefix + "y")
     var total = BatchScore(metricCount: setup.metrics.count)
     var rng = SplitMix64(seed: 0)
@@ -233,7 +233,7 @@ extension Sequential {
   public func predict(
     _ x: Tensor, lengths: [Int]? = nil, batchSize: Int = 32, compute: Compute = .allCores
   ) throws -> Tensor {
-    guard batchSize > 0 else { throw ModelError("batchSize must be positive, got \(batchSize)") }
+    guard batchSize > 0 else { throw ModelError.invalidArgument("batchSize must be positive, got \(batchSize)") }
     let allLengths = try validate(x, lengths: lengths)
     let N = x.shape[0]
     var scalars: [Float] = []
@@ -256,10 +256,10 @@ extension Sequential {
   public func lossAndGradient(
     _ x: Tensor, _ y: Tensor, lengths: [Int]? = nil, compute: Compute = .singleThread
   ) throws -> (loss: Double, gradient: Sequential) {
-    guard let setup = compiled else { throw ModelError("call compile(loss:optimizer:metrics:) first") }
+    guard let setup = compiled else { throw ModelError.notCompiled("call compile(loss:optimizer:metrics:) first") }
     try checkLossFitsOutput(setup.loss)
     let effective = try validate(x, lengths: lengths)
-    guard y.shape.first == x.shape[0] else { throw ModelError("x has \(x.shape[0]) samples but y has \(y.shape.first ?? 0)") }
+    guard y.shape.first == x.shape[0] else { throw ModelError.invalidData("x has \(x.shape[0]) samples but y has \(y.shape.first ?? 0)") }
     let targets = try prepareTargets(y, samples: x.shape[0], steps: x.shape[1], loss: setup.loss)
     var rng = SplitMix64(seed: 0)
     var forward = self
