@@ -45,14 +45,23 @@ let package = Package(
     // libFuzzer target for the file readers; see Tools/fuzz.sh.
     .executableTarget(
       name: "checkpoint-fuzzer", dependencies: ["Training", "SequenceModels", "Formats"], path: "Fuzz/CheckpointFuzzer"),
+    // Tests mirror the modules: one test target per module, over a shared TestSupport
+    // (expectClose, finite differences, fixture loading, running the built binary).
+    .target(name: "TestSupport", dependencies: ["Recurrent"], path: "Tests/TestSupport"),
     .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
     .testTarget(
-      name: "RecurrentTests",
-      dependencies: [
-        "Recurrent", "Formats", "TextCorpus", "SequenceModels", "Training", "RecurrentCommands", "RecurrentExamples",
-        "Baselines", "CKernels",
-      ],
+      name: "RecurrentTests", dependencies: ["Recurrent", "CKernels", "TestSupport"], resources: [.copy("Fixtures")]),
+    .testTarget(name: "FormatsTests", dependencies: ["Formats", "TestSupport"], resources: [.copy("Fixtures")]),
+    .testTarget(name: "TextCorpusTests", dependencies: ["TextCorpus", "TestSupport"]),
+    .testTarget(name: "SequenceModelsTests", dependencies: ["SequenceModels", "Formats", "TestSupport"]),
+    .testTarget(
+      name: "TrainingTests", dependencies: ["Training", "Formats", "TextCorpus", "TestSupport"],
       resources: [.copy("Fixtures")]),
+    .testTarget(name: "BaselinesTests", dependencies: ["Baselines", "Formats", "TestSupport"]),
+    .testTarget(name: "RecurrentExamplesTests", dependencies: ["RecurrentExamples", "SequenceModels", "TestSupport"]),
+    .testTarget(
+      name: "RecurrentCommandsTests",
+      dependencies: ["RecurrentCommands", "Training", "SequenceModels", "Formats", "TestSupport"]),
   ],
   swiftLanguageModes: [.v6]
 )

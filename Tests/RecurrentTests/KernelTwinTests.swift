@@ -1,5 +1,6 @@
 import CKernels
 import Testing
+import TestSupport
 
 import Recurrent
 import TensorCore

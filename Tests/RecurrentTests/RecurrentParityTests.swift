@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 
 import Recurrent
 import TensorCore
@@ -18,7 +19,7 @@ struct RecurrentFixture: Decodable, Sendable {
 }
 
 private let fixtures: [RecurrentFixture] =
-  (try? loadFixture("recurrent_layers", as: [RecurrentFixture].self)) ?? []
+  (try? loadFixture("recurrent_layers", as: [RecurrentFixture].self, in: .module)) ?? []
 
 @Test func allRecurrentFixturesLoad() {
   #expect(fixtures.count == 20)

@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 
 import Recurrent
 import TensorCore
@@ -71,7 +72,7 @@ struct Pair: Parameterized {
   }
 }
 
-private let training = try? loadFixture("training", as: TrainingFixture.self)
+private let training = try? loadFixture("training", as: TrainingFixture.self, in: .module)
 
 private func schedule(_ s: TrainingFixture.ScheduleCase) -> LearningRateSchedule {
   switch s.kind {

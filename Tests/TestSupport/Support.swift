@@ -4,16 +4,23 @@ import Testing
 import Recurrent
 import TensorCore
 
-/// Loads a committed fixture from Tests/RecurrentTests/Fixtures.
-func loadFixture<T: Decodable>(_ name: String, as type: T.Type) throws -> T {
-  guard let url = Bundle.module.url(forResource: name, withExtension: "json", subdirectory: "Fixtures")
+/// Loads a committed JSON fixture from a test target's Fixtures folder (pass `Bundle.module`).
+public func loadFixture<T: Decodable>(_ name: String, as type: T.Type, in bundle: Bundle) throws -> T {
+  guard let url = bundle.url(forResource: name, withExtension: "json", subdirectory: "Fixtures")
   else { throw CocoaError(.fileNoSuchFile) }
   return try JSONDecoder().decode(T.self, from: Data(contentsOf: url))
 }
 
+/// A new empty folder under the temporary directory.
+public func temporaryFolder(_ label: String = "test") -> String {
+  let path = NSTemporaryDirectory() + "recurrent-\(label)-\(UUID().uuidString)"
+  try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+  return path
+}
+
 /// Elementwise |actual - expected| <= atol + rtol·|expected| (numpy's allclose), with the
 /// worst offender in the failure message.
-func expectClose(
+public func expectClose(
   _ actual: [Float], _ expected: [Float], rtol: Float, atol: Float, _ label: String,
   sourceLocation: SourceLocation = #_sourceLocation
 ) {
@@ -35,7 +42,7 @@ func expectClose(
 }
 
 /// Sets parameters of `model` by name; every name must be present.
-func assignParameters<M: Parameterized>(_ model: inout M, _ values: [String: [Float]]) {
+public func assignParameters<M: Parameterized>(_ model: inout M, _ values: [String: [Float]]) {
   model.forEachParameter { name, tensor in
     guard let v = values[name] else {
       Issue.record("fixture lacks parameter \(name)")
@@ -46,7 +53,7 @@ func assignParameters<M: Parameterized>(_ model: inout M, _ values: [String: [Fl
 }
 
 /// Central finite differences of `loss` with respect to selected entries of a tensor.
-func numericGradient(
+public func numericGradient(
   of tensor: Tensor, indices: [Int], epsilon: Float = 1e-2, loss: (Tensor) -> Double
 ) -> [Float] {
   indices.map { i in
@@ -59,14 +66,14 @@ func numericGradient(
 }
 
 /// Sum of elementwise products in Double: a scalar loss with a known gradient (`weights`).
-func projection(_ t: Tensor, _ weights: Tensor) -> Double {
+public func projection(_ t: Tensor, _ weights: Tensor) -> Double {
   var s: Double = 0
   for i in 0..<t.count { s += Double(t.scalars[i]) * Double(weights.scalars[i]) }
   return s
 }
 
 /// A few indices spread over `count` entries, always including the first and last.
-func sampleIndices(_ count: Int, _ n: Int = 6) -> [Int] {
+public func sampleIndices(_ count: Int, _ n: Int = 6) -> [Int] {
   guard count > n else { return Array(0..<count) }
   return (0..<n).map { $0 * (count - 1) / (n - 1) }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Formats
 import Foundation
 import Testing
+import TestSupport
 
 import Recurrent
 import SequenceModels

@@ -1,6 +1,7 @@
 import Formats
 import Foundation
 import Testing
+import TestSupport
 
 import Recurrent
 import TensorCore
@@ -9,63 +10,6 @@ import Training
 // Bad input to every command, through the real binary: one line on stderr naming the problem
 // and the path or option, exit status 1 (64 for usage errors), no trap or stack trace, and no
 // file created or changed.
-
-/// The `recurrent` binary built beside this test bundle (`swift test` builds every product).
-private func recurrentBinary() throws -> String {
-  var url = Bundle.module.bundleURL
-  for _ in 0..<3 {
-    url.deleteLastPathComponent()
-    let candidate = url.appendingPathComponent("recurrent").path
-    if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-  }
-  throw DataFileError("recurrent", "the built binary was not found beside \(Bundle.module.bundleURL.path)")
-}
-
-struct Outcome {
-  var status: Int32
-  var stdout: String
-  var stderr: String
-}
-
-/// Runs the binary in `folder` with no stdin; `limitFileBytes` caps the size of any file it
-/// writes (`ulimit -f`, with SIGXFSZ ignored so writes fail with EFBIG instead of killing it).
-func runRecurrent(_ arguments: [String], in folder: String, limitFileBytes: Int? = nil) throws -> Outcome {
-  let process = Process()
-  let binary = try recurrentBinary()
-  if let limit = limitFileBytes {
-    process.executableURL = URL(fileURLWithPath: "/bin/sh")
-    process.arguments = ["-c", "trap '' XFSZ; ulimit -f \(max(1, limit / 512)); exec \"$0\" \"$@\"", binary] + arguments
-  } else {
-    process.executableURL = URL(fileURLWithPath: binary)
-    process.arguments = arguments
-  }
-  process.currentDirectoryURL = URL(fileURLWithPath: folder)
-  let out = Pipe()
-  let err = Pipe()
-  process.standardOutput = out
-  process.standardError = err
-  process.standardInput = FileHandle.nullDevice
-  try process.run()
-  let outData = out.fileHandleForReading.readDataToEndOfFile()
-  let errData = err.fileHandleForReading.readDataToEndOfFile()
-  process.waitUntilExit()
-  return Outcome(
-    status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-    stderr: String(decoding: errData, as: UTF8.self))
-}
-
-/// Every file under `folder` with its bytes.
-func snapshot(_ folder: String) -> [String: Data] {
-  var result: [String: Data] = [:]
-  let enumerator = FileManager.default.enumerator(atPath: folder)
-  while let name = enumerator?.nextObject() as? String {
-    var isDirectory: ObjCBool = false
-    let path = folder + "/" + name
-    _ = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
-    result[name] = isDirectory.boolValue ? Data("<dir>".utf8) : (FileManager.default.contents(atPath: path) ?? Data())
-  }
-  return result
-}
 
 private let prose = String(
   repeating: "First Citizen:\nBefore we proceed any further, hear me speak.\nAll:\nSpeak, speak.\n", count: 40)

@@ -1,6 +1,7 @@
 import Formats
 import Foundation
 import Testing
+import TestSupport
 
 import Recurrent
 import SequenceModels
@@ -158,19 +159,4 @@ private func temporaryFolder() -> String {
   try Data("the 0.1 zz\n".utf8).write(to: URL(fileURLWithPath: folder + "/bad.txt"))
   #expect(throws: DataFileError.self) { try WordVectors.load(path: folder + "/bad.txt", vocabulary: vocabulary, using: &rng) }
 
-  // Frozen vectors stay as loaded through training; trainable ones move.
-  let vectors = try WordVectors.load(path: glove, vocabulary: vocabulary, keepZero: [0], using: &rng)
-  let x = Tensor(shape: [2, 3], scalars: [1, 3, 4, 2, 1, 0])
-  let y = Tensor(shape: [2, 1], scalars: [1, 0])
-  for trainable in [false, true] {
-    var model = try Sequential([
-      .embedding(5, 3, maskZero: true, trainable: trainable), .gru(4), .dense(1, activation: .sigmoid),
-    ], using: &rng)
-    model.embeddingWeight = vectors.weight
-    model.compile(loss: .binaryCrossEntropy, optimizer: OptimizerConfiguration(kind: .adam, learningRate: 0.1))
-    let before = model.parts.last!
-    try model.fit(x, y, epochs: 3, batchSize: 2, using: &rng)
-    #expect((model.embeddingWeight == vectors.weight) == !trainable, "trainable \(trainable)")
-    #expect(model.parts.last! != before)
-  }
 }
