@@ -2,20 +2,37 @@ import ArgumentParser
 import Testing
 import TestSupport
 
+import Recurrent
 import RecurrentCommands
+import RecurrentExamples
+import Training
 
-@Test func versionAndHelpParse() throws {
-  #expect(throws: (any Error).self) { _ = try RecurrentCommand.parseAsRoot(["--version"]) }
-  #expect(RecurrentCommand.helpMessage().contains("recurrent"))
-  for sub in ["train", "eval", "generate", "fit", "predict", "task", "example", "bench", "bench-gemm"] {
-    #expect(RecurrentCommand.helpMessage().contains(sub), "help lists \(sub)")
+@Test func helpListsEveryCommandAndTheVersionIsOurs() throws {
+  #expect(RecurrentCommand.configuration.version == RecurrentInfo.version)
+  #expect(RecurrentInfo.version.split(separator: ".").count == 3, "semantic version \(RecurrentInfo.version)")
+  let help = RecurrentCommand.helpMessage()
+  for sub in ["train", "eval", "generate", "fit", "predict", "task", "example", "ngram", "hmm", "bench", "bench-gemm"] {
+    #expect(help.contains(sub), "help lists \(sub)")
   }
 }
 
-@Test func benchGEMMRejectsBadSizes() {
-  #expect(throws: (any Error).self) { _ = try RecurrentCommand.parseAsRoot(["bench-gemm", "--m", "0"]) }
-  #expect(throws: (any Error).self) { _ = try RecurrentCommand.parseAsRoot(["bench-gemm", "--threads", "-1"]) }
+/// What `recurrent COMMAND --help` prints, unwrapped.
+private func helpText(_ command: [String]) -> String {
+  guard let parsed = try? RecurrentCommand.parseAsRoot(command + (command == ["task"] ? ["adding"] : [])) else { return "" }
+  return RecurrentCommand.helpMessage(for: type(of: parsed), columns: 1000)
 }
+
+@Test func helpShowsEachDefaultOnceFromTheLibrary() {
+  // The defaults --help prints are the library's (TrainingOptions, LongMemoryTask.Options).
+  let train = helpText(["train"])
+  let options = TrainingOptions()
+  #expect(train.contains("Units per recurrent layer. [default: \(options.hiddenSize)]"))
+  #expect(train.contains("Recurrent layers. [default: \(options.layers)]"))
+  #expect(train.contains("[default: \(options.batchSize)]"))
+  let task = helpText(["task"])
+  #expect(task.contains("Units per recurrent layer. [default: \(LongMemoryTask.Options().hidden)]"))
+}
+
 
 /// The message ArgumentParser would print for these arguments, or nil if they parse.
 private func parseError(_ arguments: [String]) -> String? {
@@ -63,11 +80,19 @@ private func parseError(_ arguments: [String]) -> String? {
   (["generate", "--checkpoint", "m", "--top-p", "1.5"], "--top-p"),
   (["generate", "--checkpoint", "m", "--top-k", "0"], "--top-k"),
   (["generate", "--checkpoint", "m", "--length", "-1"], "--length"),
+  (["train", "--layers", "65"], "--layers"),
+  (["train", "--threads", "0"], "--threads"),
+  (["fit", "--x", "x.npy", "--y", "y.npy", "--task", "binary", "--hidden", "70000"], "--hidden"),
+  (["fit", "--x", "x.npy", "--y", "y.npy", "--task", "binary", "--clip", "-1"], "--clip"),
+  (["task", "adding", "--layers", "0"], "--layers"),
+  (["task", "adding", "--lr", "nan"], "--lr"),
+  (["ngram", "train", "--max-vocab", "0"], "--max-vocab"),
+  (["bench-gemm", "--m", "0"], "--m"),
+  (["bench-gemm", "--threads", "-1"], "--threads"),
 ])
 func badOptionsAreNamedInOneLine(arguments: [String], option: String) {
   let message = parseError(arguments)
   #expect(message != nil, "\(arguments) should not parse")
   #expect(message?.contains(option) == true, "\(arguments): \(message ?? "")")
   #expect(message?.contains("\n") == false, "one line: \(message ?? "")")
-  #expect(RecurrentCommand.exitCode(for: ValidationError("x")) == .validationFailure)
 }

@@ -35,7 +35,7 @@ func layerOverOneStepEqualsItsCell(kind: CellKind) {
   #expect(state.cell?.scalars == final.cell?.scalars)
 }
 
-@Test func cellBackwardMatchesLayerBackward() {
+@Test func lstmCellBackwardMatchesFiniteDifferences() {
   var rng = SplitMix64(seed: 13)
   let cell = LSTMCell(inputSize: 3, hiddenSize: 2, using: &rng)
   let x = Tensor(normal: [2, 3], using: &rng)

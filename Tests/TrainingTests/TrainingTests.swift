@@ -294,9 +294,11 @@ struct ExportCase: Decodable {
       loaded += 1
     } catch is CheckpointError {
       rejected += 1
+    } catch {
+      Issue.record("round \(round): \(error) is not a CheckpointError")
     }
   }
-  #expect(loaded + rejected == 3000)
+  #expect(loaded > 0, "mutations of tensor data still load")
   #expect(rejected > 1000)
 }
 
