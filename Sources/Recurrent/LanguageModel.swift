@@ -112,12 +112,12 @@ public struct LanguageModel: Parameterized, Sendable, Equatable {
 
   /// Adds all parameter gradients into `gradient`, given ∂loss/∂logits `[T*B, V]`. The
   /// carried-in state is treated as a constant (truncated backpropagation through time).
-  /// - Parameter parametersReady: told the indices (in `forEachParameter` order) of the
-  ///   parameters whose gradients are final: the decoder, each recurrent layer from the top,
-  ///   then the embedding.
+  /// - Parameter parametersReady: told the indices (in `forEachParameter` order) and the
+  ///   final gradients of the decoder, then each recurrent layer from the top, then the
+  ///   embedding.
   public func backward(
     _ trace: LanguageModelTrace, logitsGradient: Tensor, into gradient: inout LanguageModel,
-    compute: Compute = .singleThread, parametersReady: ((Range<Int>) -> Void)? = nil
+    compute: Compute = .singleThread, parametersReady: ParametersReady? = nil
   ) {
     let perLayer = 4 * rnn.directionCount
     let rnnStart = 1  // after encoder.weight
@@ -135,15 +135,21 @@ public struct LanguageModel: Parameterized, Sendable, Equatable {
     }
     gradient.decoder = decoderGradient
     let decoderStart = rnnStart + perLayer * rnn.layerCount
-    parametersReady?(decoderStart..<(decoderStart + (configuration.tied ? 1 : 2)))
+    if let parametersReady {
+      let tensors = Array(gradient.decoder.namedParameters.map(\.tensor).dropFirst(configuration.tied ? 1 : 0))
+      parametersReady(decoderStart..<(decoderStart + tensors.count), tensors)
+    }
     let dOutput = dropout.backward(dDropped.reshaped([T, B, configuration.hiddenSize]), mask: trace.outputMask)
     let (dEmbedded, _) = rnn.backward(
       trace.rnn, outputGradient: dOutput, into: &gradient.rnn, compute: compute,
       layerReady: parametersReady.map { ready in
-        { layer in ready((rnnStart + perLayer * layer)..<(rnnStart + perLayer * (layer + 1))) }
+        { layer, weights in
+          let tensors = weights.flatMap { [$0.weightIH, $0.weightHH, $0.biasIH, $0.biasHH] }
+          ready((rnnStart + perLayer * layer)..<(rnnStart + perLayer * (layer + 1)), tensors)
+        }
       })
     encoder.backward(
       ids: trace.ids, outputGradient: dropout.backward(dEmbedded, mask: trace.embeddingMask), into: &gradient.encoder)
-    parametersReady?(0..<rnnStart)
+    parametersReady?(0..<rnnStart, [gradient.encoder.weight])
   }
 }

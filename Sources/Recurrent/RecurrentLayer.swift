@@ -220,11 +220,12 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
   /// - Parameters:
   ///   - outputGradient: ∂loss/∂output `[T, B, D*H]`, or nil for zero.
   ///   - stateGradient: ∂loss/∂(final state), or nil for zero.
-  ///   - layerReady: told each layer index, from the top, once its gradients are final.
+  ///   - layerReady: told each layer index, from the top, with its directions' gradients, once
+  ///     they are final.
   /// - Returns: ∂loss/∂input `[T, B, I]` and ∂loss/∂(initial state).
   public func backward(
     _ trace: RecurrentTrace, outputGradient: Tensor?, stateGradient: RecurrentState? = nil,
-    into gradient: inout RecurrentLayer, compute: Compute = .singleThread, layerReady: ((Int) -> Void)? = nil
+    into gradient: inout RecurrentLayer, compute: Compute = .singleThread, layerReady: ((Int, ArraySlice<RecurrentWeights>) -> Void)? = nil
   ) -> (input: Tensor, initialState: RecurrentState) {
     let T = trace.sequenceLength
     let B = trace.batchSize
@@ -259,7 +260,7 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
           dcT: dcT.map { $0.pointer + index * B * H }, dx: dIn.pointer, dh0: dH0.pointer + index * B * H,
           dc0: dC0.map { $0.pointer + index * B * H }, into: &gradient.weights[index])
       }
-      layerReady?(layer)
+      layerReady?(layer, gradient.weights[(layer * D)..<((layer + 1) * D)])
       if layer > 0, let mask = trace.masks[layer - 1] {
         for i in 0..<dIn.count { dIn.pointer[i] *= mask.pointer[i] }
       }

@@ -32,17 +32,22 @@ public struct StepReport: Sendable, Equatable {
   public var updated: Bool
 }
 
+/// Told during backward that the gradients of the parameters at these indices (in
+/// `forEachParameter` order) are final, with those gradients (values: copies on write).
+public typealias ParametersReady = (_ indices: Range<Int>, _ gradients: [Tensor]) -> Void
+
 /// Seams of a training step for work between the gradient and the update, e.g. averaging
-/// gradients across processes.
+/// gradients across processes: start reducing each layer's gradients in `parametersReady`
+/// while backward goes on, and write the results into the gradient in `beforeUpdate`.
 public struct StepHooks<Model: Parameterized> {
-  /// Called during backward as soon as the gradients of the parameters at these indices (in
-  /// `forEachParameter` order) are final, so communication can overlap the rest of backward.
-  public var parametersReady: ((Range<Int>) -> Void)?
+  /// Called during backward as soon as a layer's gradients are final (from the output layer
+  /// towards the input), so communication can overlap the rest of backward.
+  public var parametersReady: ParametersReady?
   /// Called on the whole gradient after backward and before the finiteness check, clipping
   /// and update.
   public var beforeUpdate: ((inout Model) -> Void)?
 
-  public init(parametersReady: ((Range<Int>) -> Void)? = nil, beforeUpdate: ((inout Model) -> Void)? = nil) {
+  public init(parametersReady: ParametersReady? = nil, beforeUpdate: ((inout Model) -> Void)? = nil) {
     self.parametersReady = parametersReady
     self.beforeUpdate = beforeUpdate
   }
@@ -77,7 +82,7 @@ public struct TrainingStep: Sendable {
   ///     parameters become final); returns the mean loss.
   public mutating func run<M: Parameterized>(
     _ model: inout M, learningRate: Float? = nil, place: @autoclosure () -> String, hooks: StepHooks<M> = StepHooks(),
-    lossAndGradient: (_ model: M, _ gradient: inout M, _ parametersReady: ((Range<Int>) -> Void)?) throws -> Float
+    lossAndGradient: (_ model: M, _ gradient: inout M, _ parametersReady: ParametersReady?) throws -> Float
   ) throws -> StepReport {
     var gradient = model.zeroGradient
     let loss = try lossAndGradient(model, &gradient, hooks.parametersReady)

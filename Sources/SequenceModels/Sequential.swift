@@ -80,6 +80,18 @@ public enum SequentialPart: Sendable, Equatable {
   case dropout(Dropout)
 }
 
+extension SequentialPart {
+  /// The part's parameter tensors in `forEachParameter` order.
+  var parameterTensors: [Tensor] {
+    switch self {
+    case .embedding(let e, _, _): e.namedParameters.map(\.tensor)
+    case .recurrent(let r, _): r.namedParameters.map(\.tensor)
+    case .dense(let l): l.namedParameters.map(\.tensor)
+    case .dropout: []
+    }
+  }
+}
+
 /// How a model learns, set by `compile`; `fit` updates the optimizer state.
 public struct CompiledSetup: Sendable {
   public var loss: LossFunction
@@ -261,13 +273,7 @@ public struct Sequential: Parameterized, Sendable {
   var parameterRanges: [Range<Int>] {
     var start = 0
     return parts.map { part in
-      let count: Int
-      switch part {
-      case .embedding: count = 1
-      case .recurrent(let r, _): count = 4 * r.weights.count
-      case .dense(let l): count = l.bias == nil ? 1 : 2
-      case .dropout: count = 0
-      }
+      let count = part.parameterTensors.count
       defer { start += count }
       return start..<(start + count)
     }
@@ -405,12 +411,16 @@ public struct Sequential: Parameterized, Sendable {
   /// `parametersReady` each layer's parameter indices once they are final.
   func backward(
     _ saved: [Saved], outputGradient: Tensor, lengths: [Int]?, into gradient: inout Sequential, compute: Compute,
-    parametersReady: ((Range<Int>) -> Void)? = nil
+    parametersReady: ParametersReady? = nil
   ) {
     var d = outputIsSequence ? swapFirstAxes(outputGradient) : outputGradient
     let ranges = parametersReady == nil ? [] : parameterRanges
     for index in parts.indices.reversed() {
-      defer { if let parametersReady, !ranges[index].isEmpty { parametersReady(ranges[index]) } }
+      defer {
+        if let parametersReady, !ranges[index].isEmpty {
+          parametersReady(ranges[index], gradient.parts[index].parameterTensors)
+        }
+      }
       switch (parts[index], saved[index]) {
       case (.embedding(let e, _, let trainable), .embedding(let ids)):
         guard trainable, case .embedding(var g, let maskZero, _) = gradient.parts[index] else { continue }

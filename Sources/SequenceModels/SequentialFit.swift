@@ -253,8 +253,10 @@ extension Sequential {
 extension Sequential {
   /// The compiled loss on `x` → `y` and its gradient with respect to every parameter (same
   /// structure as the model), without dropout: for hand-written training loops and checks.
+  /// `parametersReady` is told each layer's final gradients during backward, from the output.
   public func lossAndGradient(
-    _ x: Tensor, _ y: Tensor, lengths: [Int]? = nil, compute: Compute = .singleThread
+    _ x: Tensor, _ y: Tensor, lengths: [Int]? = nil, compute: Compute = .singleThread,
+    parametersReady: ParametersReady? = nil
   ) throws -> (loss: Double, gradient: Sequential) {
     guard let setup = compiled else { throw ModelError.notCompiled("call compile(loss:optimizer:metrics:) first") }
     try checkLossFitsOutput(setup.loss)
@@ -272,7 +274,9 @@ extension Sequential {
     let (score, dOut) = self.score(
       output: out, target: targets, weights: weights, loss: setup.loss, metrics: [], gradientRows: counted)
     var gradient = zeroGradient
-    forward.backward(saved, outputGradient: dOut, lengths: effective, into: &gradient, compute: compute)
+    forward.backward(
+      saved, outputGradient: dOut, lengths: effective, into: &gradient, compute: compute,
+      parametersReady: parametersReady)
     return (score.loss / max(score.rows, 1), gradient)
   }
 }

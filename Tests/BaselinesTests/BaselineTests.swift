@@ -3,6 +3,7 @@ import Testing
 import TestSupport
 
 import Baselines
+import Formats
 import Recurrent
 
 // The classical baselines: Kneser-Ney probabilities computed by hand, normalisation, the ARPA
@@ -141,3 +142,40 @@ private func sampleStream(_ n: Int, vocabulary V: Int, seed: UInt64) -> [Int] {
   #expect(abs(ll - segments.reduce(0) { $0 + trained.logLikelihood($1) }) < 1e-6 * abs(ll))
 }
 
+
+@Test func hmmFilesInTheEnvelopeAndFromBeforeItLoad() throws {
+  var rng = SplitMix64(seed: 2)
+  let model = HiddenMarkovModel(states: 3, symbols: 4, using: &rng)
+  let folder = temporaryFolder("hmm")
+  defer { try? FileManager.default.removeItem(atPath: folder) }
+  let tokens = ["a", "b", "c", "\n"]
+  try model.save(to: folder + "/new.safetensors", tokens: tokens, tokenizer: "char")
+  let new = try HiddenMarkovModel.load(from: folder + "/new.safetensors")
+  #expect(new.tokens == tokens && new.tokenizer == "char" && new.model.states == 3)
+  #expect(new.model.emission == model.emission.map { Double(Float($0)) })
+  // A file written before HMM files had a version: no version, no config, the tokenizer apart.
+  let old = SafeTensors(
+    tensors: [
+      ("initial", Tensor(shape: [3], scalars: model.initial.map { Float($0) })),
+      ("transition", Tensor(shape: [3, 3], scalars: model.transition.map { Float($0) })),
+      ("emission", Tensor(shape: [3, 4], scalars: model.emission.map { Float($0) })),
+    ],
+    metadata: ["recurrent.format": "recurrent-hmm", "recurrent.vocabulary": #"["a","b","c","\n"]"#, "recurrent.tokenizer": "char"])
+  try writeAtomically(old.encoded(), to: folder + "/old.safetensors")
+  let loaded = try HiddenMarkovModel.load(from: folder + "/old.safetensors")
+  #expect(loaded.model == new.model && loaded.tokens == tokens && loaded.tokenizer == "char")
+  // Refused, naming the file: emissions of another shape, and an extra tensor.
+  var bad = old
+  bad.tensors[2].tensor = Tensor(zeros: [3, 5])
+  try writeAtomically(bad.encoded(), to: folder + "/bad.safetensors")
+  #expect(throws: CheckpointError.inFile(
+    path: folder + "/bad.safetensors", .shapeMismatch(tensor: "emission", expected: [3, 4], found: [3, 5]))) {
+    try HiddenMarkovModel.load(from: folder + "/bad.safetensors")
+  }
+  var extra = old
+  extra.tensors.append(("bias", Tensor(zeros: [1])))
+  try writeAtomically(extra.encoded(), to: folder + "/extra.safetensors")
+  #expect(throws: CheckpointError.inFile(path: folder + "/extra.safetensors", .unexpectedTensor("bias"))) {
+    try HiddenMarkovModel.load(from: folder + "/extra.safetensors")
+  }
+}

@@ -178,3 +178,32 @@ private func checkGradient(_ model: Sequential, _ x: Tensor, _ y: Tensor, length
   #expect(throws: ModelError.self) { try text.fit(Tensor(shape: [1, 2], scalars: [1, 5]), Tensor(zeros: [1]), using: &rng) }
   #expect(throws: ModelError.self) { try text.fit(Tensor(shape: [1, 2], scalars: [1, 2]), Tensor(shape: [1], scalars: [3]), using: &rng) }
 }
+
+@Test func sequentialStepsThroughTheSharedTrainingStep() throws {
+  var rng = SplitMix64(seed: 12)
+  var model = try Sequential(
+    inputFeatures: 2, [.bidirectional(.gru(3, returnSequences: true)), .lstm(2), .dense(1, activation: .sigmoid)],
+    using: &rng)
+  model.compile(loss: .binaryCrossEntropy, onNaN: .skip)
+  let x = Tensor(normal: [4, 3, 2], using: &rng)
+  let y = Tensor(shape: [4, 1], scalars: [1, 0, 1, 0])
+  // Backward reports every layer's parameters once, from the output layer down.
+  var reports: [(Range<Int>, [Tensor])] = []
+  let (_, gradient) = try model.lossAndGradient(x, y) { range, tensors in reports.append((range, tensors)) }
+  let final = gradient.namedParameters
+  #expect(reports.map(\.0.lowerBound) == [12, 8, 0])  // dense, LSTM, bidirectional GRU
+  #expect(reports.flatMap { Array($0.0) }.sorted() == Array(0..<final.count))
+  for (range, tensors) in reports {
+    #expect(tensors == range.map { final[$0].tensor }, "final when reported")
+  }
+  // With onNaN: .skip, a batch with a NaN input changes nothing and training goes on.
+  var nanX = x
+  nanX.scalars[3] = .nan
+  let before = model.parts
+  let result = try model.trainOnBatch(nanX, y, using: &rng)
+  #expect(result["loss"]!.isNaN)
+  #expect(model.parts == before)
+  #expect(model.compiled?.trainer.skippedSteps == 1)
+  _ = try model.trainOnBatch(x, y, using: &rng)
+  #expect(model.parts != before)
+}

@@ -7,9 +7,9 @@ import Recurrent
 import TextCorpus
 import Training
 
-private let sampleText = String(repeating: "to be or not to be, that is the question.\n", count: 40)
+let sampleText = String(repeating: "to be or not to be, that is the question.\n", count: 40)
 
-private func tinyOptions(dropout: Float = 0.2) -> TrainingOptions {
+func tinyOptions(dropout: Float = 0.2) -> TrainingOptions {
   var o = TrainingOptions()
   o.cell = .lstm
   o.layers = 2
@@ -26,7 +26,7 @@ private func tinyOptions(dropout: Float = 0.2) -> TrainingOptions {
   return o
 }
 
-private func tinySession(_ options: TrainingOptions = tinyOptions()) throws -> TrainingSession {
+func tinySession(_ options: TrainingOptions = tinyOptions()) throws -> TrainingSession {
   let vocabulary = Vocabulary.characters(of: [sampleText])
   let (train, valid) = splitForValidation(sampleText, kind: .char)
   return try TrainingSession(

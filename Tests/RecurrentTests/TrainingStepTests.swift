@@ -1,0 +1,133 @@
+import Testing
+import TestSupport
+
+import Recurrent
+
+// The one training step: the NaN policy covers the gradient as well as the loss, the hooks
+// run where the issue of gradient averaging needs them, and the optimizer keeps exactly the
+// state its configuration uses.
+
+private func vector(_ values: [Float]) -> Vector { Vector(value: Tensor(shape: [values.count], scalars: values)) }
+
+@Test(arguments: [Float(1), nil])
+func anInfiniteGradientWithAFiniteLossNeverReachesTheWeights(clip: Float?) throws {
+  let start = vector([1, 2, 3])
+  for policy in NaNPolicy.allCases {
+    var model = start
+    var step = TrainingStep(
+      optimizer: Optimizer(OptimizerConfiguration(kind: .sgd, learningRate: 0.1)), clipNorm: clip, onNaN: policy)
+    let run = {
+      try step.run(&model, place: "step 7") { _, gradient, _ in
+        gradient.value.scalars = [0.5, .infinity, 0.5]
+        return 1.25  // a finite loss
+      }
+    }
+    if policy == .stop {
+      #expect(throws: TrainingError.diverged(at: "step 7")) { _ = try run() }
+    } else {
+      let report = try run()
+      #expect(!report.updated && report.loss == 1.25 && !report.gradientNorm.isFinite)
+    }
+    #expect(model.value == start.value, "\(policy), clip \(String(describing: clip)): weights unchanged")
+    #expect(step.skippedSteps == 1)
+    #expect(step.optimizer.stepCount == 0)
+  }
+}
+
+@Test func beforeUpdateSeesTheRawGradientAndRunsBeforeClipping() throws {
+  var model = vector([0, 0])
+  var step = TrainingStep(optimizer: Optimizer(OptimizerConfiguration(kind: .sgd, learningRate: 1)), clipNorm: 6)
+  var seen: [Float] = []
+  // Averaging over "two processes": the hook halves a gradient of norm 10 to norm 5, which the
+  // clip (6) then leaves alone; clipping first would have given norm 3.
+  let hooks = StepHooks<Vector>(beforeUpdate: { gradient in
+    seen = gradient.value.scalars
+    gradient.value.scalars = gradient.value.scalars.map { $0 / 2 }
+  })
+  let report = try step.run(&model, place: "step 1", hooks: hooks) { _, gradient, _ in
+    gradient.value.scalars = [6, 8]
+    return 0
+  }
+  #expect(seen == [6, 8])
+  #expect(report.gradientNorm == 5)
+  #expect(model.value.scalars == [-3, -4])
+}
+
+@Test(arguments: [false, true])
+func languageModelBackwardReportsEachLayersFinalGradientOnce(tied: Bool) {
+  var rng = SplitMix64(seed: 5)
+  let model = LanguageModel(
+    LanguageModelConfiguration(
+      cell: .lstm, layers: 3, hiddenSize: 6, embeddingSize: 6, vocabularySize: 7, dropout: 0.1, tied: tied),
+    using: &rng)
+  let (T, B) = (4, 2)
+  let ids = (0..<(T * B)).map { $0 % 7 }
+  let (logits, _, trace) = model.forward(ids: ids, sequenceLength: T, batchSize: B, training: true, using: &rng)
+  let (_, dLogits) = Loss.softmaxCrossEntropy(logits: logits, targets: ids.map { ($0 + 1) % 7 })
+  var gradient = model.zeroGradient
+  var reports: [(Range<Int>, [Tensor])] = []
+  model.backward(trace, logitsGradient: dLogits, into: &gradient) { range, tensors in reports.append((range, tensors)) }
+  let final = gradient.namedParameters
+  // Decoder first, then layers 2, 1, 0, then the embedding: each parameter once.
+  #expect(reports.map(\.0.lowerBound) == [13, 9, 5, 1, 0])
+  #expect(reports.flatMap { Array($0.0) }.sorted() == Array(0..<final.count))
+  for (range, tensors) in reports {
+    #expect(tensors.count == range.count)
+    for (i, t) in zip(range, tensors) where final[i].name != "encoder.weight" {
+      #expect(t == final[i].tensor, "\(final[i].name) was final when reported")
+    }
+  }
+  // The embedding's gradient (which a tied decoder adds into) is reported last, complete.
+  #expect(reports.last!.1 == [final[0].tensor])
+}
+
+@Test func optimizersKeepExactlyTheStateTheirConfigurationUses() throws {
+  let gradient = vector([0.5, -1, 2])
+  var cases: [(OptimizerConfiguration, Set<OptimizerSlot>)] = []
+  cases.append((OptimizerConfiguration(kind: .sgd, learningRate: 0.1), []))
+  var momentum = OptimizerConfiguration(kind: .sgd, learningRate: 0.1)
+  momentum.momentum = 0.9
+  cases.append((momentum, [.first]))
+  var rmsprop = OptimizerConfiguration(kind: .rmsprop, learningRate: 0.1)
+  cases.append((rmsprop, [.second]))
+  rmsprop.momentum = 0.5
+  rmsprop.centered = true
+  cases.append((rmsprop, [.first, .second, .mean]))
+  cases.append((OptimizerConfiguration(kind: .adamw, learningRate: 0.1), [.first, .second]))
+  for (configuration, slots) in cases {
+    var optimizer = Optimizer(configuration)
+    var model = vector([1, 1, 1])
+    optimizer.update(&model, along: gradient)
+    #expect(Set(optimizer.slots.keys) == slots, "\(configuration.kind)")
+    #expect(Set(configuration.slotNames) == slots)
+    // Restoring: exactly these slots, one tensor per parameter of the parameter's shape.
+    let parameters = [(name: "value", shape: [3])]
+    let restored = try Optimizer(configuration, stepCount: 1, slots: optimizer.slots, parameters: parameters)
+    var a = model
+    var b = model
+    var original = optimizer
+    var copy = restored
+    original.update(&a, along: gradient)
+    copy.update(&b, along: gradient)
+    #expect(a.value == b.value, "\(configuration.kind): a restored optimizer continues identically")
+    for slot in slots {
+      var missing = optimizer.slots
+      missing[slot] = nil
+      #expect(throws: OptimizerStateError.missingSlot(slot)) {
+        try Optimizer(configuration, stepCount: 1, slots: missing, parameters: parameters)
+      }
+      var wrong = optimizer.slots
+      wrong[slot] = [Tensor(zeros: [2])]
+      #expect(throws: OptimizerStateError.shape(slot: slot, parameter: "value", expected: [3], found: [2])) {
+        try Optimizer(configuration, stepCount: 1, slots: wrong, parameters: parameters)
+      }
+    }
+    for extra in Set(OptimizerSlot.allCases).subtracting(slots) {
+      var more = optimizer.slots
+      more[extra] = [Tensor(zeros: [3])]
+      #expect(throws: OptimizerStateError.unexpectedSlot(extra)) {
+        try Optimizer(configuration, stepCount: 1, slots: more, parameters: parameters)
+      }
+    }
+  }
+}
