@@ -299,21 +299,11 @@ extension RecurrentLayer {
   /// With `lengths`, the forward direction's output at each sequence's own last step
   /// (zeros for an empty sequence).
   public func lastStep(of output: Tensor, lengths: [Int]? = nil) -> Tensor {
-    let T = output.shape[0]
-    let B = output.shape[1]
-    let H = hiddenSize
-    let D = directionCount
+    let (T, B) = (output.shape[0], output.shape[1])
     precondition(T > 0, "lastStep: empty sequence")
-    var result = Tensor(zeros: [B, D * H])
-    for b in 0..<B {
-      let last = (lengths?[b] ?? T) - 1
-      for d in 0..<D {
-        let t = d == 0 ? last : 0
-        if t < 0 { continue }
-        for j in 0..<H {
-          result.scalars[b * D * H + d * H + j] = output.scalars[(t * B + b) * D * H + d * H + j]
-        }
-      }
+    var result = Tensor(zeros: [B, outputSize])
+    forEachLastStepRow(steps: T, batch: B, lengths: lengths) { sequence, last in
+      for j in 0..<hiddenSize { result.scalars[last + j] = output.scalars[sequence + j] }
     }
     return result
   }
@@ -321,20 +311,26 @@ extension RecurrentLayer {
   /// The output gradient `[T, B, D*H]` that `lastStep(of:)` passes back from `[B, D*H]`.
   public func lastStepBackward(_ gradient: Tensor, sequenceLength T: Int, lengths: [Int]? = nil) -> Tensor {
     let B = gradient.shape[0]
-    let H = hiddenSize
-    let D = directionCount
-    var result = Tensor(zeros: [T, B, D * H])
+    var result = Tensor(zeros: [T, B, outputSize])
+    forEachLastStepRow(steps: T, batch: B, lengths: lengths) { sequence, last in
+      for j in 0..<hiddenSize { result.scalars[sequence + j] = gradient.scalars[last + j] }
+    }
+    return result
+  }
+
+  /// Calls `body` with the offsets of each direction's last-step row `[H]` in a `[T, B, D*H]`
+  /// sequence and in `[B, D*H]`: the forward direction at each sequence's last real step, the
+  /// backward direction at 0; none for an empty sequence.
+  private func forEachLastStepRow(steps T: Int, batch B: Int, lengths: [Int]?, _ body: (Int, Int) -> Void) {
+    let (H, D) = (hiddenSize, directionCount)
     for b in 0..<B {
       let last = (lengths?[b] ?? T) - 1
       for d in 0..<D {
         let t = d == 0 ? last : 0
-        if t < 0 { continue }
-        for j in 0..<H {
-          result.scalars[(t * B + b) * D * H + d * H + j] = gradient.scalars[b * D * H + d * H + j]
-        }
+        if last < 0 { continue }
+        body((t * B + b) * D * H + d * H, b * D * H + d * H)
       }
     }
-    return result
   }
 }
 
