@@ -12,7 +12,7 @@ Export a trained model's state_dict (saved with torch.save(model.state_dict(), P
         --tokenizer char --out model.safetensors
 
 Make the committed test fixtures (random models, with PyTorch's perplexity on a text):
-    python3 Tools/export_pytorch.py --fixtures Tests/RecurrentTests/Fixtures
+    python3 Tools/export_pytorch.py --fixtures Tests/TrainingTests/Fixtures
 """
 import argparse
 import json

@@ -9,7 +9,7 @@ swift build -c release --sanitize=fuzzer --build-path .build/fuzz --product chec
 corpus=.build/fuzz/corpus
 mkdir -p "$corpus" .build/fuzz/artifacts
 # Seeds: the committed checkpoints and arrays.
-cp Tests/RecurrentTests/Fixtures/*.safetensors Tests/RecurrentTests/Fixtures/npy/*.npy "$corpus"/
+cp Tests/TrainingTests/Fixtures/*.safetensors Tests/FormatsTests/Fixtures/npy/*.npy "$corpus"/
 bin=$(swift build -c release --sanitize=fuzzer --build-path .build/fuzz --show-bin-path)/checkpoint-fuzzer
 log=.build/fuzz/last-run.log
 status=0

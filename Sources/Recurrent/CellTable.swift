@@ -7,6 +7,19 @@ import TensorCore
 // (its blocks, forward step and backward step), its naive twin in RecurrentKernels.swift and
 // its fixtures.
 //
+// Where the next cells go (issue 17), without touching the sweeps:
+// - an extra product (LSTM projection h = W_hr·(o⊙tanh c)): a block whose operand is another
+//   buffer, called from the entry's forward step like the reset-before GRU's second block;
+// - normalisation inside the step (layer-norm cells): the entry's forward step normalises gh
+//   (and gx) between `product` and its pointwise kernel; its backward does the reverse;
+// - peepholes: the entry's pointwise kernels read c and the diagonal weights;
+// - a gate epilogue fused into the recurrent product: `product` is the single place where
+//   bias + GEMM are issued, so a fused kernel replaces it there;
+// - cells trained in parallel over time (minGRU/minLSTM): an entry will name a whole-sweep
+//   kernel that `Sweep` calls instead of its time loop.
+// Parameters beyond PyTorch's four per direction (projection, gains, peepholes) are then
+// extra named tensors of `RecurrentWeights`.
+//
 // Legend: B = batch rows of this thread, H = hidden, G = gate blocks, S = saved slots · H.
 // gx [B, G*H] = x·W_ihᵀ + b_ih (all steps at once); gh [B, G*H] = the recurrent product of
 // this step (bias included); saved [B, S] = what the backward needs.

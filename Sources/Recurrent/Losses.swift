@@ -54,45 +54,69 @@ public enum Loss {
     var total: Double = 0
     var counted = 0
     let scale = gradientScale
+    let visiting = visit != nil
     output.withPointer { x in
       gradient.withMutablePointer { g in
         prediction.withUnsafeMutableBufferPointer { p in
-          for n in 0..<N {
-            if let weights, weights[n] == 0 { continue }
-            let o = x + n * K
-            let d = g + n * K
-            switch targets {
-            case .classes(let ids, let ignoreIndex):
-              let target = ids[n]
-              if target == ignoreIndex { continue }
-              precondition(target >= 0 && target < K, "Loss.rows: target \(target) outside 0..<\(K)")
-              // Softmax cross-entropy, stable around the row maximum.
-              var maximum = -Float.infinity
-              for k in 0..<K { maximum = max(maximum, o[k]) }
-              var sum: Float = 0
-              for k in 0..<K {
-                let e = _exp(o[k] - maximum)
-                d[k] = e
-                sum += e
-              }
-              total += Double(_log(sum) + maximum - o[target])
-              if visit != nil { for k in 0..<K { p[k] = d[k] / sum } }
-              let inverse = scale / sum
-              for k in 0..<K { d[k] *= inverse }
-              d[target] -= scale
-            case .values(let targetTensor):
-              targetTensor.withPointer { yAll in
-                let y = yAll + n * K
-                total += rowLoss(function, o: o, y: y, d: d, p: p.baseAddress!, K: K, scale: scale)
+          switch targets {
+          case .classes(let ids, let ignoreIndex):
+            let (sum, rows) = ids.withUnsafeBufferPointer { ids in
+              classRows(
+                x: x, g: g, ids: ids, ignoreIndex: ignoreIndex, weights: weights, N: N, K: K, scale: scale,
+                prediction: visiting ? p.baseAddress : nil, visit: visit)
+            }
+            total = sum
+            counted = rows
+          case .values(let y):
+            y.withPointer { y in
+              for n in 0..<N {
+                if let weights, weights[n] == 0 { continue }
+                total += rowLoss(
+                  function, o: x + n * K, y: y + n * K, d: g + n * K, p: p.baseAddress!, K: K, scale: scale)
+                counted += 1
+                visit?(n, UnsafeBufferPointer(p))
               }
             }
-            counted += 1
-            visit?(n, UnsafeBufferPointer(p))
           }
         }
       }
     }
     return (total, counted, gradient)
+  }
+
+  /// Rows with class-index targets: softmax cross-entropy, stable around each row's maximum.
+  /// Returns the summed loss and the rows counted; writes the scaled gradient.
+  private static func classRows(
+    x: UnsafePointer<Float>, g: UnsafeMutablePointer<Float>, ids: UnsafeBufferPointer<Int>, ignoreIndex: Int?,
+    weights: [Float]?, N: Int, K: Int, scale: Float, prediction p: UnsafeMutablePointer<Float>?,
+    visit: ((Int, UnsafeBufferPointer<Float>) -> Void)?
+  ) -> (Double, Int) {
+    var total: Double = 0
+    var counted = 0
+    for n in 0..<N {
+      let target = ids[n]
+      if target == ignoreIndex { continue }
+      if let weights, weights[n] == 0 { continue }
+      precondition(target >= 0 && target < K, "Loss.rows: target \(target) outside 0..<\(K)")
+      let o = x + n * K
+      let d = g + n * K
+      var maximum = -Float.infinity
+      for k in 0..<K { maximum = max(maximum, o[k]) }
+      // The exponentials first, then their sum in the same order: no sum waits on a call.
+      for k in 0..<K { d[k] = _exp(o[k] - maximum) }
+      var sum: Float = 0
+      for k in 0..<K { sum += d[k] }
+      total += Double(_log(sum) + maximum - o[target])
+      let inverse = scale / sum
+      if let p, let visit {
+        for k in 0..<K { p[k] = d[k] / sum }
+        visit(n, UnsafeBufferPointer(start: p, count: K))
+      }
+      for k in 0..<K { d[k] *= inverse }
+      d[target] -= scale
+      counted += 1
+    }
+    return (total, counted)
   }
 
   /// One row of dense targets: the row's loss; writes the scaled gradient and the prediction.

@@ -20,6 +20,9 @@ public final class LanguageModelStepper: @unchecked Sendable {
   /// Logits `[V]` after the last `step`.
   public let logits: FloatBuffer
   let threads: Int32
+  /// The cell's table entry, and each recurrent block's first gate row and rows (× H).
+  let kernels: CellKernels
+  let blocks: [(offset: Int, width: Int)]
 
   public init(_ model: LanguageModel, compute: Compute = .singleThread) {
     configuration = model.configuration
@@ -43,6 +46,8 @@ public final class LanguageModelStepper: @unchecked Sendable {
     saved = FloatBuffer(count: max(1, c.cell.savedSlots) * H)
     logits = FloatBuffer(count: c.vocabularySize)
     threads = Int32(compute.threads)
+    kernels = c.cell.kernels
+    blocks = kernels.blocks.map { (offset: $0.gates.lowerBound * H, width: $0.gates.count * H) }
   }
 
   /// Back to the zero state.
@@ -74,25 +79,25 @@ public final class LanguageModelStepper: @unchecked Sendable {
     let H = c.hiddenSize
     let GH = c.cell.gateCount * H
     var x = UnsafePointer(embedding.pointer + token * c.embeddingSize)
-    let cellKernels = c.cell.kernels
+    let (blocks, threads, ghp) = (self.blocks, self.threads, gh.pointer)
     for (l, layer) in layers.enumerated() {
       let h = hidden[l].pointer
       gx.pointer.update(from: layer.bih.pointer, count: GH)
       rc_sgemv(threads, GH, layer.inputSize, layer.wih.pointer, layer.inputSize, x, gx.pointer)
-      let cNext = nextCell.pointer
-      cellKernels.forward(
+      let (whh, bhh) = (layer.whh.pointer, layer.bhh.pointer)
+      let hasCell = kernels.hasCellState
+      kernels.forward(
         ForwardStep(
-          gx: gx.pointer, gh: gh.pointer, hPrev: h, hNext: nextHidden.pointer,
-          cPrev: c.cell.hasCellState ? UnsafePointer(cell[l].pointer) : nil, cNext: c.cell.hasCellState ? cNext : nil,
+          gx: gx.pointer, gh: ghp, hPrev: h, hNext: nextHidden.pointer,
+          cPrev: hasCell ? UnsafePointer(cell[l].pointer) : nil, cNext: hasCell ? nextCell.pointer : nil,
           saved: saved.pointer, rows: 1, hidden: H)
       ) { index, operand, _ in
         // The recurrent product at batch 1: a matrix-vector product per block of W_hh.
-        let block = cellKernels.blocks[index].gates
-        let (offset, width) = (block.lowerBound * H, block.count * H)
-        (gh.pointer + offset).update(from: layer.bhh.pointer + offset, count: width)
-        rc_sgemv(threads, width, H, layer.whh.pointer + offset * H, H, operand, gh.pointer + offset)
+        let (offset, width) = blocks[index]
+        (ghp + offset).update(from: bhh + offset, count: width)
+        rc_sgemv(threads, width, H, whh + offset * H, H, operand, ghp + offset)
       }
-      if c.cell.hasCellState { cell[l].pointer.update(from: nextCell.pointer, count: H) }
+      if hasCell { cell[l].pointer.update(from: nextCell.pointer, count: H) }
       h.update(from: nextHidden.pointer, count: H)
       x = UnsafePointer(h)
     }

@@ -64,6 +64,10 @@ struct Sweep {
     }
     // The recurrence of each batch row is independent: each thread runs the whole time loop
     // on its own block of rows, so the loop needs no synchronisation per step.
+    let offsets = cell.blocks.indices.map(columnOffset)
+    let widths = cell.blocks.indices.map(blockWidth)
+    let (hs, cs, savedBase) = (buffers.hs.pointer, buffers.cs?.pointer, buffers.saved.pointer)
+    let forwardStep = cell.forward
     let parts = RecurrentLayer.rowParts(batch: B, compute: compute)
     weights.biasHH.withPointer { bhh in
       parallelFor(parts: parts) { part in
@@ -71,22 +75,22 @@ struct Sweep {
         let rows = B * (part + 1) / parts - b0
         let gh = ghBuffer.pointer + b0 * GH
         let product: ForwardProduct = { index, operand, lda in
-          let offset = columnOffset(index)
-          broadcastRows(bhh + offset, rows: rows, columns: blockWidth(index), into: gh + offset, ld: GH)
+          let offset = offsets[index]
+          broadcastRows(bhh + offset, rows: rows, columns: widths[index], into: gh + offset, ld: GH)
           packed[index].multiply(operand, lda: lda, m: rows, beta: 1, into: gh + offset, ldc: GH)
         }
         for step in 0..<T {
           let t = time(step)
           let current = keep ? step : step % 2
           let next = keep ? step + 1 : (step + 1) % 2
-          let hPrev = buffers.hs.pointer + current * B * H + b0 * H
-          let hNext = buffers.hs.pointer + next * B * H + b0 * H
-          let cPrev = buffers.cs.map { $0.pointer + current * B * H + b0 * H }
-          let cNext = buffers.cs.map { $0.pointer + next * B * H + b0 * H }
-          cell.forward(
+          let hPrev = hs + current * B * H + b0 * H
+          let hNext = hs + next * B * H + b0 * H
+          let cPrev = cs.map { $0 + current * B * H + b0 * H }
+          let cNext = cs.map { $0 + next * B * H + b0 * H }
+          forwardStep(
             ForwardStep(
               gx: gx + (t * B + b0) * GH, gh: gh, hPrev: hPrev, hNext: hNext, cPrev: cPrev.map { UnsafePointer($0) },
-              cNext: cNext, saved: buffers.saved.pointer + ((keep ? step : 0) * B + b0) * S, rows: rows, hidden: H),
+              cNext: cNext, saved: savedBase + ((keep ? step : 0) * B + b0) * S, rows: rows, hidden: H),
             product)
           for b in 0..<rows {
             let o = out + (t * B + b0 + b) * stride + column
@@ -133,6 +137,9 @@ struct Sweep {
       }
     }
     let hiddenBlocks = cell.hiddenBlocks
+    let offsets = cell.blocks.indices.map(columnOffset)
+    let (hs, cs, savedBase) = (buffers.hs.pointer, buffers.cs?.pointer, buffers.saved.pointer)
+    let backwardStep = cell.backward
     parallelFor(parts: parts) { part in
       let b0 = B * part / parts
       let rows = B * (part + 1) / parts - b0
@@ -142,7 +149,7 @@ struct Sweep {
       // Padded rows keep their cell-state gradient through a step: saved here, restored after.
       let dcKept = FloatBuffer(count: lengths != nil && cell.hasCellState ? rows * H : 0)
       let product: BackwardProduct = { index, dghRows, into, beta in
-        packed[index].multiply(dghRows + columnOffset(index), lda: GH, m: rows, beta: beta, into: into, ldc: H)
+        packed[index].multiply(dghRows + offsets[index], lda: GH, m: rows, beta: beta, into: into, ldc: H)
       }
       for step in (0..<T).reversed() {
         let t = time(step)
@@ -154,13 +161,13 @@ struct Sweep {
           let row = dOut + (t * B + b0 + b) * stride + column
           for j in 0..<H { d[b * H + j] += row[j] }
         }
-        let hPrev = buffers.hs.pointer + step * B * H + b0 * H
+        let hPrev = hs + step * B * H + b0 * H
         let dgxt = dgx.pointer + (t * B + b0) * GH
         let dghs = dgh.pointer + (step * B + b0) * GH
-        cell.backward(
+        backwardStep(
           BackwardStep(
-            saved: buffers.saved.pointer + (step * B + b0) * S, hPrev: hPrev, hNext: hPrev + B * H,
-            cPrev: buffers.cs.map { UnsafePointer($0.pointer + step * B * H + b0 * H) }, dh: d, dc: dcRows,
+            saved: savedBase + (step * B + b0) * S, hPrev: hPrev, hNext: hPrev + B * H,
+            cPrev: cs.map { UnsafePointer($0 + step * B * H + b0 * H) }, dh: d, dc: dcRows,
             dgx: dgxt, dgh: dghs, dhPrev: dPrev, scratch: scratch.pointer + b0 * H, rows: rows, hidden: H),
           product)
         if lengths != nil {

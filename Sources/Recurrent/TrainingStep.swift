@@ -80,6 +80,7 @@ public struct TrainingStep: Sendable {
   ///   - lossAndGradient: runs the model it is given forward, the loss and backward, adding
   ///     every parameter gradient into the zero gradient it is given (and calling `parametersReady` as
   ///     parameters become final); returns the mean loss.
+  @discardableResult
   public mutating func run<M: Parameterized>(
     _ model: inout M, learningRate: Float? = nil, place: @autoclosure () -> String, hooks: StepHooks<M> = StepHooks(),
     lossAndGradient: (_ model: M, _ gradient: inout M, _ parametersReady: ParametersReady?) throws -> Float

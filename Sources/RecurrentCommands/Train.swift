@@ -24,10 +24,12 @@ struct Train: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Train a recurrent language model on a text file (default: the bundled tinyshakespeare).",
     discussion: """
-      With no options, trains a 2-layer GRU (256 units) character model on Data/tinyshakespeare.txt for
-      2000 steps of 64 x 64 characters with Adam 2e-3 and a cosine schedule (at most 570 seconds), and
-      saves model.safetensors, model.metrics.jsonl and model.loss.svg. Options left out on --resume are
-      taken from the checkpoint.
+      With no options, trains a \(TrainDefaults.layers)-layer \(TrainDefaults.cell.rawValue) (\(TrainDefaults.hidden) \
+      units) character model on Data/tinyshakespeare.txt for \(defaultSteps) steps of \
+      \(TrainDefaults.options.batchSize) x \(TrainDefaults.options.sequenceLength) characters with \
+      \(TrainDefaults.optimizer.rawValue) \(TrainDefaults.learningRate) and a cosine schedule (at most \
+      \(Int(defaultTimeLimit)) seconds), and saves model.safetensors, model.metrics.jsonl and model.loss.svg. \
+      Options left out on --resume are taken from the checkpoint.
       """)
 
   @OptionGroup(title: "Data (without --valid-text, the last 10% of --text validates)") var data: TextDataOptions

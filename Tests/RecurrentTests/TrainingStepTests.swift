@@ -131,3 +131,31 @@ func languageModelBackwardReportsEachLayersFinalGradientOnce(tied: Bool) {
     }
   }
 }
+
+/// The README's shared-step snippet, as printed there, trains a layer.
+@Test func readmeTrainingStepSnippetTrainsALayer() throws {
+  var rng = SplitMix64(seed: 0)
+  var gru = RecurrentLayer(kind: .gru, inputSize: 8, hiddenSize: 16, using: &rng)
+  let x = Tensor(normal: [10, 4, 8], using: &rng)
+  let target = Tensor(uniform: [10, 4, 16], low: -0.5, high: 0.5, using: &rng)
+  var losses: [Float] = []
+  // --- README begins ---
+  var step = TrainingStep(optimizer: Optimizer(.init(kind: .adam, learningRate: 1e-3)), clipNorm: 1)
+  try step.run(&gru, place: "step 1") { gru, gradient, _ in
+    let (out, _, trace) = gru.forward(x, training: true, using: &rng)
+    let (loss, dOut) = Loss.meanSquaredError(out, target)
+    _ = gru.backward(trace, outputGradient: dOut, into: &gradient)
+    return loss
+  }
+  // --- README ends ---
+  for i in 2...200 {
+    let report = try step.run(&gru, place: "step \(i)") { gru, gradient, _ in
+      let (out, _, trace) = gru.forward(x, training: true, using: &rng)
+      let (loss, dOut) = Loss.meanSquaredError(out, target)
+      _ = gru.backward(trace, outputGradient: dOut, into: &gradient)
+      return loss
+    }
+    losses.append(report.loss)
+  }
+  #expect(losses.last! < 0.5 * losses.first!, "\(losses.first!) -> \(losses.last!)")
+}

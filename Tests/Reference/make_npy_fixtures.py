@@ -2,7 +2,7 @@
 """Write the small .npy fixtures the Swift tests read (numpy's own writer, so the tests check
 that we read what numpy writes).
 
-    python3 Tests/Reference/make_npy_fixtures.py Tests/RecurrentTests/Fixtures/npy
+    python3 Tests/Reference/make_npy_fixtures.py Tests/FormatsTests/Fixtures/npy
 """
 import os
 import sys
