@@ -44,7 +44,8 @@ let package = Package(
     .executableTarget(name: "recurrent", dependencies: ["RecurrentCommands", "CKernels"]),
     // libFuzzer target for the file readers; see Tools/fuzz.sh.
     .executableTarget(
-      name: "checkpoint-fuzzer", dependencies: ["Training", "SequenceModels", "Formats"], path: "Fuzz/CheckpointFuzzer"),
+      name: "checkpoint-fuzzer", dependencies: ["Training", "SequenceModels", "Baselines", "Formats"],
+      path: "Fuzz/CheckpointFuzzer"),
     // Tests mirror the modules: one test target per module, over a shared TestSupport
     // (expectClose, finite differences, fixture loading, running the built binary).
     .target(name: "TestSupport", dependencies: ["Recurrent"], path: "Tests/TestSupport"),

@@ -221,31 +221,40 @@ public struct HiddenMarkovModel: Sendable, Equatable {
   }
 
   public static func load(from path: String) throws -> (model: HiddenMarkovModel, tokens: [String], tokenizer: String) {
-    try CheckpointEnvelope.read(path: path, kind: .hiddenMarkovModel) { envelope in
-      guard let tokens = try? envelope.decode([String].self, key: "recurrent.vocabulary"), !tokens.isEmpty else {
-        throw CheckpointError.badMetadata(key: "recurrent.vocabulary", reason: "missing or not a JSON array of strings")
-      }
-      let config: StoredConfiguration
-      if envelope.version == 0 {
-        let tokenizer = try envelope.string("recurrent.tokenizer")
-        let states = envelope.contains("initial") ? try envelope.require("initial").count : 0
-        config = StoredConfiguration(states: states, symbols: tokens.count, tokenizer: tokenizer)
-      } else {
-        config = try envelope.decode(StoredConfiguration.self)
-      }
-      let K = config.states
-      let V = config.symbols
-      guard K > 0, K <= 1 << 16, V == tokens.count else {
-        throw CheckpointError.badMetadata(key: "recurrent.config", reason: "\(K) states and \(V) symbols for \(tokens.count) tokens")
-      }
-      try envelope.checkBudget(needed: K.multipliedReportingOverflow(by: K + V + 1).overflow ? nil : K * (K + V + 1))
-      let pi = try envelope.require("initial", shape: [K])
-      let a = try envelope.require("transition", shape: [K, K])
-      let b = try envelope.require("emission", shape: [K, V])
-      let model = HiddenMarkovModel(
-        initial: pi.scalars.map(Double.init), transition: a.scalars.map(Double.init),
-        emission: b.scalars.map(Double.init), states: K, symbols: V)
-      return (model, tokens, config.tokenizer)
+    try CheckpointEnvelope.read(path: path, kind: .hiddenMarkovModel, decode)
+  }
+
+  /// A model from a decoded file (see `load`).
+  public static func decode(_ file: SafeTensors) throws -> (model: HiddenMarkovModel, tokens: [String], tokenizer: String) {
+    try CheckpointEnvelope.decoding(file, kind: .hiddenMarkovModel, decode)
+  }
+
+  static func decode(
+    _ envelope: inout CheckpointEnvelope
+  ) throws -> (model: HiddenMarkovModel, tokens: [String], tokenizer: String) {
+    guard let tokens = try? envelope.decode([String].self, key: "recurrent.vocabulary"), !tokens.isEmpty else {
+      throw CheckpointError.badMetadata(key: "recurrent.vocabulary", reason: "missing or not a JSON array of strings")
     }
+    let config: StoredConfiguration
+    if envelope.version == 0 {
+      let tokenizer = try envelope.string("recurrent.tokenizer")
+      let states = envelope.contains("initial") ? try envelope.require("initial").count : 0
+      config = StoredConfiguration(states: states, symbols: tokens.count, tokenizer: tokenizer)
+    } else {
+      config = try envelope.decode(StoredConfiguration.self)
+    }
+    let K = config.states
+    let V = config.symbols
+    guard K > 0, K <= 1 << 16, V == tokens.count else {
+      throw CheckpointError.badMetadata(key: "recurrent.config", reason: "\(K) states and \(V) symbols for \(tokens.count) tokens")
+    }
+    try envelope.checkBudget(needed: K.multipliedReportingOverflow(by: K + V + 1).overflow ? nil : K * (K + V + 1))
+    let pi = try envelope.require("initial", shape: [K])
+    let a = try envelope.require("transition", shape: [K, K])
+    let b = try envelope.require("emission", shape: [K, V])
+    let model = HiddenMarkovModel(
+      initial: pi.scalars.map(Double.init), transition: a.scalars.map(Double.init),
+      emission: b.scalars.map(Double.init), states: K, symbols: V)
+    return (model, tokens, config.tokenizer)
   }
 }

@@ -182,7 +182,7 @@ public struct TrainingSession: Sendable {
     window += 1
     step += 1
     tokensSeen += targets.count
-    lastTrainLoss = report.loss
+    lastTrainLoss = report.loss.isFinite ? report.loss : nil  // a checkpoint stores only numbers JSON has
     return report.loss
   }
 
