@@ -111,8 +111,17 @@ public struct TrainingSession: Sendable {
     vocabulary = checkpoint.vocabulary
     model = checkpoint.model
     model = Self.withDropout(model, options.dropout)
-    var resumed = optimizer
-    resumed.configuration = options.optimizer
+    // The moments must be the ones this run's optimizer keeps (another kind, or momentum or
+    // centering switched, would read state that means something else).
+    let resumed: Optimizer
+    do {
+      resumed = try Optimizer(
+        options.optimizer, stepCount: optimizer.stepCount, slots: optimizer.slots,
+        parameters: checkpoint.model.namedParameters.map { (name: $0.name, shape: $0.tensor.shape) })
+    } catch {
+      throw TrainingError.notResumable(
+        "the checkpoint's optimizer state is for \(optimizer.configuration.kind.rawValue) (\(error)); this run asks for \(options.optimizer.kind.rawValue)")
+    }
     trainer = TrainingStep(optimizer: resumed, clipNorm: options.clip, onNaN: options.onNaN)
     rng = SplitMix64(seed: 0)
     rng.state = progress.rngState

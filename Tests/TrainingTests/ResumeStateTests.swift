@@ -131,3 +131,23 @@ private func isTrainingState(_ error: CheckpointError?) -> Bool {
   differing.tensors[index].tensor.scalars[0] += 1
   #expect(refusal(differing) != nil)
 }
+
+@Test func resumingWithAnOptimizerThatKeepsOtherMomentsIsRefused() throws {
+  let saved = try Checkpoint(trainedFile(steps: 2))  // Adam: first and second moments
+  let (train, valid) = splitForValidation(sampleText, kind: .char)
+  var options = tinyOptions()
+  options.optimizer = OptimizerConfiguration(kind: .sgd, learningRate: 0.1)
+  #expect(throws: TrainingError.self) {
+    try TrainingSession(
+      resuming: saved, options: options, trainTokens: try saved.vocabulary.encode(train),
+      validTokens: try saved.vocabulary.encode(valid))
+  }
+  // The same optimizer with another learning rate continues.
+  options = tinyOptions()
+  options.optimizer.learningRate = 5e-3
+  var session = try TrainingSession(
+    resuming: saved, options: options, trainTokens: try saved.vocabulary.encode(train),
+    validTokens: try saved.vocabulary.encode(valid))
+  try session.trainStep()
+  #expect(session.optimizer.stepCount == 3)
+}
