@@ -261,9 +261,50 @@ public enum LearningRateSchedule: Codable, Sendable, Equatable {
   case cosine(period: Int, minimum: Float)
   /// Linear from `startFactor` × base up to base over `steps` steps, then constant.
   case linearWarmup(steps: Int, startFactor: Float)
+  /// Half a cosine from `rate` at step `start` down to `minimum` at `start + period`, then
+  /// held there: an annealing schedule re-fitted when a run is extended (`base` is not used).
+  case cosineFrom(start: Int, rate: Float, period: Int, minimum: Float)
+
+  /// The step at which an annealing schedule reaches its minimum, or nil for the others.
+  public var annealingEnd: Int? {
+    switch self {
+    case .cosine(let period, _): period
+    case .cosineFrom(let start, _, let period, _): start + period
+    default: nil
+    }
+  }
+
+  /// This schedule from `step` on, for a run whose total becomes `total` steps: an annealing
+  /// schedule that ended at the old total is re-fitted to go from its current rate down to its
+  /// minimum at `total` (never back up); any other schedule is kept.
+  public func extended(base: Float, from step: Int, oldTotal: Int?, newTotal: Int?) -> LearningRateSchedule {
+    guard let end = annealingEnd, end == oldTotal, let newTotal, newTotal != end, newTotal > step else { return self }
+    let minimum: Float =
+      switch self {
+      case .cosine(_, let m), .cosineFrom(_, _, _, let m): m
+      default: 0
+      }
+    return .cosineFrom(start: step, rate: learningRate(base: base, step: step), period: newTotal - step, minimum: minimum)
+  }
+
+  /// A short description for messages: "cosine over 2000 steps to 0".
+  public var summary: String {
+    switch self {
+    case .constant: "constant"
+    case .step(let every, let gamma): "×\(gamma) every \(every) steps"
+    case .exponential(let gamma): "×\(gamma) each step"
+    case .cosine(let period, let minimum): "cosine over \(period) steps to \(minimum)"
+    case .linearWarmup(let steps, let startFactor): "linear warm-up from ×\(startFactor) over \(steps) steps"
+    case .cosineFrom(let start, let rate, let period, let minimum):
+      "cosine from \(rate) at step \(start) to \(minimum) at step \(start + period)"
+    }
+  }
 
   public func learningRate(base: Float, step: Int) -> Float {
     switch self {
+    case .cosineFrom(let start, let rate, let period, let minimum):
+      let progress = Float(min(max(step - start, 0), max(period, 1))) / Float(max(period, 1))
+      return minimum + (rate - minimum) * (1 + _cos(Float.pi * progress)) / 2
     case .constant:
       return base
     case .step(let every, let gamma):

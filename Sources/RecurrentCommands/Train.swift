@@ -76,8 +76,10 @@ struct Train: ParsableCommand {
     if checkpoint.isEmpty { throw ValidationError("--checkpoint must not be empty") }
   }
 
-  /// The options of this run: the checkpoint's when resuming, overridden by what was given.
-  func options(base: TrainingOptions?) throws -> TrainingOptions {
+  /// The options of this run: the checkpoint's when resuming (at step `step`), overridden by
+  /// what was given. Extending a run whose annealing schedule ended at its old total re-fits the
+  /// schedule from the current rate down to the minimum at the new total (it never climbs back).
+  func options(base: TrainingOptions?, step: Int = 0) throws -> TrainingOptions {
     var o = base ?? TrainingOptions()
     if let cell = modelOptions.cell { o.cell = cell }
     if let layers = modelOptions.layers { o.layers = layers }
@@ -103,7 +105,10 @@ struct Train: ParsableCommand {
     o.timeLimit = timeLimit ?? (noStoppingRule ? Self.defaultTimeLimit : nil)
     if let schedule {
       o.schedule = try parseSchedule(schedule, steps: o.steps)
-    } else if base == nil, let total = o.steps {
+    } else if let base {
+      o.schedule = base.schedule.extended(
+        base: o.optimizer.learningRate, from: step, oldTotal: base.steps, newTotal: o.steps)
+    } else if let total = o.steps {
       o.schedule = .cosine(period: total, minimum: 0)  // anneal to zero over the run
     }
     if o.tied && o.embeddingSize != o.hiddenSize {
@@ -123,7 +128,7 @@ struct Train: ParsableCommand {
     } else {
       try ensureWritable(checkpoint)
     }
-    let options = try options(base: resumed?.progress?.options)
+    let options = try options(base: resumed?.progress?.options, step: resumed?.progress?.step ?? 0)
     let kind = resumed?.vocabulary.kind ?? data.tokenizerKind
     if let tokenizer = data.tokenizer, let resumed, tokenizer != resumed.vocabulary.kind {
       throw ValidationError("--tokenizer \(tokenizer.rawValue) differs from the checkpoint's \(resumed.vocabulary.kind.rawValue)")
@@ -236,10 +241,11 @@ final class Reporter {
       return
     }
     switch event {
-    case .started(let parameters, let trainTokens, let validTokens, let vocabularySize, let resumed):
+    case .started(let parameters, let trainTokens, let validTokens, let vocabularySize, let resumed, let changes):
       emit(
         "training \(parameters) parameters on \(trainTokens) tokens (validation \(validTokens), vocabulary \(vocabularySize))"
           + (resumed.map { ", resuming at step \($0)" } ?? "") + "\n")
+      if !changes.isEmpty { emit("resuming with changes: " + changes.joined(separator: "; ") + "\n") }
     case .step(let step, let epoch, let loss, _, let rate, let elapsed, let eta):
       let line = String(
         format: "step %d  epoch %.2f  loss %.4f  %.0f tok/s  %@ elapsed%@", step, epoch, loss, rate,

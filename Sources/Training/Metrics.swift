@@ -5,10 +5,11 @@ extension TrainingEvent {
   /// The event as one JSON object (the one JSON writer: non-finite numbers are null).
   public var jsonValue: JSONValue {
     switch self {
-    case .started(let parameters, let trainTokens, let validTokens, let vocabularySize, let resumed):
+    case .started(let parameters, let trainTokens, let validTokens, let vocabularySize, let resumed, let changes):
       return [
         "event": "started", "parameters": .int(parameters), "train_tokens": .int(trainTokens),
         "valid_tokens": .int(validTokens), "vocab_size": .int(vocabularySize), "resumed_at_step": .optional(resumed),
+        "changes": .array(changes.map { .string($0) }),
       ]
     case .step(let step, let epoch, let loss, let lr, let rate, let elapsed, let eta):
       return [

@@ -43,6 +43,24 @@ public struct TrainingOptions: Codable, Sendable, Equatable {
       + "batch=\(batchSize) seq=\(sequenceLength) seed=\(seed)"
   }
 
+  /// How a run with these options trains differently from one with `old` (what a resume with
+  /// changed options changes); stopping rules, threads and reporting do not count.
+  public func trajectoryChanges(from old: TrainingOptions) -> [String] {
+    var changes: [String] = []
+    func describe(_ c: OptimizerConfiguration) -> String {
+      "\(c.kind.rawValue) lr \(c.learningRate)" + (c.weightDecay != 0 ? " weight decay \(c.weightDecay)" : "")
+        + (c.momentum != 0 ? " momentum \(c.momentum)" : "")
+    }
+    if optimizer != old.optimizer { changes.append("optimizer \(describe(old.optimizer)) -> \(describe(optimizer))") }
+    if schedule != old.schedule { changes.append("schedule \(old.schedule.summary) -> \(schedule.summary)") }
+    if clip != old.clip {
+      changes.append("clip \(old.clip.map { "\($0)" } ?? "off") -> \(clip.map { "\($0)" } ?? "off")")
+    }
+    if dropout != old.dropout { changes.append("dropout \(old.dropout) -> \(dropout)") }
+    if onNaN != old.onNaN { changes.append("on-nan \(old.onNaN.rawValue) -> \(onNaN.rawValue)") }
+    return changes
+  }
+
   var modelConfiguration: (Int) -> LanguageModelConfiguration {
     { vocabularySize in
       LanguageModelConfiguration(
@@ -54,7 +72,9 @@ public struct TrainingOptions: Codable, Sendable, Equatable {
 
 /// What a training run reports, in order, to the closure given to `run`.
 public enum TrainingEvent: Sendable, Equatable {
-  case started(parameters: Int, trainTokens: Int, validTokens: Int, vocabularySize: Int, resumedAtStep: Int?)
+  /// `changes`: on a resume, each way this run's trajectory differs from the saved run's.
+  case started(
+    parameters: Int, trainTokens: Int, validTokens: Int, vocabularySize: Int, resumedAtStep: Int?, changes: [String])
   /// After every optimizer step.
   case step(step: Int, epoch: Double, loss: Float, learningRate: Float, tokensPerSecond: Double, elapsed: Double, eta: Double?)
   /// Validation (batched: contiguous rows with carried state), in nats per token.
@@ -83,6 +103,9 @@ public struct TrainingSession: Sendable {
   var lastTrainLoss: Float?
   /// Steps whose update was skipped because the loss or gradient was not finite.
   public var skippedSteps: Int { trainer.skippedSteps }
+  /// On a resume, how this run's trajectory differs from the saved run's (empty: it continues
+  /// exactly).
+  public private(set) var changes: [String] = []
   let train: BatchLayout
   public let validTokens: [Int]
 
@@ -107,6 +130,7 @@ public struct TrainingSession: Sendable {
     guard progress.fingerprint == options.fingerprint else {
       throw TrainingError.notResumable("it was trained with \(progress.fingerprint), this run asks for \(options.fingerprint)")
     }
+    changes = progress.options.map { options.trajectoryChanges(from: $0) } ?? []
     self.options = options
     vocabulary = checkpoint.vocabulary
     model = checkpoint.model
@@ -234,7 +258,7 @@ public struct TrainingSession: Sendable {
     events(
       .started(
         parameters: model.parameterCount, trainTokens: train.tokens.count, validTokens: validTokens.count,
-        vocabularySize: vocabulary.count, resumedAtStep: step > 0 ? step : nil))
+        vocabularySize: vocabulary.count, resumedAtStep: step > 0 ? step : nil, changes: changes))
     let startTokens = tokensSeen
     let startStep = step
     var reason = ""
