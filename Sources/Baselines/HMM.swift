@@ -203,14 +203,21 @@ public struct HiddenMarkovModel: Sendable, Equatable {
     var states: Int
     var symbols: Int
     var tokenizer: String
+    /// How text is read (`utf8`, `latin1`, `bytes`); absent means UTF-8.
+    var encoding: String?
   }
+
+  /// What an HMM checkpoint holds besides the model.
+  public typealias Loaded = (model: HiddenMarkovModel, tokens: [String], tokenizer: String, encoding: String)
 
   /// Safetensors in the checkpoint envelope (`CheckpointKind.hiddenMarkovModel`): `initial`
   /// [K], `transition` [K, K], `emission` [K, V]; the vocabulary in the metadata. Files from
   /// before the envelope (no version; the tokenizer under `recurrent.tokenizer`) still load.
-  public func save(to path: String, tokens: [String], tokenizer: String) throws {
+  public func save(to path: String, tokens: [String], tokenizer: String, encoding: String = "utf8") throws {
     let file = try CheckpointEnvelope.file(
-      kind: .hiddenMarkovModel, config: StoredConfiguration(states: states, symbols: symbols, tokenizer: tokenizer),
+      kind: .hiddenMarkovModel,
+      config: StoredConfiguration(
+        states: states, symbols: symbols, tokenizer: tokenizer, encoding: encoding == "utf8" ? nil : encoding),
       metadata: ["recurrent.vocabulary": try encodeJSON(tokens)],
       tensors: [
         ("initial", Tensor(shape: [states], scalars: initial.map { Float($0) })),
@@ -220,18 +227,16 @@ public struct HiddenMarkovModel: Sendable, Equatable {
     try CheckpointEnvelope.write(file, to: path)
   }
 
-  public static func load(from path: String) throws -> (model: HiddenMarkovModel, tokens: [String], tokenizer: String) {
+  public static func load(from path: String) throws -> Loaded {
     try CheckpointEnvelope.read(path: path, kind: .hiddenMarkovModel, decode)
   }
 
   /// A model from a decoded file (see `load`).
-  public static func decode(_ file: SafeTensors) throws -> (model: HiddenMarkovModel, tokens: [String], tokenizer: String) {
+  public static func decode(_ file: SafeTensors) throws -> Loaded {
     try CheckpointEnvelope.decoding(file, kind: .hiddenMarkovModel, decode)
   }
 
-  static func decode(
-    _ envelope: inout CheckpointEnvelope
-  ) throws -> (model: HiddenMarkovModel, tokens: [String], tokenizer: String) {
+  static func decode(_ envelope: inout CheckpointEnvelope) throws -> Loaded {
     guard let tokens = try? envelope.decode([String].self, key: "recurrent.vocabulary"), !tokens.isEmpty else {
       throw CheckpointError.badMetadata(key: "recurrent.vocabulary", reason: "missing or not a JSON array of strings")
     }
@@ -239,7 +244,7 @@ public struct HiddenMarkovModel: Sendable, Equatable {
     if envelope.version == 0 {
       let tokenizer = try envelope.string("recurrent.tokenizer")
       let states = envelope.contains("initial") ? try envelope.require("initial").count : 0
-      config = StoredConfiguration(states: states, symbols: tokens.count, tokenizer: tokenizer)
+      config = StoredConfiguration(states: states, symbols: tokens.count, tokenizer: tokenizer, encoding: nil)
     } else {
       config = try envelope.decode(StoredConfiguration.self)
     }
@@ -255,6 +260,6 @@ public struct HiddenMarkovModel: Sendable, Equatable {
     let model = HiddenMarkovModel(
       initial: pi.scalars.map(Double.init), transition: a.scalars.map(Double.init),
       emission: b.scalars.map(Double.init), states: K, symbols: V)
-    return (model, tokens, config.tokenizer)
+    return (model, tokens, config.tokenizer, config.encoding ?? "utf8")
   }
 }

@@ -8,8 +8,8 @@ import TextCorpus
 extension TextDataOptions {
   /// The vocabulary (as `recurrent train` builds it) and the training stream of a baseline.
   func baselineTrainingData() throws -> (Vocabulary, [Int]) {
-    let train = try readText(path: textPath)
-    let valid = try validText.map { try readText(path: $0) }
+    let train = try read(textPath)
+    let valid = try validText.map { try read($0) }
     let vocabulary = vocabulary(train: train, valid: valid, kind: tokenizerKind)
     return (vocabulary, try encodeFile(textPath, vocabulary: vocabulary))
   }
@@ -30,8 +30,8 @@ func scoreLine(nats: Double, tokens: Int, json: Bool, extra: [String: JSONValue]
 }
 
 /// Token ids of `path` for the model's vocabulary, naming the file in errors.
-func encodeForModel(_ path: String, tokens: [String], kind: TokenizerKind) throws -> [Int] {
-  try encodeFile(path, vocabulary: Vocabulary(kind: kind, tokens: tokens))
+func encodeForModel(_ path: String, tokens: [String], kind: TokenizerKind, encoding: TextEncoding = .utf8) throws -> [Int] {
+  try encodeFile(path, vocabulary: Vocabulary(kind: kind, tokens: tokens, encoding: encoding))
 }
 
 struct NGram: ParsableCommand {
@@ -90,11 +90,12 @@ struct NGramEval: ParsableCommand {
   @Option(help: "ARPA file (ours, KenLM's or SRILM's).") var model: String
   @Option(help: "Text to score.") var text: String
   @Option(help: "Tokenizer the model was trained with: char or word.") var tokenizer: TokenizerKind = .char
+  @Option(help: "Encoding the model was trained with: utf8, latin1 or bytes.") var encoding: TextEncoding = .utf8
   @Flag(help: "JSON output.") var json = false
 
   func run() throws {
     let m = try NGramModel.readARPA(path: model)
-    let (nats, count) = m.score(try encodeForModel(text, tokens: m.tokens, kind: tokenizer))
+    let (nats, count) = m.score(try encodeForModel(text, tokens: m.tokens, kind: tokenizer, encoding: encoding))
     emit(scoreLine(nats: nats, tokens: count, json: json, extra: ["order": .int(m.order)]))
   }
 }
@@ -105,6 +106,7 @@ struct NGramGenerate: ParsableCommand {
   @Option(help: "Text to start from.") var prime: String = ""
   @Option(help: "Tokens to generate.") var length: Int = 200
   @Option(help: "Tokenizer the model was trained with: char or word.") var tokenizer: TokenizerKind = .char
+  @Option(help: "Encoding the model was trained with: utf8, latin1 or bytes.") var encoding: TextEncoding = .utf8
   @Option(help: "Sampling temperature (> 0; below 1 sharper, above 1 flatter).") var temperature: Double = 1
   @Option(help: "Random seed.") var seed: UInt64 = 1
 
@@ -115,15 +117,18 @@ struct NGramGenerate: ParsableCommand {
 
   func run() throws {
     let m = try NGramModel.readARPA(path: model)
-    let vocabulary = Vocabulary(kind: tokenizer, tokens: m.tokens)
+    let vocabulary = Vocabulary(kind: tokenizer, tokens: m.tokens, encoding: encoding)
     let primeIds: [Int]
-    do { primeIds = try vocabulary.encode(prime) } catch { throw CommandError("--prime: \(error)") }
+    do {
+      primeIds = try vocabulary.encode(encoding == .bytes ? latin1String(prime.utf8) : prime)
+    } catch { throw CommandError("--prime: \(error)") }
     emit(prime)
     var rng = SplitMix64(seed: seed)
+    var assembler = UTF8Assembler()
     for (i, id) in m.generate(prime: primeIds, count: length, temperature: temperature, using: &rng).enumerated() {
-      emit(vocabulary.piece(id, first: i == 0 && prime.isEmpty))
+      emit(vocabulary.byte(of: id).map { assembler.push($0) } ?? vocabulary.piece(id, first: i == 0 && prime.isEmpty))
     }
-    emit("\n")
+    emit(assembler.flush() + "\n")
   }
 }
 
@@ -172,7 +177,8 @@ struct HMMTrain: ParsableCommand {
         emit(String(format: "restart %d iteration %3d  log-likelihood %.1f\n", log.restart, log.iteration, log.logLikelihood))
       }
     }
-    try model.save(to: out, tokens: vocabulary.tokens, tokenizer: data.tokenizerKind.rawValue)
+    try model.save(
+      to: out, tokens: vocabulary.tokens, tokenizer: data.tokenizerKind.rawValue, encoding: data.textEncoding.rawValue)
     let extra: [String: JSONValue] = [
       "event": "trained", "states": .int(states), "train_log_likelihood": .number(ll),
       "train_seconds": .number(Date().timeIntervalSince(started)), "out": .string(out),
@@ -194,9 +200,10 @@ struct HMMEval: ParsableCommand {
   @Flag(help: "JSON output.") var json = false
 
   func run() throws {
-    let (m, tokens, tokenizer) = try HiddenMarkovModel.load(from: model)
+    let (m, tokens, tokenizer, encoding) = try HiddenMarkovModel.load(from: model)
     let kind = TokenizerKind(rawValue: tokenizer) ?? .char
-    let (nats, count) = m.score(try encodeForModel(text, tokens: tokens, kind: kind))
+    let (nats, count) = m.score(
+      try encodeForModel(text, tokens: tokens, kind: kind, encoding: TextEncoding(rawValue: encoding) ?? .utf8))
     emit(scoreLine(nats: nats, tokens: count, json: json, extra: ["states": .int(m.states)]))
   }
 }

@@ -7,6 +7,7 @@ import Training
 
 extension CellKind: ExpressibleByArgument {}
 extension TokenizerKind: ExpressibleByArgument {}
+extension TextEncoding: ExpressibleByArgument {}
 extension OptimizerKind: ExpressibleByArgument {}
 extension NaNPolicy: ExpressibleByArgument {}
 
@@ -64,9 +65,10 @@ func parseSchedule(_ text: String, steps: Int?) throws -> LearningRateSchedule {
   }
 }
 
-/// Token ids of a text file for a vocabulary, with the file named in any error.
+/// Token ids of a text file for a vocabulary (read with the vocabulary's encoding), with the
+/// file named in any error.
 func encodeFile(_ path: String, vocabulary: Vocabulary) throws -> [Int] {
-  let text = try readText(path: path)
+  let text = try readText(path: path, encoding: vocabulary.encoding)
   do {
     return try vocabulary.encode(text)
   } catch let error as CorpusError {

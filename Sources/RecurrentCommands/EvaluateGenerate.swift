@@ -83,7 +83,8 @@ struct Generate: ParsableCommand {
     let primeText = prime ?? "\n"
     var primeIDs: [Int]
     do {
-      primeIDs = try vocabulary.encode(primeText)
+      // The prime is typed as UTF-8; a byte model reads its bytes.
+      primeIDs = try vocabulary.encode(vocabulary.encoding == .bytes ? latin1String(primeText.utf8) : primeText)
     } catch let error as CorpusError {
       throw CommandError("--prime: \(error)")
     }
@@ -99,11 +100,17 @@ struct Generate: ParsableCommand {
     options.seed = seed
     if prime != nil { emit(primeText) }
     var atLineStart = primeText.hasSuffix("\n")
+    // Byte models: a character split across tokens is written once it is complete; bytes that
+    // are not UTF-8 are written as \xHH.
+    var assembler = UTF8Assembler()
     for id in TokenGenerator(model: loaded.model, prime: primeIDs, count: length, options: options) {
-      let piece = vocabulary.piece(id, first: atLineStart)
+      let piece = vocabulary.byte(of: id).map { assembler.push($0) } ?? vocabulary.piece(id, first: atLineStart)
       emit(piece)
-      atLineStart = piece.hasSuffix("\n")
+      if !piece.isEmpty { atLineStart = piece.hasSuffix("\n") }
     }
+    let rest = assembler.flush()
+    emit(rest)
+    if !rest.isEmpty { atLineStart = false }
     if !atLineStart { emit("\n") }
   }
 }

@@ -122,11 +122,14 @@ struct TextDataOptions: ParsableArguments {
   @Option(help: "Training text (UTF-8). [default: the bundled tinyshakespeare]") var text: String?
   @Option(help: "Validation text; its characters join the vocabulary.") var validText: String?
   @Option(help: "Tokenizer. [default: char]") var tokenizer: TokenizerKind?
+  @Option(help: "How the files' bytes become text: utf8 (validated), latin1 (a byte is a character), bytes (256 byte tokens). [default: utf8]")
+  var encoding: TextEncoding?
   @Option(help: "Word tokenizer: keep words seen at least this often. [default: 1]") var minCount: Int?
   @Option(help: "Word tokenizer: at most this many tokens, <unk> and <eos> included. [default: all]") var maxVocab: Int?
 
   var textPath: String { text ?? bundledCorpusPath() }
   var tokenizerKind: TokenizerKind { tokenizer ?? .char }
+  var textEncoding: TextEncoding { encoding ?? .utf8 }
 
   func validate() throws {
     try Bounds.positive(minCount, "--min-count")
@@ -134,11 +137,15 @@ struct TextDataOptions: ParsableArguments {
   }
 
   /// The vocabulary of a fresh model, the one way every command builds it: the sorted
-  /// characters of the training and validation text, or words of the training text by count.
+  /// characters of the training and validation text (the 256 byte tokens with `--encoding
+  /// bytes`), or words of the training text by count.
   func vocabulary(train: String, valid: String?, kind: TokenizerKind) -> Vocabulary {
     switch kind {
-    case .char: Vocabulary.characters(of: [train] + (valid.map { [$0] } ?? []))
-    case .word: Vocabulary.words(of: train, minimumCount: minCount ?? 1, maximumSize: maxVocab)
+    case .char: Vocabulary.characters(of: [train] + (valid.map { [$0] } ?? []), encoding: textEncoding)
+    case .word: Vocabulary.words(of: train, minimumCount: minCount ?? 1, maximumSize: maxVocab, encoding: textEncoding)
     }
   }
+
+  /// A text file read with `--encoding`.
+  func read(_ path: String) throws -> String { try readText(path: path, encoding: textEncoding) }
 }

@@ -133,12 +133,16 @@ struct Train: ParsableCommand {
     if let tokenizer = data.tokenizer, let resumed, tokenizer != resumed.vocabulary.kind {
       throw ValidationError("--tokenizer \(tokenizer.rawValue) differs from the checkpoint's \(resumed.vocabulary.kind.rawValue)")
     }
-    let fullText = try readText(path: textPath)
+    if let encoding = data.encoding, let resumed, encoding != resumed.vocabulary.encoding {
+      throw ValidationError("--encoding \(encoding.rawValue) differs from the checkpoint's \(resumed.vocabulary.encoding.rawValue)")
+    }
+    let encoding = resumed?.vocabulary.encoding ?? data.textEncoding
+    let fullText = try readText(path: textPath, encoding: encoding)
     let trainText: String
     let validText: String
     if let validPath = data.validText {
       trainText = fullText
-      validText = try readText(path: validPath)
+      validText = try readText(path: validPath, encoding: encoding)
     } else {
       (trainText, validText) = splitForValidation(fullText, kind: kind)
     }

@@ -14,8 +14,10 @@ public enum CorpusError: Error, Equatable, CustomStringConvertible {
     switch self {
     case .unreadable(let path, let reason): "cannot read \(path): \(reason)"
     case .empty(let path): "\(path) is empty"
-    case .binary(let path, let offset): "\(path) looks binary (NUL byte at offset \(offset)); expected UTF-8 text"
-    case .invalidUTF8(let path, let offset): "\(path) is not valid UTF-8 (bad byte at offset \(offset))"
+    case .binary(let path, let offset):
+      "\(path) looks binary (NUL byte at offset \(offset)); expected text (--encoding bytes reads any bytes)"
+    case .invalidUTF8(let path, let offset):
+      "\(path) is not valid UTF-8 (bad byte at offset \(offset)); --encoding latin1 reads each byte as a character, --encoding bytes as a byte token"
     case .unknownSymbol(let symbol, let line):
       "character \(Self.quoted(symbol)) on line \(line) is not in the model's vocabulary"
     case .tooShort(let tokens, let needed): "text has \(tokens) tokens, needs at least \(needed)"
@@ -28,6 +30,18 @@ public enum CorpusError: Error, Equatable, CustomStringConvertible {
   }
 }
 
+/// How a file's bytes become text.
+public enum TextEncoding: String, Codable, CaseIterable, Sendable {
+  /// UTF-8, validated: a file with invalid UTF-8 or a NUL byte is refused.
+  case utf8
+  /// ISO 8859-1: each byte is the character U+0000...U+00FF of the same value (any file but one
+  /// with a NUL byte reads).
+  case latin1
+  /// Bytes: each byte, NUL included, is one of 256 fixed tokens (the text holds it as the
+  /// character of the same value, as latin1 does); output is reassembled into UTF-8.
+  case bytes
+}
+
 public enum TokenizerKind: String, Codable, CaseIterable, Sendable {
   /// One token per Unicode scalar.
   case char
@@ -38,7 +52,7 @@ public enum TokenizerKind: String, Codable, CaseIterable, Sendable {
 
 /// Reads a UTF-8 text file. Rejects missing, unreadable, empty, binary (any NUL byte) and
 /// invalid UTF-8 files with a `CorpusError` that names the path.
-public func readText(path: String) throws -> String {
+public func readText(path: String, encoding: TextEncoding = .utf8) throws -> String {
   let data: Data
   do {
     data = try readFile(path, allowEmpty: true)
@@ -46,7 +60,10 @@ public func readText(path: String) throws -> String {
     throw CorpusError.unreadable(path: path, reason: error.reason)
   }
   if data.isEmpty { throw CorpusError.empty(path: path) }
-  if let nul = data.firstIndex(of: 0) { throw CorpusError.binary(path: path, byteOffset: nul - data.startIndex) }
+  if encoding != .bytes, let nul = data.firstIndex(of: 0) {
+    throw CorpusError.binary(path: path, byteOffset: nul - data.startIndex)
+  }
+  if encoding != .utf8 { return latin1String(data) }
   guard let text = String(validatingUTF8Data: data) else {
     throw CorpusError.invalidUTF8(path: path, byteOffset: firstInvalidUTF8Offset(data))
   }
@@ -58,6 +75,72 @@ extension String {
     guard let s = String(validating: [UInt8](data), as: UTF8.self) else { return nil }
     self = s
   }
+}
+
+/// Each byte as the Unicode scalar of the same value (ISO 8859-1).
+public func latin1String<S: Sequence>(_ bytes: S) -> String where S.Element == UInt8 {
+  var scalars = String.UnicodeScalarView()
+  for b in bytes { scalars.append(Unicode.Scalar(b)) }
+  return String(scalars)
+}
+
+/// Reassembles a stream of bytes into UTF-8 text for display: complete sequences are passed
+/// on, an incomplete one is held back until it completes, and a byte that cannot start or
+/// continue a valid sequence is shown as `\xHH`.
+public struct UTF8Assembler: Sendable {
+  var pending: [UInt8] = []
+  public init() {}
+
+  /// The text that `byte` completes (often empty while a sequence is incomplete).
+  public mutating func push(_ byte: UInt8) -> String {
+    pending.append(byte)
+    var out = ""
+    while !pending.isEmpty {
+      let need = Self.sequenceLength(pending[0])
+      if need == 0 {  // not a lead byte
+        out += Self.escaped(pending.removeFirst())
+        continue
+      }
+      if pending.count < need {
+        // Incomplete: keep waiting while every byte so far is a continuation byte.
+        if pending.dropFirst().allSatisfy({ $0 & 0xC0 == 0x80 }) { break }
+        out += Self.escaped(pending.removeFirst())
+        continue
+      }
+      let candidate = Array(pending[0..<need])
+      if let s = String(validating: candidate, as: UTF8.self) {
+        out += s
+        pending.removeFirst(need)
+      } else {
+        out += Self.escaped(pending.removeFirst())
+      }
+    }
+    return out
+  }
+
+  /// Whatever is still held back, escaped (at the end of a stream).
+  public mutating func flush() -> String {
+    defer { pending.removeAll() }
+    return pending.map(Self.escaped).joined()
+  }
+
+  static func sequenceLength(_ lead: UInt8) -> Int {
+    switch lead {
+    case 0x00...0x7F: 1
+    case 0xC2...0xDF: 2
+    case 0xE0...0xEF: 3
+    case 0xF0...0xF4: 4
+    default: 0
+    }
+  }
+
+  static func escaped(_ byte: UInt8) -> String {
+    "\\x" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
+  }
+}
+
+extension String {
+  func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }
 
 /// Offset of the first byte that does not start or continue a valid UTF-8 sequence.
@@ -85,14 +168,18 @@ func firstInvalidUTF8Offset(_ data: Data) -> Int {
 public struct Vocabulary: Equatable, Sendable {
   public let kind: TokenizerKind
   public let tokens: [String]
+  /// How files are read into text for this vocabulary (stored in checkpoints, so evaluation
+  /// and generation read text as training did).
+  public let encoding: TextEncoding
   let index: [String: Int]
 
   public static let unknown = "<unk>"
   public static let endOfSentence = "<eos>"
 
-  public init(kind: TokenizerKind, tokens: [String]) {
+  public init(kind: TokenizerKind, tokens: [String], encoding: TextEncoding = .utf8) {
     self.kind = kind
     self.tokens = tokens
+    self.encoding = encoding
     var index: [String: Int] = [:]
     for (i, t) in tokens.enumerated() where index[t] == nil { index[t] = i }
     self.index = index
@@ -101,16 +188,43 @@ public struct Vocabulary: Equatable, Sendable {
   public var count: Int { tokens.count }
   public func id(of token: String) -> Int? { index[token] }
 
-  /// Character vocabulary: the sorted distinct Unicode scalars of `texts`.
-  public static func characters(of texts: [String]) -> Vocabulary {
+  /// The 256 byte tokens (`--encoding bytes`): id b is byte b, shown as the character itself
+  /// where it is printable ASCII and as `<0xHH>` otherwise.
+  public static let bytes = Vocabulary(kind: .char, tokens: byteNames, encoding: .bytes)
+
+  /// The name of each byte's token.
+  static let byteNames: [String] = (0...255).map { b in
+    (0x21...0x7E).contains(b) ? String(UnicodeScalar(UInt8(b))) : "<0x" + String(b, radix: 16, uppercase: true).leftPadded(to: 2) + ">"
+  }
+  static let byteOfName: [String: UInt8] = Dictionary(
+    uniqueKeysWithValues: byteNames.enumerated().map { ($0.element, UInt8($0.offset)) })
+
+  /// The byte a token of a byte vocabulary stands for.
+  public func byte(of id: Int) -> UInt8? {
+    guard isBytes, id >= 0, id < tokens.count else { return nil }
+    return Self.byteOfName[tokens[id]]
+  }
+
+  /// Whether this is the fixed byte vocabulary: ids are byte values.
+  public var isBytes: Bool { kind == .char && encoding == .bytes }
+
+  /// The same tokens for text read with `encoding`.
+  public func reading(_ encoding: TextEncoding) -> Vocabulary { Vocabulary(kind: kind, tokens: tokens, encoding: encoding) }
+
+  /// Character vocabulary: the sorted distinct Unicode scalars of `texts` (read with
+  /// `encoding`; `.bytes` gives the fixed 256 byte tokens whatever the texts).
+  public static func characters(of texts: [String], encoding: TextEncoding = .utf8) -> Vocabulary {
+    if encoding == .bytes { return bytes }
     var seen = Set<Unicode.Scalar>()
     for text in texts { for s in text.unicodeScalars { seen.insert(s) } }
-    return Vocabulary(kind: .char, tokens: seen.sorted { $0.value < $1.value }.map { String($0) })
+    return Vocabulary(kind: .char, tokens: seen.sorted { $0.value < $1.value }.map { String($0) }, encoding: encoding)
   }
 
   /// Word vocabulary: `<unk>`, `<eos>`, then words by count (descending, ties by spelling),
   /// keeping words seen at least `minimumCount` times, at most `maximumSize` tokens in all.
-  public static func words(of text: String, minimumCount: Int = 1, maximumSize: Int? = nil) -> Vocabulary {
+  public static func words(
+    of text: String, minimumCount: Int = 1, maximumSize: Int? = nil, encoding: TextEncoding = .utf8
+  ) -> Vocabulary {
     var counts: [String: Int] = [:]
     for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
       for word in line.split(whereSeparator: { $0.isWhitespace }) { counts[String(word), default: 0] += 1 }
@@ -121,13 +235,26 @@ public struct Vocabulary: Equatable, Sendable {
       $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key
     }.map(\.key)
     if let maximumSize { words = Array(words.prefix(max(0, maximumSize - 2))) }
-    return Vocabulary(kind: .word, tokens: [unknown, endOfSentence] + words)
+    return Vocabulary(kind: .word, tokens: [unknown, endOfSentence] + words, encoding: encoding)
   }
 
   /// Token ids of `text`. Characters outside a character vocabulary are an error naming the
   /// character and its line; words outside a word vocabulary become `<unk>`.
   public func encode(_ text: String) throws -> [Int] {
     switch kind {
+    case .char where isBytes:
+      // Text read with --encoding bytes holds each byte as the scalar of the same value.
+      var ids: [Int] = []
+      ids.reserveCapacity(text.unicodeScalars.count)
+      var line = 1
+      for s in text.unicodeScalars {
+        guard s.value < 256, let id = index[Self.byteNames[Int(s.value)]] else {
+          throw CorpusError.unknownSymbol(String(s), line: line)
+        }
+        ids.append(id)
+        if s == "\n" { line += 1 }
+      }
+      return ids
     case .char:
       var ids: [Int] = []
       ids.reserveCapacity(text.unicodeScalars.count)
@@ -165,6 +292,7 @@ public struct Vocabulary: Equatable, Sendable {
     guard id >= 0 && id < tokens.count else { return "" }
     let token = tokens[id]
     switch kind {
+    case .char where isBytes: return Self.byteOfName[token].map { String(UnicodeScalar($0)) } ?? ""
     case .char: return token
     case .word: return token == Self.endOfSentence ? "\n" : (first ? token : " " + token)
     }

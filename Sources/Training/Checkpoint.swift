@@ -13,6 +13,8 @@ public struct StoredConfiguration: Codable, Equatable, Sendable {
   public var tied: Bool
   public var dropout: Float
   public var tokenizer: TokenizerKind
+  /// How text is read for this model; absent in files from before encodings (UTF-8).
+  public var encoding: TextEncoding?
 }
 
 /// Where a training run stands, for an exact `--resume`.
@@ -62,7 +64,8 @@ public struct Checkpoint: Sendable {
     let c = model.configuration
     return StoredConfiguration(
       cell: c.cell, layers: c.layers, hidden_size: c.hiddenSize, embedding_size: c.embeddingSize,
-      vocab_size: c.vocabularySize, tied: c.tied, dropout: c.dropout, tokenizer: vocabulary.kind)
+      vocab_size: c.vocabularySize, tied: c.tied, dropout: c.dropout, tokenizer: vocabulary.kind,
+      encoding: vocabulary.encoding == .utf8 ? nil : vocabulary.encoding)
   }
 
   /// The safetensors content: the model's PyTorch `state_dict` (`encoder.weight`,
@@ -159,7 +162,8 @@ public struct Checkpoint: Sendable {
       carried = try Self.carriedState(&envelope, progress: p, config: config)
     }
     self.init(
-      model: model, vocabulary: Vocabulary(kind: config.tokenizer, tokens: tokens), progress: progress,
+      model: model, vocabulary: Vocabulary(kind: config.tokenizer, tokens: tokens, encoding: config.encoding ?? .utf8),
+      progress: progress,
       optimizer: optimizer, carriedState: carried)
   }
 
