@@ -53,6 +53,8 @@ struct Train: ParsableCommand {
   @Option(help: "Save the checkpoint every N steps (0: at the end only). [default: \(TrainDefaults.options.checkpointEvery)]")
   var checkpointEvery: Int?
   @Flag(help: "Continue the run saved in --checkpoint.") var resume = false
+  @Option(help: "Fine-tune: start a new run (fresh optimizer, schedule and steps) from this checkpoint's weights; tokens new to its vocabulary get fresh rows.")
+  var initFrom: String?
   @Option(help: "Validate every N steps (0: at the end only). [default: \(TrainDefaults.options.evalEvery)]") var evalEvery: Int?
   @Option(help: "Print a sample every N steps (0: never). [default: \(TrainDefaults.options.sampleEvery)]") var sampleEvery: Int?
   @Option(help: "On a NaN or infinite loss or gradient: stop (save nothing) or skip that update. [default: \(TrainDefaults.options.onNaN.rawValue)]")
@@ -74,6 +76,28 @@ struct Train: ParsableCommand {
     }
     if let schedule { _ = try parseSchedule(schedule, steps: steps) }
     if checkpoint.isEmpty { throw ValidationError("--checkpoint must not be empty") }
+    if resume && initFrom != nil {
+      throw ValidationError("--init-from starts a new run from a checkpoint's weights, --resume continues a run: give one")
+    }
+  }
+
+  /// Fine-tuning keeps the architecture of the checkpoint it starts from: an option that says
+  /// otherwise is refused, naming both values.
+  func checkArchitecture(_ c: LanguageModelConfiguration, vocabulary: Vocabulary, path: String) throws {
+    func refuse(_ option: String, _ given: String, _ stored: String) throws -> Never {
+      throw ValidationError("\(option) \(given) contradicts --init-from \(path), which has \(stored)")
+    }
+    if let cell = modelOptions.cell, cell != c.cell { try refuse("--cell", cell.rawValue, c.cell.rawValue) }
+    if let layers = modelOptions.layers, layers != c.layers { try refuse("--layers", "\(layers)", "\(c.layers)") }
+    if let hidden = modelOptions.hidden, hidden != c.hiddenSize { try refuse("--hidden", "\(hidden)", "\(c.hiddenSize)") }
+    if let embedding, embedding != c.embeddingSize { try refuse("--embedding", "\(embedding)", "\(c.embeddingSize)") }
+    if tied && !c.tied { try refuse("--tied", "", "untied embeddings") }
+    if let tokenizer = data.tokenizer, tokenizer != vocabulary.kind {
+      try refuse("--tokenizer", tokenizer.rawValue, vocabulary.kind.rawValue)
+    }
+    if let encoding = data.encoding, encoding != vocabulary.encoding {
+      try refuse("--encoding", encoding.rawValue, vocabulary.encoding.rawValue)
+    }
   }
 
   /// The options of this run: the checkpoint's when resuming (at step `step`), overridden by
@@ -128,15 +152,22 @@ struct Train: ParsableCommand {
     } else {
       try ensureWritable(checkpoint)
     }
-    let options = try options(base: resumed?.progress?.options, step: resumed?.progress?.step ?? 0)
-    let kind = resumed?.vocabulary.kind ?? data.tokenizerKind
+    let initial = try initFrom.map { try Checkpoint.load(from: $0) }
+    var options = try options(base: resumed?.progress?.options, step: resumed?.progress?.step ?? 0)
+    if let initial, let initFrom {
+      let c = initial.model.configuration
+      try checkArchitecture(c, vocabulary: initial.vocabulary, path: initFrom)
+      (options.cell, options.layers, options.hiddenSize, options.embeddingSize, options.tied) =
+        (c.cell, c.layers, c.hiddenSize, c.embeddingSize, c.tied)
+    }
+    let kind = resumed?.vocabulary.kind ?? initial?.vocabulary.kind ?? data.tokenizerKind
     if let tokenizer = data.tokenizer, let resumed, tokenizer != resumed.vocabulary.kind {
       throw ValidationError("--tokenizer \(tokenizer.rawValue) differs from the checkpoint's \(resumed.vocabulary.kind.rawValue)")
     }
     if let encoding = data.encoding, let resumed, encoding != resumed.vocabulary.encoding {
       throw ValidationError("--encoding \(encoding.rawValue) differs from the checkpoint's \(resumed.vocabulary.encoding.rawValue)")
     }
-    let encoding = resumed?.vocabulary.encoding ?? data.textEncoding
+    let encoding = resumed?.vocabulary.encoding ?? initial?.vocabulary.encoding ?? data.textEncoding
     let fullText = try readText(path: textPath, encoding: encoding)
     let trainText: String
     let validText: String
@@ -146,7 +177,11 @@ struct Train: ParsableCommand {
     } else {
       (trainText, validText) = splitForValidation(fullText, kind: kind)
     }
-    let vocabulary = resumed?.vocabulary ?? data.vocabulary(train: trainText, valid: validText, kind: kind)
+    let vocabulary =
+      resumed?.vocabulary
+      ?? initial?.vocabulary.extended(
+        with: [trainText, validText], minimumCount: data.minCount ?? 1, maximumSize: data.maxVocab)
+      ?? data.vocabulary(train: trainText, valid: validText, kind: kind)
     let trainTokens: [Int]
     let validTokens: [Int]
     do {
@@ -165,7 +200,10 @@ struct Train: ParsableCommand {
     var session =
       try resumed.map {
         try TrainingSession(resuming: $0, options: options, trainTokens: trainTokens, validTokens: validTokens)
-      } ?? TrainingSession(options: options, vocabulary: vocabulary, trainTokens: trainTokens, validTokens: validTokens)
+      }
+      ?? TrainingSession(
+        options: options, vocabulary: vocabulary, trainTokens: trainTokens, validTokens: validTokens,
+        initialModel: initial?.model)
     let metrics = try MetricsLog(checkpointPath: checkpoint, resuming: resume)
     let reporter = Reporter(json: json, terminal: standardOutputIsTerminal && !json)
     // SIGINT (Ctrl-C) or SIGTERM ends the run after the current step: it validates, saves the

@@ -110,11 +110,21 @@ public struct TrainingSession: Sendable {
   public let validTokens: [Int]
 
   /// A fresh run.
-  public init(options: TrainingOptions, vocabulary: Vocabulary, trainTokens: [Int], validTokens: [Int]) throws {
+  /// - Parameter initialModel: fine-tuning: start from this model's weights (its vocabulary a
+  ///   prefix of `vocabulary`, its architecture the options'), with a fresh optimizer, schedule
+  ///   and step count; the rows of new tokens are initialised as a fresh model's.
+  public init(
+    options: TrainingOptions, vocabulary: Vocabulary, trainTokens: [Int], validTokens: [Int],
+    initialModel: LanguageModel? = nil
+  ) throws {
     self.options = options
     self.vocabulary = vocabulary
     var rng = SplitMix64(seed: options.seed)
-    model = LanguageModel(options.modelConfiguration(vocabulary.count), using: &rng)
+    if let initialModel {
+      model = initialModel.transferred(to: options.modelConfiguration(vocabulary.count), using: &rng)
+    } else {
+      model = LanguageModel(options.modelConfiguration(vocabulary.count), using: &rng)
+    }
     self.rng = rng
     trainer = TrainingStep(optimizer: Optimizer(options.optimizer), clipNorm: options.clip, onNaN: options.onNaN)
     train = try BatchLayout(tokens: trainTokens, batchSize: options.batchSize, sequenceLength: options.sequenceLength)

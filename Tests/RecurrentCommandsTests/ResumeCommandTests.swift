@@ -47,3 +47,39 @@ private func events(_ output: String) throws -> [[String: Any]] {
   let said = changedRate.stdout.split(separator: "\n").filter { $0.hasPrefix("resuming with changes: ") }
   #expect(said.count == 1 && said[0].contains("optimizer adam lr 0.002 -> adam lr 0.001"), "\(changedRate.stdout)")
 }
+
+@Test func initFromFineTunesWithAnEnlargedVocabularyAndRefusesContradictions() throws {
+  let folder = temporaryFolder("init-from")
+  defer { try? FileManager.default.removeItem(atPath: folder) }
+  try String(repeating: "to be or not to be, that is the question.\n", count: 200)
+    .write(toFile: folder + "/a.txt", atomically: true, encoding: .utf8)
+  try String(repeating: "ZOUNDS! to be or not to be, quoth he.\n", count: 200)
+    .write(toFile: folder + "/b.txt", atomically: true, encoding: .utf8)
+  let tiny = [
+    "--layers", "1", "--hidden", "16", "--embedding", "8", "--batch", "4", "--seq-len", "16", "--eval-every", "0",
+    "--sample-every", "0", "--threads", "1", "--json",
+  ]
+  let base = try runRecurrent(["train", "--text", "a.txt", "--steps", "10", "--checkpoint", "a.safetensors"] + tiny, in: folder)
+  #expect(base.status == 0, "\(base.stderr)")
+  let tuned = try runRecurrent(
+    ["train", "--text", "b.txt", "--steps", "5", "--init-from", "a.safetensors", "--checkpoint", "b.safetensors"] + tiny,
+    in: folder)
+  #expect(tuned.status == 0, "\(tuned.stderr)")
+  let started = try #require(
+    try JSONSerialization.jsonObject(with: Data(tuned.stdout.split(separator: "\n")[0].utf8)) as? [String: Any])
+  #expect(started["resumed_at_step"] is NSNull, "a new run")
+  let vocabA = try #require(started["vocab_size"] as? Int)
+  let eval = try runRecurrent(["eval", "--checkpoint", "b.safetensors", "--text", "b.txt", "--json"], in: folder)
+  #expect(eval.status == 0, "the saved vocabulary covers the new text: \(eval.stderr)")
+  let evalA = try runRecurrent(["eval", "--checkpoint", "a.safetensors", "--text", "b.txt"], in: folder)
+  #expect(evalA.status == 1 && evalA.stderr.contains("not in the model's vocabulary"), "Z was new: \(evalA.stderr)")
+  #expect(vocabA > 0)
+  for (extra, named) in [
+    (["--resume"], "--init-from"), (["--hidden", "32"], "--hidden 32 contradicts"), (["--cell", "lstm"], "--cell lstm"),
+  ] {
+    let refused = try runRecurrent(
+      ["train", "--text", "b.txt", "--init-from", "a.safetensors", "--checkpoint", "c.safetensors"] + tiny + extra, in: folder)
+    #expect(refused.status == 64 && refused.stderr.contains(named), "\(extra): \(refused.stderr)")
+    #expect(!FileManager.default.fileExists(atPath: folder + "/c.safetensors"))
+  }
+}
