@@ -118,6 +118,8 @@ struct Fit: ParsableCommand {
   @OptionGroup(title: "Run (the seed draws initialisation, shuffling and dropout)") var runOptions: RunOptions<FitDefaults>
   @Option(help: "A NaN or infinite loss or gradient: stop (save nothing) or skip that update.")
   var onNan: NaNPolicy = .stop
+  @Option(help: "Fine-tune: start from this fit checkpoint's weights (give its architecture options); ids beyond its vocabulary get fresh embedding rows.")
+  var initFrom: String?
   @Option(help: "Where to save the trained model (.safetensors).") var checkpoint: String = "fit.safetensors"
   @Flag(help: "One JSON object per line: each epoch's history, then a summary.") var json = false
 
@@ -151,8 +153,34 @@ struct Fit: ParsableCommand {
     }
   }
 
+  /// `model` with the weights of `initial`, whose layers must be the same but for a smaller
+  /// embedding vocabulary (whose rows are copied; the rest keep their fresh initialisation).
+  static func transfer(from initial: Sequential, into model: inout Sequential, path: String) throws {
+    func shape(_ layers: [Layer]) -> [Layer] {
+      layers.map {
+        if case .embedding(_, let d, let mask, _) = $0 { return .embedding(vocabularySize: 0, outputSize: d, maskZero: mask, trainable: true) }
+        return $0
+      }
+    }
+    guard shape(initial.layers) == shape(model.layers), initial.inputFeatures == model.inputFeatures else {
+      throw CommandError(
+        "--init-from \(path): its layers are \(initial.layers.map(Sequential.describe).joined(separator: ", ")); these options describe \(model.layers.map(Sequential.describe).joined(separator: ", "))")
+    }
+    var stored: [String: Tensor] = [:]
+    for (name, tensor) in initial.namedParameters { stored[name] = tensor }
+    model.forEachParameter { name, tensor in
+      guard let old = stored[name] else { return }
+      if old.shape == tensor.shape {
+        tensor = old
+      } else {  // the embedding of a larger vocabulary: the old rows, then fresh ones
+        tensor.scalars.replaceSubrange(0..<old.count, with: old.scalars)
+      }
+    }
+  }
+
   func run() throws {
     try ensureWritable(checkpoint)
+    let initial = try initFrom.map { try SequentialCheckpoint.load(from: $0).model }
     let xArray = try readArray(x, option: "--x")
     let yArray = try readArray(y, option: "--y")
     let input = try modelInput(xArray, path: x, ids: embedding != nil)
@@ -208,7 +236,8 @@ struct Fit: ParsableCommand {
         vocabularyWords = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).map(String.init)
         if vocabularyWords!.last == "" { vocabularyWords!.removeLast() }
       }
-      let size = vocabSize ?? vocabularyWords?.count ?? top + 1
+      var size = vocabSize ?? vocabularyWords?.count ?? top + 1
+      if case .embedding(let stored, _, _, _)? = initial?.layers.first { size = max(size, stored) }
       guard top < size else { throw CommandError("--x \(x): id \(top) is outside the vocabulary of \(size)") }
       if let words = vocabularyWords, words.count != size {
         throw CommandError("--vocabulary \(vocabulary!): \(words.count) words, the vocabulary size is \(size)")
@@ -226,6 +255,7 @@ struct Fit: ParsableCommand {
     layerList.append(.dense(units, activation: task.activation))
     var rng = SplitMix64(seed: runOptions.randomSeed)  // initialisation, missing word vectors, shuffling, dropout
     var model = try Sequential(inputFeatures: embedding == nil ? input.shape[2] : nil, layerList, using: &rng)
+    if let initial, let initFrom { try Self.transfer(from: initial, into: &model, path: initFrom) }
     if let wordVectors, let words = vocabularyWords, let embedding {
       let vectors: WordVectors
       do {

@@ -221,6 +221,18 @@ public struct Sequential: Parameterized, Sendable {
     self.outputIsSequence = isSequence
   }
 
+  /// A layer as Keras would print it: "GRU(64, return_sequences)", "Dense(1, sigmoid)".
+  public static func describe(_ layer: Layer) -> String {
+    switch layer {
+    case .embedding(let v, let d, let mask, _): "Embedding(\(v), \(d)\(mask ? ", mask_zero" : ""))"
+    case .recurrent(let kind, let units, let sequences):
+      "\(name(of: layer))(\(units)\(kind == .gruResetBefore ? ", reset_after=False" : kind == .rnnRelu ? ", relu" : "")\(sequences ? ", return_sequences" : ""))"
+    case .bidirectional(let inner): "Bidirectional(\(describe(inner)))"
+    case .dense(let units, let activation): "Dense(\(units)\(activation == .none ? "" : ", \(activation)"))"
+    case .dropout(let rate): "Dropout(\(rate))"
+    }
+  }
+
   static func name(of layer: Layer) -> String {
     switch layer {
     case .embedding: "Embedding"

@@ -129,3 +129,45 @@ private func temporaryFolder() -> String {
   }
   #expect(try Data(contentsOf: URL(fileURLWithPath: model)) == before)
 }
+
+@Test func fitInitFromStartsFromTheWeightsAndGrowsTheVocabulary() throws {
+  let folder = temporaryFolder()
+  defer { try? FileManager.default.removeItem(atPath: folder) }
+  // Token ids; the label: does id 3 occur? The second data set uses ids up to 7 (new ones).
+  var rng = SplitMix64(seed: 4)
+  func data(_ name: String, vocabulary V: Int) throws {
+    let (N, T) = (200, 6)
+    var x = [Double](repeating: 0, count: N * T)
+    var y = [Double](repeating: 0, count: N)
+    for n in 0..<N {
+      for t in 0..<T { x[n * T + t] = Double(1 + Int(rng.next() % UInt64(V - 1))) }
+      y[n] = x[(n * T)..<((n + 1) * T)].contains(3) ? 1 : 0
+    }
+    try NumPyArray(shape: [N, T], type: .int32, values: x).write(path: folder + "/\(name)-x.npy")
+    try NumPyArray(shape: [N], type: .int32, values: y).write(path: folder + "/\(name)-y.npy")
+  }
+  try data("a", vocabulary: 6)
+  try data("b", vocabulary: 8)
+  let common = ["--task", "binary", "--embedding", "4", "--hidden", "8", "--lr", "0.02", "--threads", "1", "--json"]
+  try run(["fit", "--x", folder + "/a-x.npy", "--y", folder + "/a-y.npy", "--epochs", "8",
+           "--checkpoint", folder + "/a.safetensors"] + common)
+  let a = try SequentialCheckpoint.load(from: folder + "/a.safetensors").model
+  try run(["fit", "--x", folder + "/b-x.npy", "--y", folder + "/b-y.npy", "--epochs", "1",
+           "--init-from", folder + "/a.safetensors", "--checkpoint", folder + "/b.safetensors"] + common + ["--lr", "1e-9"])
+  let b = try SequentialCheckpoint.load(from: folder + "/b.safetensors").model
+  // The vocabulary grew to 8; with a learning rate of 1e-9 every old weight is (all but) a's.
+  #expect(b.embeddingWeight?.shape == [8, 4])
+  expectClose(Array(b.embeddingWeight!.scalars[0..<24]), a.embeddingWeight!.scalars, rtol: 1e-5, atol: 1e-6, "old rows")
+  for ((name, new), (_, old)) in zip(b.namedParameters.dropFirst(), a.namedParameters.dropFirst()) {
+    expectClose(new.scalars, old.scalars, rtol: 1e-5, atol: 1e-6, name)
+  }
+  // Another architecture is refused, naming both.
+  do {
+    try run(["fit", "--x", folder + "/b-x.npy", "--y", folder + "/b-y.npy", "--init-from", folder + "/a.safetensors",
+             "--checkpoint", folder + "/c.safetensors", "--task", "binary", "--embedding", "4", "--hidden", "16"])
+    Issue.record("a contradicting architecture was accepted")
+  } catch {
+    #expect("\(error)".contains("GRU(8)") && "\(error)".contains("GRU(16)"), "\(error)")
+  }
+  #expect(!FileManager.default.fileExists(atPath: folder + "/c.safetensors"))
+}
