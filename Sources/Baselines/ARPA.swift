@@ -40,7 +40,7 @@ extension NGramModel {
         parents[k][Int(node)] = Int32(truncatingIfNeeded: key >> Self.wordBits)
       }
     }
-    let names = tokens.map(Self.arpaToken)
+    let names = tokens.map(Self.arpaToken) + ["<s>"]  // the last: sentenceStart
     func gram(_ k: Int, _ node: Int) -> String {
       var parts: [String] = []
       var level = k
@@ -55,7 +55,7 @@ extension NGramModel {
     // Toolkits need <s>, </s> and <unk> in the vocabulary (KenLM refuses a file without </s>):
     // those the model does not have are listed with log10 p = -99, never predicted.
     var markers: [String] = []
-    if !tokens.contains("<s>") { markers.append("-99\t<s>\t0") }
+    if !tokens.contains("<s>") && children[1][Self.key(0, sentenceStart)] == nil { markers.append("-99\t<s>\t0") }
     if !tokens.contains("<eos>") && !tokens.contains("</s>") { markers.append("-99\t</s>") }
     if !tokens.contains("<unk>") { markers.append("-99\t<unk>") }
     var out = "\n\\data\\\n"
@@ -81,9 +81,9 @@ extension NGramModel {
     try writeAtomically(Data(arpa().utf8), to: path)
   }
 
-  /// Reads an ARPA file (ours, KenLM's or SRILM's). `<s>` and n-grams containing it are left
-  /// out (the stream scoring here never starts from `<s>`), as are `</s>` and `<unk>` when they
-  /// are only listed at -99 or below.
+  /// Reads an ARPA file (ours, KenLM's or SRILM's). `<s>` is kept as a context only
+  /// (`sentenceStart`, for sentence scoring; stream scoring never uses it); `</s>` and `<unk>`
+  /// listed only at -99 or below are left out.
   public static func readARPA(path: String) throws -> NGramModel {
     let data: Data
     do { data = try readFile(path) } catch { throw BaselineError.file(error) }
@@ -138,20 +138,23 @@ extension NGramModel {
     }
     var tokens: [String] = []
     var ids: [Substring: Int] = [:]
-    // <s>, and </s> or <unk> listed at -99 or below (markers, never predicted), are not tokens.
+    // </s> or <unk> listed at -99 or below (markers, never predicted) are not tokens; <s> is a
+    // context only, the id after the tokens.
     func isMarker(_ e: (words: [Substring], logP: Float, backoff: Float)) -> Bool {
-      e.words[0] == "<s>" || ((e.words[0] == "</s>" || e.words[0] == "<unk>") && e.logP <= -98)
+      (e.words[0] == "</s>" || e.words[0] == "<unk>") && e.logP <= -98
     }
     let markers = Set(entries[1].filter(isMarker).map { $0.words[0] })
-    for e in entries[1] where !isMarker(e) {
+    for e in entries[1] where !isMarker(e) && e.words[0] != "<s>" {
       guard ids[e.words[0]] == nil else { throw BaselineError.malformedARPA("\(path): unigram \(e.words[0]) listed twice") }
       ids[e.words[0]] = tokens.count
       tokens.append(vocabularyToken(e.words[0]))
     }
     guard !tokens.isEmpty else { throw BaselineError.malformedARPA("\(path): no unigrams") }
+    if entries[1].contains(where: { $0.words[0] == "<s>" }) { ids["<s>"] = tokens.count }
     var model = NGramModel(order: order, tokens: tokens)
     for k in 1...order {
-      for e in entries[k] {
+      // <s>'s own unigram matters only for its backoff (it is never predicted).
+      for e in entries[k] where !(k == 1 && e.words[0] == "<s>" && e.backoff == 0) {
         var ids_: [Int] = []
         var skip = false
         for w in e.words {

@@ -29,6 +29,9 @@ public struct NGramModel: Sendable {
   static let wordBits: UInt64 = 22
 
   public var vocabularySize: Int { tokens.count }
+  /// The id of `<s>`: context only, never predicted and outside `tokens`; its n-grams are
+  /// those of an ARPA file that has them (KenLM's, SRILM's), used by `scoreSentences`.
+  public var sentenceStart: Int { tokens.count }
   /// Stored n-grams per order (1...N).
   public var counts: [Int] { (1...order).map { logProbability[$0].count } }
 
@@ -71,6 +74,24 @@ public struct NGramModel: Sendable {
       if let h = node(context) { backoff += Double(logBackoff[context.count][Int(h)]) }
       context = context.dropFirst()
     }
+  }
+
+  /// Sentence scoring, as KenLM's `query` and SRILM's `ngram -ppl` do: each sentence (token ids
+  /// ending with its end-of-sentence token) predicted from `<s>`, the end included; returns the
+  /// natural-log probability summed (negated) and the tokens predicted.
+  public func scoreSentences(_ sentences: [[Int]]) -> (nats: Double, tokens: Int) {
+    var total: Double = 0
+    var count = 0
+    for sentence in sentences {
+      var context = [sentenceStart]
+      for w in sentence {
+        total += log10Probability(of: w, after: context[...]) * log(10.0)
+        context.append(w)
+        if context.count >= order { context.removeFirst(context.count - order + 1) }
+        count += 1
+      }
+    }
+    return (-total, count)
   }
 
   /// Natural-log probability of every token of `stream` after the first, summed, and how many.

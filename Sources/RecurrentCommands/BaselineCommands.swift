@@ -91,12 +91,37 @@ struct NGramEval: ParsableCommand {
   @Option(help: "Text to score.") var text: String
   @Option(help: "Tokenizer the model was trained with: char or word.") var tokenizer: TokenizerKind = .char
   @Option(help: "Encoding the model was trained with: utf8, latin1 or bytes.") var encoding: TextEncoding = .utf8
+  @Flag(help: "Score every line as a sentence from <s> to </s>, as KenLM's query and SRILM's ngram -ppl do (default: one stream).")
+  var sentences = false
   @Flag(help: "JSON output.") var json = false
 
   func run() throws {
     let m = try NGramModel.readARPA(path: model)
-    let (nats, count) = m.score(try encodeForModel(text, tokens: m.tokens, kind: tokenizer, encoding: encoding))
-    emit(scoreLine(nats: nats, tokens: count, json: json, extra: ["order": .int(m.order)]))
+    let vocabulary = Vocabulary(kind: tokenizer, tokens: m.tokens, encoding: encoding)
+    guard sentences else {
+      let (nats, count) = m.score(try encodeFile(text, vocabulary: vocabulary))
+      emit(scoreLine(nats: nats, tokens: count, json: json, extra: ["order": .int(m.order), "convention": "stream"]))
+      return
+    }
+    // Each line, then its end: </s> (<eos>) for words, the newline for characters.
+    guard let end = vocabulary.id(of: Vocabulary.endOfSentence) ?? vocabulary.id(of: "\n") else {
+      throw CommandError("--sentences: \(model) has neither </s> nor a newline token to end a sentence")
+    }
+    var lines = try readText(path: text, encoding: encoding).split(separator: "\n", omittingEmptySubsequences: false)
+    if lines.last == "" { lines.removeLast() }
+    let sentences: [[Int]]
+    do {
+      sentences = try lines.map { line in
+        let ids = try vocabulary.encode(String(line))
+        return vocabulary.kind == .word ? ids : ids + [end]  // word encoding ends each line with <eos>
+      }
+    } catch let error as CorpusError {
+      throw CommandError("\(text): \(error)")
+    }
+    let (nats, count) = m.scoreSentences(sentences)
+    emit(scoreLine(
+      nats: nats, tokens: count, json: json,
+      extra: ["order": .int(m.order), "convention": "sentences", "sentences": .int(sentences.count)]))
   }
 }
 

@@ -4,9 +4,7 @@ import Testing
 import TestSupport
 
 import Recurrent
-import SequenceModels
 import TensorCore
-import Training
 
 // .npy read/write against files numpy wrote (Tests/Reference/make_npy_fixtures.py), CSV, and
 // GloVe/word2vec vectors loaded into an Embedding.

@@ -2,7 +2,6 @@ import Testing
 import TestSupport
 
 import Recurrent
-import RecurrentCommands
 import RecurrentExamples
 import TensorCore
 
