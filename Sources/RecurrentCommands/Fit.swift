@@ -118,6 +118,8 @@ struct Fit: ParsableCommand {
   @OptionGroup(title: "Run (the seed draws initialisation, shuffling and dropout)") var runOptions: RunOptions<FitDefaults>
   @Option(help: "A NaN or infinite loss or gradient: stop (save nothing) or skip that update.")
   var onNan: NaNPolicy = .stop
+  @Option(help: "Write TensorBoard event files (loss, metrics and their validation values per epoch) into this folder.")
+  var tensorboard: String?
   @Option(help: "Fine-tune: start from this fit checkpoint's weights (give its architecture options); ids beyond its vocabulary get fresh embedding rows.")
   var initFrom: String?
   @Option(help: "Where to save the trained model (.safetensors).") var checkpoint: String = "fit.safetensors"
@@ -273,6 +275,7 @@ struct Fit: ParsableCommand {
       loss: task.loss, optimizer: optimizerOptions.configuration(), metrics: [task.metric],
       clipNorm: optimizerOptions.clipNorm(), onNaN: onNan)
     let compute = runOptions.compute
+    let board = try tensorboard.map { try TensorBoardWriter(directory: $0) }
     let targets = yArray.tensor
     let started = Date()
     let history = try model.fit(
@@ -280,6 +283,11 @@ struct Fit: ParsableCommand {
       using: &rng, compute: compute
     ) { event in
       guard case .epoch(let log) = event else { return }
+      board?.scalars(
+        [("epoch/loss", log.loss)] + log.metrics.sorted { $0.key < $1.key }.map { ("epoch/" + $0.key, $0.value) }
+          + (log.validationLoss.map { [("epoch/val_loss", $0)] } ?? [])
+          + log.validationMetrics.sorted { $0.key < $1.key }.map { ("epoch/val_" + $0.key, $0.value) },
+        step: log.epoch)
       if json {
         var fields: [String: JSONValue] = [
           "event": "epoch", "epoch": .int(log.epoch), "loss": .number(log.loss), "seconds": .number(log.seconds),

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Formats
 import Foundation
 import Recurrent
 import TextCorpus
@@ -53,6 +54,8 @@ struct Train: ParsableCommand {
   @Option(help: "Save the checkpoint every N steps (0: at the end only). [default: \(TrainDefaults.options.checkpointEvery)]")
   var checkpointEvery: Int?
   @Flag(help: "Continue the run saved in --checkpoint.") var resume = false
+  @Option(help: "Write TensorBoard event files (train loss, learning rate, gradient norm, tokens/s, validation loss and bits per token) into this folder.")
+  var tensorboard: String?
   @Option(help: "Fine-tune: start a new run (fresh optimizer, schedule and steps) from this checkpoint's weights; tokens new to its vocabulary get fresh rows.")
   var initFrom: String?
   @Option(help: "Validate every N steps (0: at the end only). [default: \(TrainDefaults.options.evalEvery)]") var evalEvery: Int?
@@ -205,6 +208,7 @@ struct Train: ParsableCommand {
         options: options, vocabulary: vocabulary, trainTokens: trainTokens, validTokens: validTokens,
         initialModel: initial?.model)
     let metrics = try MetricsLog(checkpointPath: checkpoint, resuming: resume)
+    let board = try tensorboard.map { try TensorBoardWriter(directory: $0) }
     let reporter = Reporter(json: json, terminal: standardOutputIsTerminal && !json)
     // SIGINT (Ctrl-C) or SIGTERM ends the run after the current step: it validates, saves the
     // checkpoint and exits normally, so `--resume` can continue from there.
@@ -220,6 +224,7 @@ struct Train: ParsableCommand {
     do {
       try session.run(checkpointPath: checkpoint, shouldStop: { interrupt.isRaised }) { event in
         metrics.record(event)
+        board?.record(event)
         reporter.report(event)
       }
     } catch let error as TrainingError {
@@ -278,7 +283,7 @@ final class Reporter {
 
   func report(_ event: TrainingEvent) {
     if json {
-      if case .step(let step, _, _, _, _, _, _) = event, step % 10 != 0 { return }
+      if case .step(let step, _, _, _, _, _, _, _) = event, step % 10 != 0 { return }
       emit(event.json + "\n")
       return
     }
@@ -288,7 +293,7 @@ final class Reporter {
         "training \(parameters) parameters on \(trainTokens) tokens (validation \(validTokens), vocabulary \(vocabularySize))"
           + (resumed.map { ", resuming at step \($0)" } ?? "") + "\n")
       if !changes.isEmpty { emit("resuming with changes: " + changes.joined(separator: "; ") + "\n") }
-    case .step(let step, let epoch, let loss, _, let rate, let elapsed, let eta):
+    case .step(let step, let epoch, let loss, _, _, let rate, let elapsed, let eta):
       let line = String(
         format: "step %d  epoch %.2f  loss %.4f  %.0f tok/s  %@ elapsed%@", step, epoch, loss, rate,
         clock(elapsed), eta.map { "  ETA " + clock($0) } ?? "")

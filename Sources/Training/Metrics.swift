@@ -11,10 +11,11 @@ extension TrainingEvent {
         "valid_tokens": .int(validTokens), "vocab_size": .int(vocabularySize), "resumed_at_step": .optional(resumed),
         "changes": .array(changes.map { .string($0) }),
       ]
-    case .step(let step, let epoch, let loss, let lr, let rate, let elapsed, let eta):
+    case .step(let step, let epoch, let loss, let lr, let norm, let rate, let elapsed, let eta):
       return [
         "event": "step", "step": .int(step), "epoch": .number(epoch), "train_loss": .number(loss),
-        "learning_rate": .number(lr), "tokens_per_second": .number(rate), "elapsed_seconds": .number(elapsed),
+        "learning_rate": .number(lr), "gradient_norm": .number(norm), "tokens_per_second": .number(rate),
+        "elapsed_seconds": .number(elapsed),
         "eta_seconds": .optional(eta),
       ]
     case .evaluation(let step, let trainLoss, let validLoss, let rate, let elapsed):
@@ -65,7 +66,7 @@ public final class MetricsLog {
   /// Records step (every 10th), evaluation and finish events.
   public func record(_ event: TrainingEvent) {
     switch event {
-    case .step(let step, _, _, _, _, _, _) where step % 10 != 0: return
+    case .step(let step, _, _, _, _, _, _, _) where step % 10 != 0: return
     case .sample, .checkpoint: return
     default: break
     }
@@ -122,4 +123,21 @@ public func lossCurveSVG(train: [(Double, Double)], valid: [(Double, Double)]) -
   svg += "<text x=\"\(Int(width - 100))\" y=\"\(Int(top + 14))\" fill=\"#d62728\">validation</text>\n"
   svg += "</svg>\n"
   return svg
+}
+
+extension TensorBoardWriter {
+  /// Records a training event as scalars: every 10th step's train loss, learning rate,
+  /// gradient norm and tokens/s; each validation's loss and bits per token.
+  public func record(_ event: TrainingEvent) {
+    switch event {
+    case .step(let step, _, let loss, let lr, let norm, let rate, _, _) where step % 10 == 0:
+      scalars(
+        [("train/loss", Double(loss)), ("train/learning_rate", Double(lr)), ("train/gradient_norm", Double(norm)),
+         ("train/tokens_per_second", rate)], step: step)
+    case .evaluation(let step, _, let valid, _, _):
+      scalars([("validation/loss", valid), ("validation/bits_per_token", valid / log(2))], step: step)
+    default:
+      break
+    }
+  }
 }

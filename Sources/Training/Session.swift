@@ -76,7 +76,9 @@ public enum TrainingEvent: Sendable, Equatable {
   case started(
     parameters: Int, trainTokens: Int, validTokens: Int, vocabularySize: Int, resumedAtStep: Int?, changes: [String])
   /// After every optimizer step.
-  case step(step: Int, epoch: Double, loss: Float, learningRate: Float, tokensPerSecond: Double, elapsed: Double, eta: Double?)
+  case step(
+    step: Int, epoch: Double, loss: Float, learningRate: Float, gradientNorm: Float, tokensPerSecond: Double,
+    elapsed: Double, eta: Double?)
   /// Validation (batched: contiguous rows with carried state), in nats per token.
   case evaluation(step: Int, trainLoss: Float, validLoss: Double, tokensPerSecond: Double, elapsed: Double)
   case sample(step: Int, text: String)
@@ -103,6 +105,8 @@ public struct TrainingSession: Sendable {
   var lastTrainLoss: Float?
   /// Steps whose update was skipped because the loss or gradient was not finite.
   public var skippedSteps: Int { trainer.skippedSteps }
+  /// Global gradient norm (before clipping) of the last step.
+  public private(set) var lastGradientNorm: Float = 0
   /// On a resume, how this run's trajectory differs from the saved run's (empty: it continues
   /// exactly).
   public private(set) var changes: [String] = []
@@ -225,6 +229,7 @@ public struct TrainingSession: Sendable {
     window += 1
     step += 1
     tokensSeen += targets.count
+    lastGradientNorm = report.gradientNorm
     lastTrainLoss = report.loss.isFinite ? report.loss : nil  // a checkpoint stores only numbers JSON has
     return report.loss
   }
@@ -283,8 +288,8 @@ public struct TrainingSession: Sendable {
       let rate = Double(tokensSeen - startTokens) / max(seconds, 1e-9)
       events(
         .step(
-          step: step, epoch: epochProgress, loss: loss, learningRate: learningRate, tokensPerSecond: rate,
-          elapsed: seconds, eta: eta(elapsed: seconds, stepsDone: step - startStep)))
+          step: step, epoch: epochProgress, loss: loss, learningRate: learningRate, gradientNorm: lastGradientNorm,
+          tokensPerSecond: rate, elapsed: seconds, eta: eta(elapsed: seconds, stepsDone: step - startStep)))
       if options.evalEvery > 0 && step % options.evalEvery == 0 {
         events(.evaluation(step: step, trainLoss: loss, validLoss: evaluate().natsPerToken, tokensPerSecond: rate, elapsed: elapsed()))
         lastEvaluated = step

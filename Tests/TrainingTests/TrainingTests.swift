@@ -139,7 +139,7 @@ func tinySession(_ options: TrainingOptions = tinyOptions()) throws -> TrainingS
   var events: [TrainingEvent] = []
   try session.run(checkpointPath: nil) { events.append($0) }
   #expect(session.step == 12)
-  let steps = events.compactMap { if case .step(let s, _, _, _, _, _, _) = $0 { s } else { nil } }
+  let steps = events.compactMap { if case .step(let s, _, _, _, _, _, _, _) = $0 { s } else { nil } }
   #expect(steps == Array(1...12))
   let evals = events.compactMap { if case .evaluation(let s, _, _, _, _) = $0 { s } else { nil } }
   #expect(evals == [5, 10, 12])
