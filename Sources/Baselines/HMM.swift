@@ -48,6 +48,18 @@ public struct HiddenMarkovModel: Sendable, Equatable {
     return (-scales.dropFirst().reduce(0) { $0 + log($1) }, stream.count - 1)
   }
 
+  /// Sentence scoring (KenLM's convention, as `NGramModel.scoreSentences`): each sentence,
+  /// its end token included, from the initial distribution; every token is predicted.
+  public func scoreSentences(_ sentences: [[Int]], smoothing: Double = 1e-6) -> (nats: Double, tokens: Int) {
+    var nats = 0.0
+    var tokens = 0
+    for sentence in sentences where !sentence.isEmpty {
+      nats -= logLikelihood(sentence[...], smoothing: smoothing)
+      tokens += sentence.count
+    }
+    return (nats, tokens)
+  }
+
   /// c_t = p(x_t | x_<t) for each t.
   func forwardScales(_ x: ArraySlice<Int>, smoothing: Double) -> [Double] {
     let K = states

@@ -29,10 +29,24 @@ func scoreLine(nats: Double, tokens: Int, json: Bool, extra: [String: JSONValue]
   return String(format: "%d tokens: %.4f nats/token, %.4f bits/token, perplexity %.3f\n", tokens, perToken, perToken / log(2.0), exp(perToken))
 }
 
-/// Token ids of `path` for the model's vocabulary, naming the file in errors.
-func encodeForModel(_ path: String, tokens: [String], kind: TokenizerKind, encoding: TextEncoding = .utf8) throws -> [Int] {
-  try encodeFile(path, vocabulary: Vocabulary(kind: kind, tokens: tokens, encoding: encoding))
+/// Each line of `path` as token ids ending with its end: `</s>` (`<eos>`) for words, the
+/// newline for characters (the sentence convention of KenLM and SRILM).
+func sentenceIDs(_ path: String, vocabulary: Vocabulary, model: String) throws -> [[Int]] {
+  guard let end = vocabulary.id(of: Vocabulary.endOfSentence) ?? vocabulary.id(of: "\n") else {
+    throw CommandError("--sentences: \(model) has neither </s> nor a newline token to end a sentence")
+  }
+  var lines = try readText(path: path, encoding: vocabulary.encoding).split(separator: "\n", omittingEmptySubsequences: false)
+  if lines.last == "" { lines.removeLast() }
+  do {
+    return try lines.map { line in
+      let ids = try vocabulary.encode(String(line))
+      return vocabulary.kind == .word ? ids : ids + [end]  // word encoding ends each line with <eos>
+    }
+  } catch let error as CorpusError {
+    throw CommandError("\(path): \(error)")
+  }
 }
+
 
 struct NGram: ParsableCommand {
   static let configuration = CommandConfiguration(
@@ -103,21 +117,7 @@ struct NGramEval: ParsableCommand {
       emit(scoreLine(nats: nats, tokens: count, json: json, extra: ["order": .int(m.order), "convention": "stream"]))
       return
     }
-    // Each line, then its end: </s> (<eos>) for words, the newline for characters.
-    guard let end = vocabulary.id(of: Vocabulary.endOfSentence) ?? vocabulary.id(of: "\n") else {
-      throw CommandError("--sentences: \(model) has neither </s> nor a newline token to end a sentence")
-    }
-    var lines = try readText(path: text, encoding: encoding).split(separator: "\n", omittingEmptySubsequences: false)
-    if lines.last == "" { lines.removeLast() }
-    let sentences: [[Int]]
-    do {
-      sentences = try lines.map { line in
-        let ids = try vocabulary.encode(String(line))
-        return vocabulary.kind == .word ? ids : ids + [end]  // word encoding ends each line with <eos>
-      }
-    } catch let error as CorpusError {
-      throw CommandError("\(text): \(error)")
-    }
+    let sentences = try sentenceIDs(text, vocabulary: vocabulary, model: model)
     let (nats, count) = m.scoreSentences(sentences)
     emit(scoreLine(
       nats: nats, tokens: count, json: json,
@@ -222,13 +222,23 @@ struct HMMEval: ParsableCommand {
     commandName: "eval", abstract: "Score a text with an HMM by the forward algorithm, as `recurrent eval` scores it.")
   @Option(help: "A model written by `recurrent hmm train`.") var model: String
   @Option(help: "Text to score.") var text: String
+  @Flag(help: "Score every line as a sentence (its end included) from the initial distribution, as ngram eval --sentences.")
+  var sentences = false
   @Flag(help: "JSON output.") var json = false
 
   func run() throws {
     let (m, tokens, tokenizer, encoding) = try HiddenMarkovModel.load(from: model)
-    let kind = TokenizerKind(rawValue: tokenizer) ?? .char
-    let (nats, count) = m.score(
-      try encodeForModel(text, tokens: tokens, kind: kind, encoding: TextEncoding(rawValue: encoding) ?? .utf8))
-    emit(scoreLine(nats: nats, tokens: count, json: json, extra: ["states": .int(m.states)]))
+    let vocabulary = Vocabulary(
+      kind: TokenizerKind(rawValue: tokenizer) ?? .char, tokens: tokens, encoding: TextEncoding(rawValue: encoding) ?? .utf8)
+    if sentences {
+      let lines = try sentenceIDs(text, vocabulary: vocabulary, model: model)
+      let (nats, count) = m.scoreSentences(lines)
+      emit(scoreLine(
+        nats: nats, tokens: count, json: json,
+        extra: ["states": .int(m.states), "convention": "sentences", "sentences": .int(lines.count)]))
+    } else {
+      let (nats, count) = m.score(try encodeFile(text, vocabulary: vocabulary))
+      emit(scoreLine(nats: nats, tokens: count, json: json, extra: ["states": .int(m.states), "convention": "stream"]))
+    }
   }
 }

@@ -179,3 +179,24 @@ private func sampleStream(_ n: Int, vocabulary V: Int, seed: UInt64) -> [Int] {
     try HiddenMarkovModel.load(from: folder + "/extra.safetensors")
   }
 }
+
+@Test func hmmSentenceScoresEqualEveryStatePathSummed() {
+  var rng = SplitMix64(seed: 13)
+  let hmm = HiddenMarkovModel(states: 2, symbols: 3, using: &rng)
+  let sentences = [[0, 2], [1, 1, 2], [2]]
+  // By enumeration: p(x) = Σ over state paths of π(s0) b(s0, x0) Π a(s_{t-1}, s_t) b(s_t, x_t).
+  func probability(_ x: [Int]) -> Double {
+    var total = 0.0
+    for code in 0..<(1 << x.count) {
+      let path = (0..<x.count).map { (code >> $0) & 1 }
+      var p = hmm.initial[path[0]] * hmm.emission[path[0] * 3 + x[0]]
+      for t in 1..<x.count { p *= hmm.transition[path[t - 1] * 2 + path[t]] * hmm.emission[path[t] * 3 + x[t]] }
+      total += p
+    }
+    return total
+  }
+  let expected = -sentences.reduce(0) { $0 + log(probability($1)) }
+  let (nats, tokens) = hmm.scoreSentences(sentences, smoothing: 0)
+  #expect(tokens == 6)
+  #expect(abs(nats - expected) < 1e-10 * abs(expected), "\(nats) vs \(expected)")
+}
