@@ -32,7 +32,8 @@ func scoreLine(nats: Double, tokens: Int, json: Bool, extra: [String: JSONValue]
 /// Each line of `path` as token ids ending with its end: `</s>` (`<eos>`) for words, the
 /// newline for characters (the sentence convention of KenLM and SRILM).
 func sentenceIDs(_ path: String, vocabulary: Vocabulary, model: String) throws -> [[Int]] {
-  guard let end = vocabulary.id(of: Vocabulary.endOfSentence) ?? vocabulary.id(of: "\n") else {
+  let newline = vocabulary.kind == .char ? (try? vocabulary.encode("\n"))?.first : nil  // <0x0A> for bytes
+  guard let end = vocabulary.id(of: Vocabulary.endOfSentence) ?? newline else {
     throw CommandError("--sentences: \(model) has neither </s> nor a newline token to end a sentence")
   }
   var lines = try readText(path: path, encoding: vocabulary.encoding).split(separator: "\n", omittingEmptySubsequences: false)

@@ -28,6 +28,12 @@ func aTextWithStrayBytesTrainsEvaluatesAndGenerates(encoding: String) throws {
     ["generate", "--checkpoint", "m.safetensors", "--prime", "café", "--length", "40", "--seed", "1"], in: folder)
   #expect(generated.status == 0 && generated.stdout.hasPrefix("café"), "\(generated.stderr)")
   #expect(String(data: Data(generated.stdout.utf8), encoding: .utf8) != nil, "what is printed is UTF-8 text")
+  // The baselines read the same bytes, and score lines as sentences ending at the newline token.
+  let ngram = try runRecurrent(["ngram", "train", "--text", "t.txt", "--encoding", encoding, "--order", "3", "--out", "m.arpa"], in: folder)
+  #expect(ngram.status == 0, "\(ngram.stderr)")
+  let sentences = try runRecurrent(
+    ["ngram", "eval", "--model", "m.arpa", "--text", "t.txt", "--encoding", encoding, "--sentences", "--json"], in: folder)
+  #expect(sentences.status == 0 && sentences.stdout.contains(#""sentences":200"#), "\(sentences.stderr)")
   let resumed = try runRecurrent(["train"] + tiny + ["--resume", "--encoding", "utf8", "--steps", "6"], in: folder)
   #expect(resumed.status == 64 && resumed.stderr.contains("--encoding utf8 differs"), "\(resumed.stderr)")
 }
