@@ -145,12 +145,10 @@ public struct CheckpointEnvelope {
   }
 
   /// Sets every parameter a model visits (`forEachParameter`) from the tensor of the same
-  /// name (with `prefix`), checking shapes.
-  public mutating func assign(
-    prefix: String = "", _ visit: ((String, inout Tensor) throws -> Void) throws -> Void
-  ) throws {
-    var envelope = self
-    try visit { name, tensor in tensor = try envelope.require(prefix + name, shape: tensor.shape) }
+  /// name, checking shapes.
+  public mutating func assign(_ visit: ((String, inout Tensor) throws -> Void) throws -> Void) throws {
+    var envelope = self  // the closure cannot capture `self` while this method mutates it
+    try visit { name, tensor in tensor = try envelope.require(name, shape: tensor.shape) }
     self = envelope
   }
 
