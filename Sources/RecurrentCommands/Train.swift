@@ -207,8 +207,8 @@ struct Train: ParsableCommand {
       ?? TrainingSession(
         options: options, vocabulary: vocabulary, trainTokens: trainTokens, validTokens: validTokens,
         initialModel: initial?.model)
+    let board = try tensorboard.map { try TensorBoardWriter(directory: $0) }  // before any file of ours
     let metrics = try MetricsLog(checkpointPath: checkpoint, resuming: resume)
-    let board = try tensorboard.map { try TensorBoardWriter(directory: $0) }
     let reporter = Reporter(json: json, terminal: standardOutputIsTerminal && !json)
     // SIGINT (Ctrl-C) or SIGTERM ends the run after the current step: it validates, saves the
     // checkpoint and exits normally, so `--resume` can continue from there.

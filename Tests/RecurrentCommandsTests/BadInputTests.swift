@@ -64,6 +64,8 @@ private func makeFixtureFolder() throws -> String {
     (["train", "--text", "short.txt"], 1, "too few"),
     (["train", "--text", "good.txt", "--batch", "0"], 64, "--batch"),
     (["train", "--text", "good.txt", "--hidden=-3"], 64, "--hidden"),
+    (["train", "--text", "good.txt", "--steps", "1", "--tensorboard", "good.txt/board"], 1, "good.txt/board"),
+    (["train", "--text", "good.txt", "--encoding", "bytes", "--init-from", "missing.safetensors"], 1, "missing.safetensors"),
     (["train", "--text", "good.txt", "--lr=nan"], 64, "--lr"),
     (["train", "--text", "good.txt", "--lr=-1"], 64, "--lr"),
     (["train", "--text", "good.txt", "--tied", "--hidden", "32", "--embedding", "16"], 64, "--tied"),
