@@ -31,7 +31,7 @@ let package = Package(
     // Language-model training sessions, evaluation, generation, checkpoints, metrics log.
     .target(name: "Training", dependencies: ["Recurrent", "TextCorpus", "Formats"]),
     // Classical baselines: Kneser-Ney n-grams (ARPA) and hidden Markov models.
-    .target(name: "Baselines", dependencies: ["Recurrent", "Formats"]),
+    .target(name: "Baselines", dependencies: ["Recurrent", "Formats", "TextCorpus"]),
     // Runnable examples and the long-memory tasks (`recurrent example`, `recurrent task`).
     .target(name: "RecurrentExamples", dependencies: ["SequenceModels"], path: "Examples"),
     // All ArgumentParser code, a library so tests can parse commands.
@@ -58,7 +58,7 @@ let package = Package(
     .testTarget(
       name: "TrainingTests", dependencies: ["Training", "Formats", "TextCorpus", "TestSupport"],
       resources: [.copy("Fixtures")]),
-    .testTarget(name: "BaselinesTests", dependencies: ["Baselines", "Formats", "TestSupport"]),
+    .testTarget(name: "BaselinesTests", dependencies: ["Baselines", "Formats", "TextCorpus", "TestSupport"]),
     .testTarget(name: "RecurrentExamplesTests", dependencies: ["RecurrentExamples", "SequenceModels", "TestSupport"]),
     .testTarget(
       name: "RecurrentCommandsTests",

@@ -1,6 +1,7 @@
 import Foundation
 import Recurrent
 import Formats
+import TextCorpus
 
 /// A discrete hidden Markov model language model: K hidden states, an initial distribution π,
 /// transitions A (`[K, K]`, row i = from state i) and emissions B (`[K, V]`). Trained by
@@ -219,18 +220,21 @@ public struct HiddenMarkovModel: Sendable, Equatable {
     var encoding: String?
   }
 
-  /// What an HMM checkpoint holds besides the model.
-  public typealias Loaded = (model: HiddenMarkovModel, tokens: [String], tokenizer: String, encoding: String)
+  /// What an HMM checkpoint holds besides the model: the vocabulary it was trained on (with
+  /// the tokenizer and encoding).
+  public typealias Loaded = (model: HiddenMarkovModel, vocabulary: Vocabulary)
 
   /// Safetensors in the checkpoint envelope (`CheckpointKind.hiddenMarkovModel`): `initial`
-  /// [K], `transition` [K, K], `emission` [K, V]; the vocabulary in the metadata. Files from
-  /// before the envelope (no version; the tokenizer under `recurrent.tokenizer`) still load.
-  public func save(to path: String, tokens: [String], tokenizer: String, encoding: String = "utf8") throws {
+  /// [K], `transition` [K, K], `emission` [K, V]; the vocabulary in the metadata
+  /// (`Vocabulary.metadata()`). Files from before the envelope (no version; the tokenizer under
+  /// `recurrent.tokenizer`) still load.
+  public func save(to path: String, vocabulary: Vocabulary) throws {
     let file = try CheckpointEnvelope.file(
       kind: .hiddenMarkovModel,
       config: StoredConfiguration(
-        states: states, symbols: symbols, tokenizer: tokenizer, encoding: encoding == "utf8" ? nil : encoding),
-      metadata: ["recurrent.vocabulary": try encodeJSON(tokens)],
+        states: states, symbols: symbols, tokenizer: vocabulary.kind.rawValue,
+        encoding: vocabulary.encoding == .utf8 ? nil : vocabulary.encoding.rawValue),
+      metadata: try vocabulary.metadata(),
       tensors: [
         ("initial", Tensor(shape: [states], scalars: initial.map { Float($0) })),
         ("transition", Tensor(shape: [states, states], scalars: transition.map { Float($0) })),
@@ -249,17 +253,23 @@ public struct HiddenMarkovModel: Sendable, Equatable {
   }
 
   static func decode(_ envelope: inout CheckpointEnvelope) throws -> Loaded {
-    guard let tokens = try? envelope.decode([String].self, key: "recurrent.vocabulary"), !tokens.isEmpty else {
-      throw CheckpointError.badMetadata(key: "recurrent.vocabulary", reason: "missing or not a JSON array of strings")
-    }
     let config: StoredConfiguration
     if envelope.version == 0 {
       let tokenizer = try envelope.string("recurrent.tokenizer")
       let states = envelope.contains("initial") ? try envelope.require("initial").count : 0
-      config = StoredConfiguration(states: states, symbols: tokens.count, tokenizer: tokenizer, encoding: nil)
+      let count = (try? envelope.decode([String].self, key: Vocabulary.tokensKey))?.count ?? 0
+      config = StoredConfiguration(states: states, symbols: count, tokenizer: tokenizer, encoding: nil)
     } else {
       config = try envelope.decode(StoredConfiguration.self)
     }
+    guard let kind = TokenizerKind(rawValue: config.tokenizer) else {
+      throw CheckpointError.badMetadata(key: "recurrent.config", reason: "unknown tokenizer '\(config.tokenizer)'")
+    }
+    guard let encoding = TextEncoding(rawValue: config.encoding ?? "utf8") else {
+      throw CheckpointError.badMetadata(key: "recurrent.config", reason: "unknown encoding '\(config.encoding ?? "")'")
+    }
+    let vocabulary = try Vocabulary.stored(in: envelope, kind: kind, encoding: encoding)
+    let tokens = vocabulary.tokens
     let K = config.states
     let V = config.symbols
     guard K > 0, K <= 1 << 16, V == tokens.count else {
@@ -272,6 +282,6 @@ public struct HiddenMarkovModel: Sendable, Equatable {
     let model = HiddenMarkovModel(
       initial: pi.scalars.map(Double.init), transition: a.scalars.map(Double.init),
       emission: b.scalars.map(Double.init), states: K, symbols: V)
-    return (model, tokens, config.tokenizer, config.encoding ?? "utf8")
+    return (model, vocabulary)
   }
 }

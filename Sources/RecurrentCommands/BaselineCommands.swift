@@ -6,46 +6,77 @@ import Recurrent
 import TextCorpus
 
 extension TextDataOptions {
-  /// The vocabulary (as `recurrent train` builds it) and the training stream of a baseline.
+  /// The vocabulary (as `recurrent train` builds it, or `--tokenizer-from`'s) and the training
+  /// stream of a baseline.
   func baselineTrainingData() throws -> (Vocabulary, [Int]) {
+    if let source = try sourceVocabulary() { return (source, try encodeFile(textPath, vocabulary: source).ids) }
     let train = try read(textPath)
     let valid = try validText.map { try read($0) }
     let vocabulary = vocabulary(train: train, valid: valid, kind: tokenizerKind)
-    return (vocabulary, try encodeFile(textPath, vocabulary: vocabulary))
+    return (vocabulary, try encodeFile(textPath, vocabulary: vocabulary).ids)
   }
 }
 
-/// The evaluation line shared with `recurrent eval`.
-func scoreLine(nats: Double, tokens: Int, json: Bool, extra: [String: JSONValue] = [:]) -> String {
+/// The evaluation line every eval prints: nats and bits per token, perplexity, and bits per
+/// byte of the scored file (total bits over its bytes, so models with different tokenizers
+/// compare).
+func scoreLine(nats: Double, tokens: Int, bytes: Int, json: Bool, extra: [String: JSONValue] = [:]) -> String {
   let perToken = tokens > 0 ? nats / Double(tokens) : 0
+  let perByte = bytes > 0 ? nats / log(2.0) / Double(bytes) : 0
   if json {
     var fields: [String: JSONValue] = [
       "tokens": .int(tokens), "nats_per_token": .number(perToken), "bits_per_token": .number(perToken / log(2.0)),
-      "perplexity": .number(exp(perToken)),
+      "perplexity": .number(exp(perToken)), "bytes": .int(bytes), "bits_per_byte": .number(perByte),
     ]
     fields.merge(extra) { $1 }
     return jsonLine(fields)
   }
-  return String(format: "%d tokens: %.4f nats/token, %.4f bits/token, perplexity %.3f\n", tokens, perToken, perToken / log(2.0), exp(perToken))
+  let convention = extra["convention"].flatMap { if case .string(let c) = $0 { " (\(c))" } else { nil } } ?? ""
+  return String(
+    format: "%d tokens%@: %.4f nats/token, %.4f bits/token, perplexity %.3f, %.4f bits/byte\n", tokens, convention,
+    perToken, perToken / log(2.0), exp(perToken), perByte)
 }
 
 /// Each line of `path` as token ids ending with its end: `</s>` (`<eos>`) for words, the
-/// newline for characters (the sentence convention of KenLM and SRILM).
-func sentenceIDs(_ path: String, vocabulary: Vocabulary, model: String) throws -> [[Int]] {
-  let newline = vocabulary.kind == .char ? (try? vocabulary.encode("\n"))?.first : nil  // <0x0A> for bytes
+/// newline for characters, bytes and BPE (the sentence convention of KenLM and SRILM); and the
+/// file's length in bytes.
+func sentenceIDs(_ path: String, vocabulary: Vocabulary, model: String) throws -> (lines: [[Int]], bytes: Int) {
+  let newline = vocabulary.kind == .word ? nil : (try? vocabulary.encode("\n")).flatMap { $0.count == 1 ? $0[0] : nil }
   guard let end = vocabulary.id(of: Vocabulary.endOfSentence) ?? newline else {
     throw CommandError("--sentences: \(model) has neither </s> nor a newline token to end a sentence")
   }
-  var lines = try readText(path: path, encoding: vocabulary.encoding).split(separator: "\n", omittingEmptySubsequences: false)
+  let text = try readText(path: path, encoding: vocabulary.encoding)
+  var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
   if lines.last == "" { lines.removeLast() }
   do {
-    return try lines.map { line in
+    let ids = try lines.map { line in
       let ids = try vocabulary.encode(String(line))
       return vocabulary.kind == .word ? ids : ids + [end]  // word encoding ends each line with <eos>
     }
+    return (ids, vocabulary.byteCount(of: text))
   } catch let error as CorpusError {
     throw CommandError("\(path): \(error)")
   }
+}
+
+/// The vocabulary of an ARPA model: its own token names read with `tokenizer` and `encoding`,
+/// or `--tokenizer-from`'s, whose tokens must be the model's.
+func arpaVocabulary(
+  _ m: NGramModel, model: String, tokenizer: TokenizerKind?, encoding: TextEncoding?, tokenizerFrom: String?
+) throws -> Vocabulary {
+  guard let tokenizerFrom else {
+    if tokenizer == .bpe { throw ValidationError("--tokenizer bpe needs --tokenizer-from CHECKPOINT: an ARPA file holds no merges") }
+    return Vocabulary(kind: tokenizer ?? .char, tokens: m.tokens, encoding: encoding ?? .utf8)
+  }
+  if tokenizer != nil || encoding != nil {
+    throw ValidationError("--tokenizer-from takes the checkpoint's tokenizer and encoding; drop \(tokenizer != nil ? "--tokenizer" : "--encoding")")
+  }
+  let vocabulary = try tokenizerVocabulary(tokenizerFrom)
+  guard vocabulary.tokens == m.tokens else {
+    throw CommandError(
+      "\(model) has \(m.tokens.count) tokens that are not the \(vocabulary.count) tokens of --tokenizer-from \(tokenizerFrom)")
+  }
+  return vocabulary
 }
 
 
@@ -88,8 +119,9 @@ struct NGramTrain: ParsableCommand {
       "train_seconds": .number(trained), "out": .string(out),
     ]
     if let validText = data.validText {
-      let (nats, count) = model.score(try encodeFile(validText, vocabulary: vocabulary))
-      emit(scoreLine(nats: nats, tokens: count, json: json, extra: extra))
+      let valid = try encodeFile(validText, vocabulary: vocabulary)
+      let (nats, count) = model.score(valid.ids)
+      emit(scoreLine(nats: nats, tokens: count, bytes: valid.bytes, json: json, extra: extra))
     } else if json {
       extra["tokens"] = .int(stream.count)
       emit(jsonLine(extra))
@@ -104,25 +136,28 @@ struct NGramEval: ParsableCommand {
     commandName: "eval", abstract: "Score a text with an ARPA model: every token after the first, as `recurrent eval`.")
   @Option(help: "ARPA file (ours, KenLM's or SRILM's).") var model: String
   @Option(help: "Text to score.") var text: String
-  @Option(help: "Tokenizer the model was trained with: char or word.") var tokenizer: TokenizerKind = .char
-  @Option(help: "Encoding the model was trained with: utf8, latin1 or bytes.") var encoding: TextEncoding = .utf8
+  @Option(help: "Tokenizer the model was trained with: char or word. [default: char]") var tokenizer: TokenizerKind?
+  @Option(help: "Encoding the model was trained with: utf8, latin1 or bytes. [default: utf8]") var encoding: TextEncoding?
+  @Option(help: "Tokenize as this checkpoint does (a language model or HMM; needed for BPE models).") var tokenizerFrom: String?
   @Flag(help: "Score every line as a sentence from <s> to </s>, as KenLM's query and SRILM's ngram -ppl do (default: one stream).")
   var sentences = false
   @Flag(help: "JSON output.") var json = false
 
   func run() throws {
     let m = try NGramModel.readARPA(path: model)
-    let vocabulary = Vocabulary(kind: tokenizer, tokens: m.tokens, encoding: encoding)
+    let vocabulary = try arpaVocabulary(m, model: model, tokenizer: tokenizer, encoding: encoding, tokenizerFrom: tokenizerFrom)
     guard sentences else {
-      let (nats, count) = m.score(try encodeFile(text, vocabulary: vocabulary))
-      emit(scoreLine(nats: nats, tokens: count, json: json, extra: ["order": .int(m.order), "convention": "stream"]))
+      let scored = try encodeFile(text, vocabulary: vocabulary)
+      let (nats, count) = m.score(scored.ids)
+      emit(scoreLine(
+        nats: nats, tokens: count, bytes: scored.bytes, json: json, extra: ["order": .int(m.order), "convention": "stream"]))
       return
     }
     let sentences = try sentenceIDs(text, vocabulary: vocabulary, model: model)
-    let (nats, count) = m.scoreSentences(sentences)
+    let (nats, count) = m.scoreSentences(sentences.lines)
     emit(scoreLine(
-      nats: nats, tokens: count, json: json,
-      extra: ["order": .int(m.order), "convention": "sentences", "sentences": .int(sentences.count)]))
+      nats: nats, tokens: count, bytes: sentences.bytes, json: json,
+      extra: ["order": .int(m.order), "convention": "sentences", "sentences": .int(sentences.lines.count)]))
   }
 }
 
@@ -131,8 +166,9 @@ struct NGramGenerate: ParsableCommand {
   @Option(help: "ARPA file.") var model: String
   @Option(help: "Text to start from.") var prime: String = ""
   @Option(help: "Tokens to generate.") var length: Int = 200
-  @Option(help: "Tokenizer the model was trained with: char or word.") var tokenizer: TokenizerKind = .char
-  @Option(help: "Encoding the model was trained with: utf8, latin1 or bytes.") var encoding: TextEncoding = .utf8
+  @Option(help: "Tokenizer the model was trained with: char or word. [default: char]") var tokenizer: TokenizerKind?
+  @Option(help: "Encoding the model was trained with: utf8, latin1 or bytes. [default: utf8]") var encoding: TextEncoding?
+  @Option(help: "Tokenize as this checkpoint does (a language model or HMM; needed for BPE models).") var tokenizerFrom: String?
   @Option(help: "Sampling temperature (> 0; below 1 sharper, above 1 flatter).") var temperature: Double = 1
   @Option(help: "Random seed.") var seed: UInt64 = 1
 
@@ -143,16 +179,16 @@ struct NGramGenerate: ParsableCommand {
 
   func run() throws {
     let m = try NGramModel.readARPA(path: model)
-    let vocabulary = Vocabulary(kind: tokenizer, tokens: m.tokens, encoding: encoding)
+    let vocabulary = try arpaVocabulary(m, model: model, tokenizer: tokenizer, encoding: encoding, tokenizerFrom: tokenizerFrom)
     let primeIds: [Int]
     do {
-      primeIds = try vocabulary.encode(encoding == .bytes ? latin1String(prime.utf8) : prime)
+      primeIds = try vocabulary.encode(vocabulary.encoding == .bytes ? latin1String(prime.utf8) : prime)
     } catch { throw CommandError("--prime: \(error)") }
     emit(prime)
     var rng = SplitMix64(seed: seed)
     var assembler = UTF8Assembler()
     for (i, id) in m.generate(prime: primeIds, count: length, temperature: temperature, using: &rng).enumerated() {
-      emit(vocabulary.byte(of: id).map { assembler.push($0) } ?? vocabulary.piece(id, first: i == 0 && prime.isEmpty))
+      emit(vocabulary.bytes(of: id).map { $0.map { assembler.push($0) }.joined() } ?? vocabulary.piece(id, first: i == 0 && prime.isEmpty))
     }
     emit(assembler.flush() + "\n")
   }
@@ -203,15 +239,15 @@ struct HMMTrain: ParsableCommand {
         emit(String(format: "restart %d iteration %3d  log-likelihood %.1f\n", log.restart, log.iteration, log.logLikelihood))
       }
     }
-    try model.save(
-      to: out, tokens: vocabulary.tokens, tokenizer: data.tokenizerKind.rawValue, encoding: data.textEncoding.rawValue)
+    try model.save(to: out, vocabulary: vocabulary)
     let extra: [String: JSONValue] = [
       "event": "trained", "states": .int(states), "train_log_likelihood": .number(ll),
       "train_seconds": .number(Date().timeIntervalSince(started)), "out": .string(out),
     ]
     if let validText = data.validText {
-      let (nats, count) = model.score(try encodeFile(validText, vocabulary: vocabulary))
-      emit(scoreLine(nats: nats, tokens: count, json: json, extra: extra))
+      let valid = try encodeFile(validText, vocabulary: vocabulary)
+      let (nats, count) = model.score(valid.ids)
+      emit(scoreLine(nats: nats, tokens: count, bytes: valid.bytes, json: json, extra: extra))
     } else {
       emit(json ? jsonLine(extra) : "wrote \(out)\n")
     }
@@ -228,18 +264,18 @@ struct HMMEval: ParsableCommand {
   @Flag(help: "JSON output.") var json = false
 
   func run() throws {
-    let (m, tokens, tokenizer, encoding) = try HiddenMarkovModel.load(from: model)
-    let vocabulary = Vocabulary(
-      kind: TokenizerKind(rawValue: tokenizer) ?? .char, tokens: tokens, encoding: TextEncoding(rawValue: encoding) ?? .utf8)
+    let (m, vocabulary) = try HiddenMarkovModel.load(from: model)
     if sentences {
-      let lines = try sentenceIDs(text, vocabulary: vocabulary, model: model)
-      let (nats, count) = m.scoreSentences(lines)
+      let scored = try sentenceIDs(text, vocabulary: vocabulary, model: model)
+      let (nats, count) = m.scoreSentences(scored.lines)
       emit(scoreLine(
-        nats: nats, tokens: count, json: json,
-        extra: ["states": .int(m.states), "convention": "sentences", "sentences": .int(lines.count)]))
+        nats: nats, tokens: count, bytes: scored.bytes, json: json,
+        extra: ["states": .int(m.states), "convention": "sentences", "sentences": .int(scored.lines.count)]))
     } else {
-      let (nats, count) = m.score(try encodeFile(text, vocabulary: vocabulary))
-      emit(scoreLine(nats: nats, tokens: count, json: json, extra: ["states": .int(m.states), "convention": "stream"]))
+      let scored = try encodeFile(text, vocabulary: vocabulary)
+      let (nats, count) = m.score(scored.ids)
+      emit(scoreLine(
+        nats: nats, tokens: count, bytes: scored.bytes, json: json, extra: ["states": .int(m.states), "convention": "stream"]))
     }
   }
 }

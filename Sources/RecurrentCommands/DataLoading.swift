@@ -65,15 +65,26 @@ func parseSchedule(_ text: String, steps: Int?) throws -> LearningRateSchedule {
   }
 }
 
+/// A text file as token ids, with its length in bytes (the denominator of bits per byte).
+struct EncodedFile {
+  var ids: [Int]
+  var bytes: Int
+}
+
 /// Token ids of a text file for a vocabulary (read with the vocabulary's encoding), with the
 /// file named in any error.
-func encodeFile(_ path: String, vocabulary: Vocabulary) throws -> [Int] {
+func encodeFile(_ path: String, vocabulary: Vocabulary) throws -> EncodedFile {
   let text = try readText(path: path, encoding: vocabulary.encoding)
   do {
-    return try vocabulary.encode(text)
+    return EncodedFile(ids: try vocabulary.encode(text), bytes: vocabulary.byteCount(of: text))
   } catch let error as CorpusError {
     throw CommandError("\(path): \(error)")
   }
+}
+
+/// The vocabulary of a checkpoint (`--tokenizer-from`): a language model's or an HMM's.
+func tokenizerVocabulary(_ path: String) throws -> Vocabulary {
+  try Vocabulary.read(fromCheckpoint: path)
 }
 
 /// An error whose message is the whole line ArgumentParser prints after "Error: ".

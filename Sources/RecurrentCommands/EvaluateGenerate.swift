@@ -14,23 +14,42 @@ struct Evaluate: ParsableCommand {
       By default the whole file is one stream from a zero state and every token after the first is
       predicted from all tokens before it, the number PyTorch gives for the same weights. --batched
       cuts the text into contiguous rows instead (faster; the first token of each row is not predicted).
+      --sentences scores every line on its own from a zero state, its first token predicted after the
+      line-end token (newline or <eos>) and its end predicted too, as KenLM's query and ngram eval
+      --sentences do. Bits per byte are the total bits over the file's bytes.
       """)
 
   @Option(help: "Checkpoint (.safetensors) written by recurrent train or Tools/export_pytorch.py.") var checkpoint: String
   @Option(help: "Text to score (UTF-8).") var text: String
   @Option(help: "Score in this many contiguous rows at once (faster, not exact).") var batched: Int?
+  @Flag(help: "Score every line as a sentence from a zero state, as ngram eval --sentences (default: one stream).")
+  var sentences = false
   @OptionGroup var threadOptions: ThreadOptions
   @Flag(help: "Print one JSON object.") var json = false
 
   func validate() throws {
     try Bounds.positive(batched, "--batched")
+    if sentences && batched != nil { throw ValidationError("--sentences scores line by line; drop --batched") }
   }
 
   func run() throws {
     let loaded = try Checkpoint.load(from: checkpoint)
-    let tokens = try encodeFile(text, vocabulary: loaded.vocabulary)
-    guard tokens.count >= 2 else { throw CommandError("\(text): \(tokens.count) token(s); at least 2 are needed") }
     let compute = threadOptions.compute
+    if sentences {
+      let vocabulary = loaded.vocabulary
+      let scored = try sentenceIDs(text, vocabulary: vocabulary, model: checkpoint)
+      // The token before every line in training: <eos> for words, the newline otherwise.
+      let start = vocabulary.id(of: Vocabulary.endOfSentence) ?? scored.lines.first?.last ?? 0
+      let result = Evaluation.sentences(loaded.model, lines: scored.lines, start: start, compute: compute)
+      guard result.tokens > 0 else { throw CommandError("\(text): no line to score") }
+      emit(scoreLine(
+        nats: result.natsPerToken * Double(result.tokens), tokens: result.tokens, bytes: scored.bytes, json: json,
+        extra: ["mode": "sentences", "convention": "sentences", "sentences": .int(scored.lines.count)]))
+      return
+    }
+    let scored = try encodeFile(text, vocabulary: loaded.vocabulary)
+    let tokens = scored.ids
+    guard tokens.count >= 2 else { throw CommandError("\(text): \(tokens.count) token(s); at least 2 are needed") }
     let result: EvaluationResult
     if let batched {
       let rows = min(batched, tokens.count / 2)
@@ -39,19 +58,9 @@ struct Evaluate: ParsableCommand {
       result = Evaluation.stream(loaded.model, tokens: tokens, compute: compute)
     }
     let mode = batched == nil ? "stream" : "batched"
-    if json {
-      emit(
-        JSONValue.object([
-          ("tokens", .int(result.tokens)), ("nats_per_token", .number(result.natsPerToken)),
-          ("bits_per_token", .number(result.bitsPerToken)), ("perplexity", .number(result.perplexity)),
-          ("mode", .string(mode)),
-        ]).line)
-    } else {
-      print(
-        String(
-          format: "%d tokens (%@): %.5f nats/token, %.5f bits/token, perplexity %.4f", result.tokens, mode,
-          result.natsPerToken, result.bitsPerToken, result.perplexity))
-    }
+    emit(scoreLine(
+      nats: result.natsPerToken * Double(result.tokens), tokens: result.tokens, bytes: scored.bytes, json: json,
+      extra: ["mode": .string(mode), "convention": .string(mode)]))
   }
 }
 
@@ -83,7 +92,7 @@ struct Generate: ParsableCommand {
     let primeText = prime ?? "\n"
     var primeIDs: [Int]
     do {
-      // The prime is typed as UTF-8; a byte model reads its bytes.
+      // The prime is typed as UTF-8; a byte-encoded model reads its bytes.
       primeIDs = try vocabulary.encode(vocabulary.encoding == .bytes ? latin1String(primeText.utf8) : primeText)
     } catch let error as CorpusError {
       throw CommandError("--prime: \(error)")
@@ -104,7 +113,7 @@ struct Generate: ParsableCommand {
     // are not UTF-8 are written as \xHH.
     var assembler = UTF8Assembler()
     for id in TokenGenerator(model: loaded.model, prime: primeIDs, count: length, options: options) {
-      let piece = vocabulary.byte(of: id).map { assembler.push($0) } ?? vocabulary.piece(id, first: atLineStart)
+      let piece = vocabulary.bytes(of: id).map { $0.map { assembler.push($0) }.joined() } ?? vocabulary.piece(id, first: atLineStart)
       emit(piece)
       if !piece.isEmpty { atLineStart = piece.hasSuffix("\n") }
     }

@@ -117,15 +117,22 @@ struct ThreadOptions: ParsableArguments {
 }
 
 /// The text a model is trained on and how it becomes tokens: `--text`, `--valid-text`,
-/// `--tokenizer`, `--min-count`, `--max-vocab`.
+/// `--tokenizer`, `--vocab-size`, `--tokenizer-from`, `--encoding`, `--min-count`, `--max-vocab`.
 struct TextDataOptions: ParsableArguments {
   @Option(help: "Training text (UTF-8). [default: the bundled tinyshakespeare]") var text: String?
   @Option(help: "Validation text; its characters join the vocabulary.") var validText: String?
-  @Option(help: "Tokenizer. [default: char]") var tokenizer: TokenizerKind?
+  @Option(help: "Tokenizer: char, word or bpe (byte-level BPE learned from the training text). [default: char]")
+  var tokenizer: TokenizerKind?
+  @Option(help: "BPE: tokens in all, the 256 byte tokens included. [default: \(Self.defaultVocabularySize)]")
+  var vocabSize: Int?
+  @Option(help: "Take the tokenizer (vocabulary, BPE merges, encoding) of this checkpoint: a language model or an HMM.")
+  var tokenizerFrom: String?
   @Option(help: "How the files' bytes become text: utf8 (validated), latin1 (a byte is a character), bytes (256 byte tokens). [default: utf8]")
   var encoding: TextEncoding?
   @Option(help: "Word tokenizer: keep words seen at least this often. [default: 1]") var minCount: Int?
   @Option(help: "Word tokenizer: at most this many tokens, <unk> and <eos> included. [default: all]") var maxVocab: Int?
+
+  static let defaultVocabularySize = 1024
 
   var textPath: String { text ?? bundledCorpusPath() }
   var tokenizerKind: TokenizerKind { tokenizer ?? .char }
@@ -134,17 +141,39 @@ struct TextDataOptions: ParsableArguments {
   func validate() throws {
     try Bounds.positive(minCount, "--min-count")
     try Bounds.positive(maxVocab, "--max-vocab")
+    if let vocabSize {
+      guard tokenizer == .bpe else { throw ValidationError("--vocab-size is for --tokenizer bpe") }
+      guard vocabSize >= 256 && vocabSize <= 1 << 20 else {
+        throw ValidationError("--vocab-size must be in 256...1048576 (it counts the 256 byte tokens), got \(vocabSize)")
+      }
+    }
+    if tokenizerFrom != nil {
+      let clashing = [
+        ("--tokenizer", tokenizer != nil), ("--encoding", encoding != nil), ("--min-count", minCount != nil),
+        ("--max-vocab", maxVocab != nil),
+      ].filter(\.1).map(\.0)
+      if let first = clashing.first {
+        throw ValidationError("--tokenizer-from takes the checkpoint's tokenizer and encoding; drop \(first)")
+      }
+    }
   }
 
   /// The vocabulary of a fresh model, the one way every command builds it: the sorted
   /// characters of the training and validation text (the 256 byte tokens with `--encoding
-  /// bytes`), or words of the training text by count.
+  /// bytes`), words of the training text by count, or BPE merges learned from the training text.
   func vocabulary(train: String, valid: String?, kind: TokenizerKind) -> Vocabulary {
     switch kind {
     case .char: Vocabulary.characters(of: [train] + (valid.map { [$0] } ?? []), encoding: textEncoding)
     case .word: Vocabulary.words(of: train, minimumCount: minCount ?? 1, maximumSize: maxVocab, encoding: textEncoding)
+    case .bpe:
+      Vocabulary(
+        bytePairs: .train(on: textEncoding.bytes(of: train), vocabularySize: vocabSize ?? Self.defaultVocabularySize),
+        encoding: textEncoding)
     }
   }
+
+  /// The vocabulary of `--tokenizer-from`, if given.
+  func sourceVocabulary() throws -> Vocabulary? { try tokenizerFrom.map(tokenizerVocabulary) }
 
   /// A text file read with `--encoding`.
   func read(_ path: String) throws -> String { try readText(path: path, encoding: textEncoding) }

@@ -10,7 +10,7 @@ public struct RecurrentCommand: ParsableCommand {
     subcommands: [
       Train.self, Evaluate.self, Generate.self, Fit.self, Predict.self, TaskCommand.self, ExampleCommand.self,
       NGram.self, HMM.self,
-      Bench.self, BenchGEMM.self,
+      Bench.self, BenchGEMM.self, BenchBPE.self,
     ])
   public init() {}
 

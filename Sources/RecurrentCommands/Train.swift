@@ -156,6 +156,10 @@ struct Train: ParsableCommand {
       try ensureWritable(checkpoint)
     }
     let initial = try initFrom.map { try Checkpoint.load(from: $0) }
+    if data.tokenizerFrom != nil && (resume || initFrom != nil) {
+      throw ValidationError("--tokenizer-from is for a new model; \(resume ? "--resume" : "--init-from") keeps its checkpoint's tokenizer")
+    }
+    let source = try data.sourceVocabulary()
     var options = try options(base: resumed?.progress?.options, step: resumed?.progress?.step ?? 0)
     if let initial, let initFrom {
       let c = initial.model.configuration
@@ -163,14 +167,14 @@ struct Train: ParsableCommand {
       (options.cell, options.layers, options.hiddenSize, options.embeddingSize, options.tied) =
         (c.cell, c.layers, c.hiddenSize, c.embeddingSize, c.tied)
     }
-    let kind = resumed?.vocabulary.kind ?? initial?.vocabulary.kind ?? data.tokenizerKind
+    let kind = resumed?.vocabulary.kind ?? initial?.vocabulary.kind ?? source?.kind ?? data.tokenizerKind
     if let tokenizer = data.tokenizer, let resumed, tokenizer != resumed.vocabulary.kind {
       throw ValidationError("--tokenizer \(tokenizer.rawValue) differs from the checkpoint's \(resumed.vocabulary.kind.rawValue)")
     }
     if let encoding = data.encoding, let resumed, encoding != resumed.vocabulary.encoding {
       throw ValidationError("--encoding \(encoding.rawValue) differs from the checkpoint's \(resumed.vocabulary.encoding.rawValue)")
     }
-    let encoding = resumed?.vocabulary.encoding ?? initial?.vocabulary.encoding ?? data.textEncoding
+    let encoding = resumed?.vocabulary.encoding ?? initial?.vocabulary.encoding ?? source?.encoding ?? data.textEncoding
     let fullText = try readText(path: textPath, encoding: encoding)
     let trainText: String
     let validText: String
@@ -184,6 +188,7 @@ struct Train: ParsableCommand {
       resumed?.vocabulary
       ?? initial?.vocabulary.extended(
         with: [trainText, validText], minimumCount: data.minCount ?? 1, maximumSize: data.maxVocab)
+      ?? source
       ?? data.vocabulary(train: trainText, valid: validText, kind: kind)
     let trainTokens: [Int]
     let validTokens: [Int]

@@ -42,12 +42,27 @@ public enum TextEncoding: String, Codable, CaseIterable, Sendable {
   case bytes
 }
 
+extension TextEncoding {
+  /// The bytes of `text` as read from its file with this encoding: its UTF-8 for `.utf8`, one
+  /// byte per character for `.latin1` and `.bytes`.
+  public func bytes(of text: String) -> [UInt8] {
+    self == .utf8 ? Array(text.utf8) : text.unicodeScalars.map { UInt8(truncatingIfNeeded: $0.value) }
+  }
+
+  /// How many bytes `text` had in its file.
+  public func byteCount(of text: String) -> Int { self == .utf8 ? text.utf8.count : text.unicodeScalars.count }
+}
+
+/// How text becomes token ids.
 public enum TokenizerKind: String, Codable, CaseIterable, Sendable {
   /// One token per Unicode scalar.
   case char
   /// PTB style: whitespace-separated words, `<eos>` at every line end, `<unk>` for words
   /// outside the vocabulary.
   case word
+  /// Byte-level byte-pair encoding learned from the training text (`BytePairEncoding`): any
+  /// bytes encode, none is unknown.
+  case bpe
 }
 
 /// Reads a UTF-8 text file. Rejects missing, unreadable, empty, binary (any NUL byte) and
@@ -171,6 +186,8 @@ public struct Vocabulary: Equatable, Sendable {
   /// How files are read into text for this vocabulary (stored in checkpoints, so evaluation
   /// and generation read text as training did).
   public let encoding: TextEncoding
+  /// The merges of a `.bpe` vocabulary (nil for the other kinds).
+  public let bytePairs: BytePairEncoding?
   let index: [String: Int]
 
   public static let unknown = "<unk>"
@@ -180,9 +197,24 @@ public struct Vocabulary: Equatable, Sendable {
     self.kind = kind
     self.tokens = tokens
     self.encoding = encoding
+    self.bytePairs = nil
+    self.index = Self.makeIndex(tokens)
+  }
+
+  /// A `.bpe` vocabulary: the 256 bytes, then one token per merge, named as
+  /// `BytePairEncoding.tokenNames` says.
+  public init(bytePairs: BytePairEncoding, encoding: TextEncoding = .utf8) {
+    self.kind = .bpe
+    self.tokens = bytePairs.tokenNames
+    self.encoding = encoding
+    self.bytePairs = bytePairs
+    self.index = Self.makeIndex(tokens)
+  }
+
+  static func makeIndex(_ tokens: [String]) -> [String: Int] {
     var index: [String: Int] = [:]
     for (i, t) in tokens.enumerated() where index[t] == nil { index[t] = i }
-    self.index = index
+    return index
   }
 
   public var count: Int { tokens.count }
@@ -208,8 +240,27 @@ public struct Vocabulary: Equatable, Sendable {
   /// Whether this is the fixed byte vocabulary: ids are byte values.
   public var isBytes: Bool { kind == .char && encoding == .bytes }
 
+  /// Whether tokens stand for bytes rather than characters or words (the byte vocabulary and
+  /// BPE): output is reassembled into UTF-8 with `UTF8Assembler`.
+  public var isByteLevel: Bool { isBytes || bytePairs != nil }
+
+  /// The bytes a token of a byte-level vocabulary stands for (nil for other vocabularies).
+  public func bytes(of id: Int) -> [UInt8]? {
+    if let bytePairs { return id >= 0 && id < bytePairs.count ? bytePairs.tokenBytes[id] : nil }
+    return byte(of: id).map { [$0] }
+  }
+
+  /// The bytes of `text` as read from its file (see `TextEncoding.bytes(of:)`).
+  public func bytes(of text: String) -> [UInt8] { encoding.bytes(of: text) }
+
+  /// How many bytes `text` had in its file (the denominator of bits per byte).
+  public func byteCount(of text: String) -> Int { encoding.byteCount(of: text) }
+
   /// The same tokens for text read with `encoding`.
-  public func reading(_ encoding: TextEncoding) -> Vocabulary { Vocabulary(kind: kind, tokens: tokens, encoding: encoding) }
+  public func reading(_ encoding: TextEncoding) -> Vocabulary {
+    if let bytePairs { return Vocabulary(bytePairs: bytePairs, encoding: encoding) }
+    return Vocabulary(kind: kind, tokens: tokens, encoding: encoding)
+  }
 
   /// Character vocabulary: the sorted distinct Unicode scalars of `texts` (read with
   /// `encoding`; `.bytes` gives the fixed 256 byte tokens whatever the texts).
@@ -242,6 +293,8 @@ public struct Vocabulary: Equatable, Sendable {
   /// character and its line; words outside a word vocabulary become `<unk>`.
   public func encode(_ text: String) throws -> [Int] {
     switch kind {
+    case .bpe:
+      return bytePairs?.encode(bytes(of: text)) ?? []
     case .char where isBytes:
       // Text read with --encoding bytes holds each byte as the scalar of the same value.
       var ids: [Int] = []
@@ -280,8 +333,15 @@ public struct Vocabulary: Equatable, Sendable {
     }
   }
 
-  /// Text of `ids`: characters joined, words joined by spaces with `<eos>` as a newline.
+  /// Text of `ids`: characters joined, words joined by spaces with `<eos>` as a newline; the
+  /// bytes of a byte-level vocabulary as UTF-8, with bytes that are not UTF-8 as `\xHH`.
   public func decode(_ ids: [Int]) -> String {
+    if isByteLevel {
+      var assembler = UTF8Assembler()
+      var out = ""
+      for id in ids { for b in bytes(of: id) ?? [] { out += assembler.push(b) } }
+      return out + assembler.flush()
+    }
     var out = ""
     for id in ids { out += piece(id, first: out.isEmpty || out.hasSuffix("\n")) }
     return out
@@ -294,6 +354,7 @@ public struct Vocabulary: Equatable, Sendable {
     switch kind {
     case .char where isBytes: return Self.byteOfName[token].map { String(UnicodeScalar($0)) } ?? ""
     case .char: return token
+    case .bpe: return latin1String(bytePairs?.tokenBytes[id] ?? [])
     case .word: return token == Self.endOfSentence ? "\n" : (first ? token : " " + token)
     }
   }
@@ -303,7 +364,7 @@ public struct Vocabulary: Equatable, Sendable {
 /// scalars (for char) or lines (for word) is validation, as nanoGPT's 90/10 split.
 public func splitForValidation(_ text: String, kind: TokenizerKind, fraction: Double = 0.1) -> (train: String, valid: String) {
   switch kind {
-  case .char:
+  case .char, .bpe:
     let scalars = Array(text.unicodeScalars)
     let cut = Int(Double(scalars.count) * (1 - fraction))  // nanoGPT: data[:int(n * 0.9)]
     var train = String.UnicodeScalarView()

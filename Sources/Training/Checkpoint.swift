@@ -88,7 +88,7 @@ public struct Checkpoint: Sendable {
       tensors.append(("training.state.hidden", carriedState.hidden))
       if let cell = carriedState.cell { tensors.append(("training.state.cell", cell)) }
     }
-    var metadata = ["recurrent.vocabulary": try encodeJSON(vocabulary.tokens)]
+    var metadata = try vocabulary.metadata()
     if let progress {
       do {
         metadata["recurrent.training"] = try encodeJSON(progress)
@@ -122,12 +122,10 @@ public struct Checkpoint: Sendable {
       config.vocab_size <= 1 << 24, config.dropout >= 0, config.dropout < 1,
       !config.tied || config.hidden_size == config.embedding_size
     else { throw CheckpointError.badMetadata(key: "recurrent.config", reason: "sizes out of range") }
-    guard let tokens = try? envelope.decode([String].self, key: "recurrent.vocabulary") else {
-      throw CheckpointError.badMetadata(key: "recurrent.vocabulary", reason: "missing or not a JSON array of strings")
-    }
-    guard tokens.count == config.vocab_size else {
+    let vocabulary = try Vocabulary.stored(in: envelope, kind: config.tokenizer, encoding: config.encoding ?? .utf8)
+    guard vocabulary.count == config.vocab_size else {
       throw CheckpointError.badMetadata(
-        key: "recurrent.vocabulary", reason: "\(tokens.count) tokens, config says \(config.vocab_size)")
+        key: Vocabulary.tokensKey, reason: "\(vocabulary.count) tokens, config says \(config.vocab_size)")
     }
     let gates = config.cell.gateCount * config.hidden_size
     var needed = config.vocab_size * config.embedding_size + config.vocab_size
@@ -162,7 +160,7 @@ public struct Checkpoint: Sendable {
       carried = try Self.carriedState(&envelope, progress: p, config: config)
     }
     self.init(
-      model: model, vocabulary: Vocabulary(kind: config.tokenizer, tokens: tokens, encoding: config.encoding ?? .utf8),
+      model: model, vocabulary: vocabulary,
       progress: progress,
       optimizer: optimizer, carriedState: carried)
   }

@@ -37,6 +37,23 @@ public enum Evaluation {
     return EvaluationResult(tokens: count, natsPerToken: total / Double(count))
   }
 
+  /// Sentence evaluation (KenLM's and SRILM's convention): each line scored on its own from a
+  /// zero state, its first token predicted after `start` (the newline or `<eos>` token, which
+  /// the model saw before every line in training) and its last token (the line's end, which
+  /// `lines` include) predicted too. `tokens` counts every token of every line.
+  public static func sentences(
+    _ model: LanguageModel, lines: [[Int]], start: Int, compute: Compute = .singleThread
+  ) -> EvaluationResult {
+    var total = 0.0
+    var count = 0
+    for line in lines where !line.isEmpty {
+      let scored = stream(model, tokens: [start] + line, compute: compute)
+      total += scored.natsPerToken * Double(scored.tokens)
+      count += scored.tokens
+    }
+    return EvaluationResult(tokens: count, natsPerToken: count > 0 ? total / Double(count) : .nan)
+  }
+
   /// Faster batched evaluation: the stream cut into `batchSize` contiguous rows, each scored
   /// from a zero state (the first token of each row is not predicted).
   public static func batched(

@@ -4,14 +4,17 @@ import TextCorpus
 extension Vocabulary {
   /// This vocabulary with the tokens of `texts` it lacks appended after its own (old ids keep
   /// their meaning): new characters in scalar order; new words by count (at least
-  /// `minimumCount`), up to `maximumSize` tokens in all. The byte vocabulary has them all.
+  /// `minimumCount`), up to `maximumSize` tokens in all. Byte-level vocabularies (bytes, BPE)
+  /// have them all.
   public func extended(with texts: [String], minimumCount: Int = 1, maximumSize: Int? = nil) -> Vocabulary {
-    if isBytes { return self }
+    if isByteLevel { return self }
     let known = Set(tokens)
     switch kind {
     case .char:
       let fresh = Vocabulary.characters(of: texts, encoding: encoding).tokens.filter { !known.contains($0) }
       return Vocabulary(kind: kind, tokens: tokens + fresh, encoding: encoding)
+    case .bpe:
+      return self
     case .word:
       let all = Vocabulary.words(of: texts.joined(separator: "\n"), minimumCount: minimumCount, encoding: encoding)
       var fresh = all.tokens.filter { !known.contains($0) }

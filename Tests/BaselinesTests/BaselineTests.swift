@@ -4,6 +4,7 @@ import TestSupport
 
 import Baselines
 import Formats
+import TextCorpus
 import Recurrent
 
 // The classical baselines: Kneser-Ney probabilities computed by hand, normalisation, the ARPA
@@ -149,9 +150,9 @@ private func sampleStream(_ n: Int, vocabulary V: Int, seed: UInt64) -> [Int] {
   let folder = temporaryFolder("hmm")
   defer { try? FileManager.default.removeItem(atPath: folder) }
   let tokens = ["a", "b", "c", "\n"]
-  try model.save(to: folder + "/new.safetensors", tokens: tokens, tokenizer: "char")
+  try model.save(to: folder + "/new.safetensors", vocabulary: Vocabulary(kind: .char, tokens: tokens))
   let new = try HiddenMarkovModel.load(from: folder + "/new.safetensors")
-  #expect(new.tokens == tokens && new.tokenizer == "char" && new.model.states == 3)
+  #expect(new.vocabulary.tokens == tokens && new.vocabulary.kind == .char && new.model.states == 3)
   #expect(new.model.emission == model.emission.map { Double(Float($0)) })
   // A file written before HMM files had a version: no version, no config, the tokenizer apart.
   let old = SafeTensors(
@@ -163,7 +164,7 @@ private func sampleStream(_ n: Int, vocabulary V: Int, seed: UInt64) -> [Int] {
     metadata: ["recurrent.format": "recurrent-hmm", "recurrent.vocabulary": #"["a","b","c","\n"]"#, "recurrent.tokenizer": "char"])
   try writeAtomically(old.encoded(), to: folder + "/old.safetensors")
   let loaded = try HiddenMarkovModel.load(from: folder + "/old.safetensors")
-  #expect(loaded.model == new.model && loaded.tokens == tokens && loaded.tokenizer == "char")
+  #expect(loaded.model == new.model && loaded.vocabulary == new.vocabulary)
   // Refused, naming the file: emissions of another shape, and an extra tensor.
   var bad = old
   bad.tensors[2].tensor = Tensor(zeros: [3, 5])

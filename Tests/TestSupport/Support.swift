@@ -77,3 +77,9 @@ public func sampleIndices(_ count: Int, _ n: Int = 6) -> [Int] {
   guard count > n else { return Array(0..<count) }
   return (0..<n).map { $0 * (count - 1) / (n - 1) }
 }
+
+/// The bundled corpus, Data/tinyshakespeare.txt in the repository.
+public func bundledCorpus() -> String {
+  URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().appendingPathComponent("Data/tinyshakespeare.txt").path
+}

@@ -58,9 +58,7 @@ private func temporaryFile(_ bytes: [UInt8], name: String = UUID().uuidString) -
 }
 
 @Test func validationSplitMatchesNanoGPTOnTinyShakespeare() throws {
-  let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent().appendingPathComponent("Data/tinyshakespeare.txt").path
-  let text = try readText(path: path)
+  let text = try readText(path: bundledCorpus())
   #expect(text.unicodeScalars.count == 1_115_394)
   let (train, valid) = splitForValidation(text, kind: .char)
   #expect(train.unicodeScalars.count == 1_003_854)
