@@ -10,7 +10,9 @@ let package = Package(
     .executable(name: "recurrent", targets: ["recurrent"]),
   ],
   dependencies: [
-    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    // `swift package generate-documentation` (Tools/docs.sh); a plugin, nothing links it.
+    .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
   ],
   targets: [
     // C micro-kernels: packed, register-blocked SGEMM (AVX2/FMA chosen at run time, portable

@@ -7,12 +7,18 @@ import TextCorpus
 /// transitions A (`[K, K]`, row i = from state i) and emissions B (`[K, V]`). Trained by
 /// Baum-Welch (EM with the scaled forward-backward algorithm); scored by the forward algorithm.
 public struct HiddenMarkovModel: Sendable, Equatable {
+  /// Initial distribution π `[K]`.
   public var initial: [Double]  // [K]
+  /// Transitions `A` `[K, K]` row-major: `transition[i*K + j]` = P(state j after state i).
   public var transition: [Double]  // [K*K]
+  /// Emissions `B` `[K, V]` row-major: `emission[i*V + v]` = P(token v in state i).
   public var emission: [Double]  // [K*V]
+  /// Hidden states `K`.
   public let states: Int
+  /// Tokens `V`.
   public let symbols: Int
 
+  /// A model from its probabilities (each row sums to 1).
   public init(initial: [Double], transition: [Double], emission: [Double], states: Int, symbols: Int) {
     precondition(initial.count == states && transition.count == states * states && emission.count == states * symbols)
     self.initial = initial
@@ -167,9 +173,13 @@ public struct HiddenMarkovModel: Sendable, Equatable {
     return (model, total)
   }
 
+  /// One Baum-Welch iteration's progress.
   public struct TrainingLog: Sendable {
+    /// Which restart (from 1).
     public var restart: Int
+    /// Iteration within the restart (from 1).
     public var iteration: Int
+    /// Log-likelihood of the training segments, in nats, before this iteration's update.
     public var logLikelihood: Double
   }
 
@@ -243,6 +253,7 @@ public struct HiddenMarkovModel: Sendable, Equatable {
     try CheckpointEnvelope.write(file, to: path)
   }
 
+  /// Reads an HMM checkpoint; errors name the file.
   public static func load(from path: String) throws -> Loaded {
     try CheckpointEnvelope.read(path: path, kind: .hiddenMarkovModel, decode)
   }

@@ -18,6 +18,7 @@ import Recurrent
 /// tokens before it. Sentence ends are tokens like any other (`<eos>` for words, the newline
 /// character for characters); no `<s>` is inserted.
 public struct NGramModel: Sendable {
+  /// The order N: each token is predicted from at most N-1 before it.
   public let order: Int
   /// Token strings by id (the vocabulary).
   public let tokens: [String]
@@ -28,6 +29,7 @@ public struct NGramModel: Sendable {
   var logBackoff: [[Float]]  // [level][node], log10, 0 when none
   static let wordBits: UInt64 = 22
 
+  /// Tokens `V`.
   public var vocabularySize: Int { tokens.count }
   /// The id of `<s>`: context only, never predicted and outside `tokens`; its n-grams are
   /// those of an ARPA file that has them (KenLM's, SRILM's), used by `scoreSentences`.
@@ -250,6 +252,7 @@ public enum BaselineError: Error, CustomStringConvertible, Equatable {
   /// A file that cannot be read.
   case file(FileError)
 
+  /// One line for the user.
   public var description: String {
     switch self {
     case .invalidArgument(let m), .tooLittleData(let m), .malformedARPA(let m): m

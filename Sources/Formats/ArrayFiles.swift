@@ -11,6 +11,7 @@ public enum DataFileError: Error, Equatable, CustomStringConvertible {
   /// A malformed file.
   public init(_ path: String, _ reason: String) { self = .malformed(path: path, reason: reason) }
 
+  /// The file the error is about.
   public var path: String {
     switch self {
     case .file(let error): error.path
@@ -18,6 +19,7 @@ public enum DataFileError: Error, Equatable, CustomStringConvertible {
     }
   }
 
+  /// What is wrong, without the path.
   public var reason: String {
     switch self {
     case .file(let error): error.reason
@@ -25,6 +27,7 @@ public enum DataFileError: Error, Equatable, CustomStringConvertible {
     }
   }
 
+  /// `path: reason`, one line.
   public var description: String { "\(path): \(reason)" }
 }
 
@@ -49,10 +52,14 @@ public enum NumPyType: String, Sendable, CaseIterable {
 /// element type it was stored with, and its values as `Double` (exact for float32, float64,
 /// int32, and int64 below 2^53).
 public struct NumPyArray: Equatable, Sendable {
+  /// Sizes of the dimensions, outermost first.
   public var shape: [Int]
+  /// The element type stored in the file.
   public var type: NumPyType
+  /// The elements in row-major (C) order, widened to `Double`.
   public var values: [Double]
 
+  /// An array from its parts; `values.count` must be the product of `shape`.
   public init(shape: [Int], type: NumPyType, values: [Double]) {
     precondition(shape.reduce(1, *) == values.count, "NumPyArray: \(values.count) values for shape \(shape)")
     self.shape = shape

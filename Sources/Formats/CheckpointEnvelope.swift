@@ -14,13 +14,17 @@ public struct CheckpointKind: Sendable, Equatable {
   /// What such a file is, for messages: "a language model (use train, eval or generate)".
   public let role: String
 
+  /// Language models from `recurrent train` (and `Tools/export_pytorch.py`): version 2, reads 1 and 2.
   public static let languageModel = CheckpointKind(
     format: "recurrent-language-model", version: 2, readable: 1...2,
     role: "a language model (use train, eval or generate)")
+  /// `Sequential` models from `recurrent fit`: version 1.
   public static let sequential = CheckpointKind(
     format: "recurrent-sequential", version: 1, readable: 1...1, role: "a model from `recurrent fit` (use predict)")
+  /// Hidden Markov models from `recurrent hmm train`: version 1, and files from before versions (0).
   public static let hiddenMarkovModel = CheckpointKind(
     format: "recurrent-hmm", version: 1, readable: 0...1, role: "a hidden Markov model (use hmm eval)")
+  /// Every kind, to name the kind of a file that is not the one expected.
   public static let all: [CheckpointKind] = [.languageModel, .sequential, .hiddenMarkovModel]
 }
 
@@ -30,16 +34,21 @@ public struct CheckpointKind: Sendable, Equatable {
 /// before anything is allocated, hands out tensors by name and refuses any tensor nobody
 /// asked for. Every error is a `CheckpointError`; `read(path:kind:_:)` names the file in it.
 public struct CheckpointEnvelope {
+  /// Metadata key of the format name.
   public static let formatKey = "recurrent.format"
+  /// Metadata key of the format version.
   public static let versionKey = "recurrent.format_version"
+  /// Metadata key of the configuration (JSON).
   public static let configKey = "recurrent.config"
   /// Slack of the size budget, in floats: a model described a little larger than the data
   /// gets the precise error of the tensor it concerns, not the budget's.
   public static let budgetSlack = 1 << 22
 
+  /// The kind the file was checked against.
   public let kind: CheckpointKind
   /// The file's version (0 for a file from before its kind had one).
   public let version: Int
+  /// The file's whole metadata.
   public let metadata: [String: String]
   private let tensors: [String: Tensor]
   private let order: [String]

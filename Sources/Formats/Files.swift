@@ -10,6 +10,7 @@ public enum FileError: Error, Equatable, CustomStringConvertible {
   case notRegular(path: String)
   case writeFailed(path: String, reason: String)
 
+  /// The file the error is about.
   public var path: String {
     switch self {
     case .missing(let p), .directory(let p), .unreadable(let p), .empty(let p), .notRegular(let p): p
@@ -29,6 +30,7 @@ public enum FileError: Error, Equatable, CustomStringConvertible {
     }
   }
 
+  /// `path: reason`, one line.
   public var description: String { "\(path): \(reason)" }
 }
 

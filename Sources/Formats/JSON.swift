@@ -16,19 +16,29 @@ public indirect enum JSONValue: Sendable, Equatable, ExpressibleByStringLiteral,
   case array([JSONValue])
   case object([(String, JSONValue)])
 
+  /// A string.
   public init(stringLiteral value: String) { self = .string(value) }
+  /// An integer.
   public init(integerLiteral value: Int) { self = .int(value) }
+  /// A number.
   public init(floatLiteral value: Double) { self = .number(value) }
+  /// A Boolean.
   public init(booleanLiteral value: Bool) { self = .bool(value) }
+  /// An array.
   public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
+  /// An object with its keys in the order written.
   public init(dictionaryLiteral elements: (String, JSONValue)...) { self = .object(elements) }
 
+  /// A number from a `Float` (written with every digit of its `Double` value).
   public static func number(_ x: Float) -> JSONValue { .number(Double(x)) }
   /// `.null` for nil.
   public static func optional(_ x: Double?) -> JSONValue { x.map { .number($0) } ?? .null }
+  /// `.null` for nil.
   public static func optional(_ x: Int?) -> JSONValue { x.map { .int($0) } ?? .null }
+  /// An array of integers.
   public static func ints(_ xs: [Int]) -> JSONValue { .array(xs.map { .int($0) }) }
 
+  /// Equal when they write the same text.
   public static func == (a: JSONValue, b: JSONValue) -> Bool { a.text == b.text }
 
   /// The compact JSON text.

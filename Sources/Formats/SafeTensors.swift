@@ -19,6 +19,7 @@ public enum CheckpointError: Error, Equatable, CustomStringConvertible {
   /// An error about the contents of the file at `path`.
   indirect case inFile(path: String, CheckpointError)
 
+  /// One line naming the file or tensor and what is wrong.
   public var description: String {
     switch self {
     case .unreadable(let path, let reason): "cannot read checkpoint \(path): \(reason)"
@@ -42,19 +43,24 @@ public enum CheckpointError: Error, Equatable, CustomStringConvertible {
 /// `{name: {dtype, shape, data_offsets}, "__metadata__": {string: string}}`, then raw
 /// little-endian data. Only F32 tensors are read and written.
 public struct SafeTensors: Equatable, Sendable {
+  /// The tensors in file order (data offsets follow this order when writing).
   public var tensors: [(name: String, tensor: Tensor)]
+  /// The `__metadata__` strings.
   public var metadata: [String: String]
 
+  /// A file from its tensors and metadata.
   public init(tensors: [(name: String, tensor: Tensor)], metadata: [String: String]) {
     self.tensors = tensors
     self.metadata = metadata
   }
 
+  /// Equal tensors in the same order and equal metadata.
   public static func == (a: SafeTensors, b: SafeTensors) -> Bool {
     a.metadata == b.metadata && a.tensors.map(\.name) == b.tensors.map(\.name)
       && a.tensors.map(\.tensor) == b.tensors.map(\.tensor)
   }
 
+  /// The first tensor named `name`, if any.
   public func tensor(named name: String) -> Tensor? { tensors.first { $0.name == name }?.tensor }
 
   static let maximumHeader = 100_000_000

@@ -8,8 +8,11 @@ public struct CellTrace: Sendable {
 
 /// The state a cell carries between steps: `h` `[B, H]`, and `c` `[B, H]` for LSTM.
 public struct CellState: Sendable, Equatable {
+  /// `h` `[B, H]`.
   public var hidden: Tensor
+  /// `c` `[B, H]` for LSTM; nil for GRU and RNN.
   public var cell: Tensor?
+  /// A state from its parts.
   public init(hidden: Tensor, cell: Tensor? = nil) {
     self.hidden = hidden
     self.cell = cell
@@ -23,7 +26,9 @@ public protocol RecurrentCell: Parameterized, Sendable {
 }
 
 extension RecurrentCell {
+  /// Features of each input `x_t`.
   public var inputSize: Int { layer.inputSize }
+  /// Units `H` of the state.
   public var hiddenSize: Int { layer.hiddenSize }
 
   /// A zero state for `batchSize` sequences.
@@ -83,7 +88,9 @@ extension RecurrentCell {
 
 /// Elman RNN cell (PyTorch `nn.RNNCell`): `h' = act(W_ih x + b_ih + W_hh h + b_hh)`.
 public struct RNNCell: RecurrentCell {
+  /// The one-layer, one-direction layer that holds the weights.
   public var layer: RecurrentLayer
+  /// A tanh (or, with `relu`, ReLU) RNN cell with PyTorch's `RNNCell` initialisation, U(-1/sqrt(H), 1/sqrt(H)).
   public init(inputSize: Int, hiddenSize: Int, relu: Bool = false, using rng: inout some RandomNumberGenerator) {
     layer = RecurrentLayer(kind: relu ? .rnnRelu : .rnnTanh, inputSize: inputSize, hiddenSize: hiddenSize, using: &rng)
   }
@@ -95,7 +102,9 @@ public struct RNNCell: RecurrentCell {
 
 /// LSTM cell (PyTorch `nn.LSTMCell`), gate order i|f|g|o.
 public struct LSTMCell: RecurrentCell {
+  /// The one-layer, one-direction layer that holds the weights.
   public var layer: RecurrentLayer
+  /// An LSTM cell with PyTorch's `LSTMCell` initialisation, U(-1/sqrt(H), 1/sqrt(H)).
   public init(inputSize: Int, hiddenSize: Int, using rng: inout some RandomNumberGenerator) {
     layer = RecurrentLayer(kind: .lstm, inputSize: inputSize, hiddenSize: hiddenSize, using: &rng)
   }
@@ -109,7 +118,9 @@ public struct LSTMCell: RecurrentCell {
 /// GRU cell, gate order r|z|n. `resetAfter: true` is PyTorch `nn.GRUCell` (reset gate after
 /// the recurrent product); `false` is Cho et al. 2014 (Keras `reset_after=False`).
 public struct GRUCell: RecurrentCell {
+  /// The one-layer, one-direction layer that holds the weights.
   public var layer: RecurrentLayer
+  /// A GRU cell with PyTorch's `GRUCell` initialisation, U(-1/sqrt(H), 1/sqrt(H)); `resetAfter: false` is the reset-before variant.
   public init(inputSize: Int, hiddenSize: Int, resetAfter: Bool = true, using rng: inout some RandomNumberGenerator) {
     layer = RecurrentLayer(
       kind: resetAfter ? .gru : .gruResetBefore, inputSize: inputSize, hiddenSize: hiddenSize, using: &rng)

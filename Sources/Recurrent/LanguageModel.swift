@@ -2,10 +2,15 @@ import TensorCore
 
 /// Shape of a language model: PyTorch's `word_language_model` example, `RNNModel`.
 public struct LanguageModelConfiguration: Codable, Sendable, Equatable {
+  /// The recurrent cell of every layer.
   public var cell: CellKind
+  /// Stacked recurrent layers.
   public var layers: Int
+  /// Units `H` of each layer.
   public var hiddenSize: Int
+  /// Width `E` of the token embedding.
   public var embeddingSize: Int
+  /// Tokens `V`: rows of the embedding, outputs of the decoder.
   public var vocabularySize: Int
   /// Dropout on the embeddings, between recurrent layers and before the decoder (training only).
   public var dropout: Float
@@ -13,6 +18,7 @@ public struct LanguageModelConfiguration: Codable, Sendable, Equatable {
   /// `hiddenSize == embeddingSize`.
   public var tied: Bool
 
+  /// A configuration; `tied` needs `embeddingSize == hiddenSize`.
   public init(
     cell: CellKind, layers: Int, hiddenSize: Int, embeddingSize: Int, vocabularySize: Int, dropout: Float = 0,
     tied: Bool = false
@@ -42,12 +48,16 @@ public struct LanguageModelTrace: Sendable {
 /// the `state_dict` names of PyTorch's `word_language_model` `RNNModel`: `encoder.weight`,
 /// `rnn.weight_ih_l0`, …, `decoder.weight`, `decoder.bias`.
 public struct LanguageModel: Parameterized, Sendable, Equatable {
+  /// The sizes this model was made with.
   public let configuration: LanguageModelConfiguration
+  /// The token embedding `[V, E]`.
   public var encoder: Embedding
+  /// The stacked recurrent layers.
   public var rnn: RecurrentLayer
   /// The output layer. When `tied`, its weight is empty: the decoder uses `encoder.weight`.
   public var decoder: Linear
 
+  /// A model with PyTorch's initialisation for each part, drawn from `rng`.
   public init(_ configuration: LanguageModelConfiguration, using rng: inout some RandomNumberGenerator) {
     precondition(!configuration.tied || configuration.hiddenSize == configuration.embeddingSize,
       "LanguageModel: tied embeddings need hiddenSize == embeddingSize")
@@ -70,6 +80,7 @@ public struct LanguageModel: Parameterized, Sendable, Equatable {
     return d
   }
 
+  /// Visits every parameter by its PyTorch name (`encoder.weight`, `rnn.weight_ih_l0`, ..., `decoder.weight`, `decoder.bias`).
   public mutating func forEachParameter(_ body: (String, inout Tensor) throws -> Void) rethrows {
     try encoder.forEachParameter { name, t in try body("encoder." + name, &t) }
     try rnn.forEachParameter { name, t in try body("rnn." + name, &t) }
@@ -80,9 +91,15 @@ public struct LanguageModel: Parameterized, Sendable, Equatable {
     }
   }
 
+  /// Training forward pass over a window.
   /// - Parameters:
   ///   - ids: `[T, B]` token ids, time-major.
+  ///   - T: time steps of the window.
+  ///   - B: rows (sequences) of the batch.
   ///   - state: the state carried from the previous window, or nil for zeros.
+  ///   - training: apply dropout (drawn from `rng`) and keep what `backward` needs.
+  ///   - rng: the dropout masks' random source.
+  ///   - compute: threads for the products; results do not depend on the count.
   /// - Returns: logits `[T*B, V]` (row `t*B + b`), the final state and the trace.
   public func forward(
     ids: [Int], sequenceLength T: Int, batchSize B: Int, state: RecurrentState? = nil,
@@ -112,9 +129,14 @@ public struct LanguageModel: Parameterized, Sendable, Equatable {
 
   /// Adds all parameter gradients into `gradient`, given ∂loss/∂logits `[T*B, V]`. The
   /// carried-in state is treated as a constant (truncated backpropagation through time).
-  /// - Parameter parametersReady: told the indices (in `forEachParameter` order) and the
-  ///   final gradients of the decoder, then each recurrent layer from the top, then the
-  ///   embedding.
+  /// - Parameters:
+  ///   - trace: what `forward` kept.
+  ///   - logitsGradient: ∂loss/∂logits `[T*B, V]`.
+  ///   - gradient: a model-shaped accumulator the gradients are added into.
+  ///   - compute: threads for the products; results do not depend on the count.
+  ///   - parametersReady: told the indices (in `forEachParameter` order) and the
+  ///     final gradients of the decoder, then each recurrent layer from the top, then the
+  ///     embedding.
   public func backward(
     _ trace: LanguageModelTrace, logitsGradient: Tensor, into gradient: inout LanguageModel,
     compute: Compute = .singleThread, parametersReady: ParametersReady? = nil

@@ -36,11 +36,16 @@ public struct LinearTrace: Sendable {
 /// followed by an optional activation, as Keras `Dense`. Inputs of any rank ≥ 2 are treated as
 /// `[N, in]` over their leading dimensions.
 public struct Linear: Parameterized, Sendable, Equatable {
+  /// The weight `[out, in]`.
   public var weight: Tensor  // [out, in]
+  /// The bias `[out]`, or nil for none.
   public var bias: Tensor?  // [out]
+  /// Applied after the affine map.
   public var activation: Activation
 
+  /// Features `in` of each input row.
   public var inputSize: Int { weight.shape[1] }
+  /// Features `out` of each output row.
   public var outputSize: Int { weight.shape[0] }
 
   /// Weight and bias from U(-1/√in, 1/√in), as PyTorch's default initialisation.
@@ -55,16 +60,21 @@ public struct Linear: Parameterized, Sendable, Equatable {
     self.activation = activation
   }
 
+  /// Visits `weight` and `bias` (if any) by name.
   public mutating func forEachParameter(_ body: (String, inout Tensor) throws -> Void) rethrows {
     try body("weight", &weight)
     if bias != nil { try body("bias", &bias!) }
   }
 
+  /// The output `[..., out]` of an input `[..., in]`.
   public func callAsFunction(_ input: Tensor, compute: Compute = .singleThread) -> Tensor {
     forward(input, compute: compute).output
   }
 
-  /// - Parameter input: `[..., in]`
+  /// The output and what `backward` needs.
+  /// - Parameters:
+  ///   - input: `[..., in]`
+  ///   - compute: threads for the product; results do not depend on the count.
   /// - Returns: `[..., out]` and the trace for `backward`.
   public func forward(_ input: Tensor, compute: Compute = .singleThread) -> (output: Tensor, trace: LinearTrace) {
     precondition(input.rank >= 2 && input.shape.last == inputSize,
@@ -140,22 +150,29 @@ public struct Linear: Parameterized, Sendable, Equatable {
 
 /// A lookup table of vectors: PyTorch `nn.Embedding` (weight `[V, D]`, initialised N(0, 1)).
 public struct Embedding: Parameterized, Sendable, Equatable {
+  /// The table `[V, D]`: row `id` is token `id`'s vector.
   public var weight: Tensor  // [V, D]
 
+  /// Rows `V`.
   public var vocabularySize: Int { weight.shape[0] }
+  /// Width `D` of each vector.
   public var embeddingSize: Int { weight.shape[1] }
 
+  /// A table drawn from N(0, 1), as PyTorch's `nn.Embedding`.
   public init(vocabularySize: Int, embeddingSize: Int, using rng: inout some RandomNumberGenerator) {
     precondition(vocabularySize > 0 && embeddingSize > 0, "Embedding: sizes must be positive")
     weight = Tensor(normal: [vocabularySize, embeddingSize], using: &rng)
   }
 
+  /// Visits `weight`.
   public mutating func forEachParameter(_ body: (String, inout Tensor) throws -> Void) rethrows {
     try body("weight", &weight)
   }
 
+  /// The vectors of `ids`.
   /// - Parameters:
   ///   - ids: token ids in `0..<V`, laid out as `shape`.
+  ///   - shape: the layout of `ids`, e.g. `[T, B]`.
   /// - Returns: `[shape..., D]`.
   public func callAsFunction(_ ids: [Int], shape: [Int]) -> Tensor {
     precondition(shape.reduce(1, *) == ids.count, "Embedding: \(ids.count) ids for shape \(shape)")
@@ -190,8 +207,10 @@ public struct Embedding: Parameterized, Sendable, Equatable {
 /// Inverted dropout: in training each value is zeroed with probability p and the rest
 /// scaled by 1/(1-p); in evaluation it is the identity (PyTorch `nn.Dropout`).
 public struct Dropout: Sendable, Equatable {
+  /// Chance `p` in [0, 1) that a value is zeroed in training.
   public var probability: Float
 
+  /// Dropout with chance `probability` in [0, 1).
   public init(probability: Float) {
     precondition(probability >= 0 && probability < 1, "Dropout: probability must be in [0, 1)")
     self.probability = probability
@@ -208,6 +227,7 @@ public struct Dropout: Sendable, Equatable {
     return (out, mask)
   }
 
+  /// The input gradient: `outputGradient` times the mask `forward` returned (unchanged when it returned none).
   public func backward(_ outputGradient: Tensor, mask: Tensor?) -> Tensor {
     guard let mask else { return outputGradient }
     var dx = outputGradient

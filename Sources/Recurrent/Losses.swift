@@ -27,6 +27,9 @@ public enum Loss {
   /// The one loss kernel: the loss of each row of `[N, K]` outputs against its targets, summed
   /// over counted rows, and ∂(sum)/∂output · `gradientScale` for counted rows (0 elsewhere).
   /// - Parameters:
+  ///   - function: which loss.
+  ///   - output: the model's output `[N, K]` (logits for the cross-entropies).
+  ///   - targets: values `[N, K]` or `N` class indices.
   ///   - weights: 1 for a row that counts, 0 for padding; nil: every row counts.
   ///   - gradientScale: e.g. 1 / counted rows for the gradient of the mean.
   ///   - visit: called for each counted row with its index and the prediction the loss
@@ -166,6 +169,7 @@ public enum Loss {
   /// - Parameters:
   ///   - logits: `[N, V]`
   ///   - targets: `N` class indices in `0..<V`, or `ignoreIndex` for rows that do not count.
+  ///   - ignoreIndex: the target value of rows that do not count, or nil.
   /// - Returns: the loss (0 when every row is ignored) and ∂loss/∂logits `[N, V]`.
   public static func softmaxCrossEntropy(
     logits: Tensor, targets: [Int], ignoreIndex: Int? = nil

@@ -1,30 +1,38 @@
 import TensorCore
 
+/// Which update rule an `Optimizer` applies (PyTorch's `torch.optim` of the same name).
 public enum OptimizerKind: String, Codable, CaseIterable, Sendable {
   case sgd, rmsprop, adam, adamw
 }
 
 /// Hyper-parameters, named and defaulted as in PyTorch's `torch.optim`.
 public struct OptimizerConfiguration: Codable, Sendable, Equatable {
+  /// The update rule.
   public var kind: OptimizerKind
+  /// Base learning rate (a schedule scales it per step).
   public var learningRate: Float
   /// SGD and RMSprop momentum.
   public var momentum: Float = 0
   /// SGD dampening.
   public var dampening: Float = 0
+  /// SGD: Nesterov momentum.
   public var nesterov: Bool = false
   /// Adam/AdamW β₁, β₂.
   public var beta1: Float = 0.9
+  /// Adam/AdamW β₂.
   public var beta2: Float = 0.999
+  /// Adam/AdamW and RMSprop ε, added to the denominator.
   public var epsilon: Float = 1e-8
   /// RMSprop smoothing constant.
   public var alpha: Float = 0.99
+  /// RMSprop: normalise by the centred second moment.
   public var centered: Bool = false
   /// L2 penalty folded into the gradient (SGD, RMSprop, Adam), or decoupled decay (AdamW).
   public var weightDecay: Float = 0
   /// L1 penalty: adds `l1 · sign(p)` to each gradient (the gradient of `l1 · Σ|p|`).
   public var l1: Float = 0
 
+  /// A configuration with PyTorch's defaults for `kind`.
   public init(kind: OptimizerKind, learningRate: Float) {
     self.kind = kind
     self.learningRate = learningRate
@@ -57,6 +65,7 @@ public enum OptimizerStateError: Error, Equatable, CustomStringConvertible {
   case parameterCount(slot: OptimizerSlot, expected: Int, found: Int)
   case shape(slot: OptimizerSlot, parameter: String, expected: [Int], found: [Int])
 
+  /// The rule and its non-default hyper-parameters, e.g. `adam(lr 0.002)`.
   public var description: String {
     switch self {
     case .missingSlot(let s): "optimizer state lacks the \(s.rawValue) moment its configuration needs"
@@ -70,6 +79,7 @@ public enum OptimizerStateError: Error, Equatable, CustomStringConvertible {
 /// An optimizer with its own moment estimates, updating any `Parameterized` model in place
 /// by PyTorch's update rules.
 public struct Optimizer: Sendable {
+  /// The hyper-parameters.
   public var configuration: OptimizerConfiguration
   /// Updates taken so far.
   public private(set) var stepCount = 0
@@ -77,6 +87,7 @@ public struct Optimizer: Sendable {
   /// update; afterwards exactly `configuration.slotNames`.
   public private(set) var slots: [OptimizerSlot: [Tensor]] = [:]
 
+  /// A fresh optimizer (no state until its first step).
   public init(_ configuration: OptimizerConfiguration) {
     self.configuration = configuration
   }
@@ -118,7 +129,10 @@ public struct Optimizer: Sendable {
   public var mean: [Tensor] { slots[.mean] ?? [] }
 
   /// One update of every parameter of `model` along `gradient` (same structure).
-  /// - Parameter learningRate: overrides `configuration.learningRate` (for schedules).
+  /// - Parameters:
+  ///   - model: the parameters, updated in place.
+  ///   - gradient: the gradient of every parameter, in the same structure.
+  ///   - learningRate: overrides `configuration.learningRate` (for schedules).
   public mutating func update<M: Parameterized>(
     _ model: inout M, along gradient: M, learningRate: Float? = nil
   ) {
@@ -300,6 +314,7 @@ public enum LearningRateSchedule: Codable, Sendable, Equatable {
     }
   }
 
+  /// The learning rate at `step` (0-based) for a base rate `base`.
   public func learningRate(base: Float, step: Int) -> Float {
     switch self {
     case .cosineFrom(let start, let rate, let period, let minimum):

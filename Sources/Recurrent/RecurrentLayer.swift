@@ -4,11 +4,16 @@ import TensorCore
 /// The four parameter tensors of one direction of one layer, PyTorch's layout.
 /// G = gate blocks (`CellKind.gateCount`), H = hidden size, I = input width of the layer.
 public struct RecurrentWeights: Sendable, Equatable {
+  /// Input weights `[G*H, I]`, gates stacked in PyTorch's order.
   public var weightIH: Tensor  // [G*H, I]
+  /// Recurrent weights `[G*H, H]`.
   public var weightHH: Tensor  // [G*H, H]
+  /// Input bias `[G*H]`.
   public var biasIH: Tensor  // [G*H]
+  /// Recurrent bias `[G*H]`.
   public var biasHH: Tensor  // [G*H]
 
+  /// Weights from their tensors (shapes are checked by the layer).
   public init(weightIH: Tensor, weightHH: Tensor, biasIH: Tensor, biasHH: Tensor) {
     self.weightIH = weightIH
     self.weightHH = weightHH
@@ -20,9 +25,12 @@ public struct RecurrentWeights: Sendable, Equatable {
 /// Hidden (and, for LSTM, cell) state of a recurrent layer: `[L*D, B, H]` each, index
 /// `layer * D + direction`, as PyTorch's `h_n` / `c_n`.
 public struct RecurrentState: Sendable, Equatable {
+  /// `h` `[L*D, B, H]` (layers times directions), as PyTorch's `h_0`/`h_n`.
   public var hidden: Tensor
+  /// `c` `[L*D, B, H]` for LSTM; nil otherwise.
   public var cell: Tensor?
 
+  /// A state from its parts.
   public init(hidden: Tensor, cell: Tensor? = nil) {
     self.hidden = hidden
     self.cell = cell
@@ -54,17 +62,24 @@ public struct RecurrentTrace: @unchecked Sendable {
 /// one recurrent product and one fused pointwise kernel per step, weight gradients as
 /// large products after the reverse loop, no allocation inside the time loop.
 public struct RecurrentLayer: Parameterized, Sendable, Equatable {
+  /// The cell of every layer and direction.
   public let kind: CellKind
+  /// Features `I` of each input step.
   public let inputSize: Int
+  /// Units `H` per direction.
   public let hiddenSize: Int
+  /// Stacked layers `L`.
   public let layerCount: Int
+  /// Whether each layer also runs backwards in time.
   public let bidirectional: Bool
   /// Dropout probability on the outputs of each layer but the last, in training only.
   public var dropout: Float
   /// Index `layer * directionCount + direction`.
   public var weights: [RecurrentWeights]
 
+  /// Directions `D`: 2 when bidirectional, else 1.
   public var directionCount: Int { bidirectional ? 2 : 1 }
+  /// Features of each output step: `D * H`.
   public var outputSize: Int { directionCount * hiddenSize }
 
   /// Parameters drawn from U(-1/√H, 1/√H), as PyTorch.
@@ -98,6 +113,7 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
     self.weights = weights
   }
 
+  /// Visits the weights by PyTorch's names (`weight_ih_l0`, `weight_hh_l0`, `bias_ih_l0`, `bias_hh_l0`, `..._reverse`).
   public mutating func forEachParameter(_ body: (String, inout Tensor) throws -> Void) rethrows {
     for index in weights.indices {
       let suffix = "_l\(index / directionCount)" + (index % directionCount == 1 ? "_reverse" : "")
@@ -136,6 +152,8 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
   ///     taken at its own length, the backward direction starts at its last real step, and
   ///     padded steps get no gradient. Nil: every sequence has `T` steps.
   ///   - training: applies inter-layer dropout, drawing masks from `rng`.
+  ///   - rng: the dropout masks' random source.
+  ///   - compute: threads for the products; results do not depend on the count.
   /// - Returns: every step's output `[T, B, D*H]`, the final state, and the trace for `backward`.
   public func forward(
     _ input: Tensor, initialState: RecurrentState? = nil, lengths: [Int]? = nil, training: Bool,
@@ -218,8 +236,11 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
 
   /// Backward of `forward`: adds parameter gradients into `gradient`.
   /// - Parameters:
+  ///   - trace: what `forward` kept.
   ///   - outputGradient: ∂loss/∂output `[T, B, D*H]`, or nil for zero.
   ///   - stateGradient: ∂loss/∂(final state), or nil for zero.
+  ///   - gradient: a layer-shaped accumulator the parameter gradients are added into.
+  ///   - compute: threads for the products; results do not depend on the count.
   ///   - layerReady: told each layer index, from the top, with its directions' gradients, once
   ///     they are final.
   /// - Returns: ∂loss/∂input `[T, B, I]` and ∂loss/∂(initial state).

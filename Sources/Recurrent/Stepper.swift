@@ -5,6 +5,7 @@ import TensorCore
 /// products over the weights in place, the same fused step kernels as training, and no
 /// allocation per token. Holds its own copy of the weights and the hidden state.
 public final class LanguageModelStepper: @unchecked Sendable {
+  /// The sizes of the model the weights came from.
   public let configuration: LanguageModelConfiguration
   struct Layer {
     let inputSize: Int
@@ -24,6 +25,7 @@ public final class LanguageModelStepper: @unchecked Sendable {
   let kernels: CellKernels
   let blocks: [(offset: Int, width: Int)]
 
+  /// A stepper holding a copy of `model`'s weights and a zero state.
   public init(_ model: LanguageModel, compute: Compute = .singleThread) {
     configuration = model.configuration
     let c = configuration

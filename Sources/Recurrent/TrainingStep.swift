@@ -13,6 +13,7 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
   case notResumable(String)
   /// The loss or the gradient was not finite at `place` ("step 12", "epoch 2, batch 3").
   case diverged(at: String)
+  /// One line for the user.
   public var description: String {
     switch self {
     case .notResumable(let why): "cannot resume: \(why)"
@@ -47,6 +48,7 @@ public struct StepHooks<Model: Parameterized> {
   /// and update.
   public var beforeUpdate: ((inout Model) -> Void)?
 
+  /// Hooks; either may be nil.
   public init(parametersReady: ParametersReady? = nil, beforeUpdate: ((inout Model) -> Void)? = nil) {
     self.parametersReady = parametersReady
     self.beforeUpdate = beforeUpdate
@@ -60,13 +62,16 @@ public struct StepHooks<Model: Parameterized> {
 /// `onNaN == .stop` the step throws `TrainingError.diverged`, with `.skip` it returns a
 /// report with `updated == false`.
 public struct TrainingStep: Sendable {
+  /// The optimizer whose state the steps advance.
   public var optimizer: Optimizer
   /// Gradients are scaled to this global norm when above it (`clip_grad_norm_`); nil for none.
   public var clipNorm: Float?
+  /// What a non-finite loss or gradient does.
   public var onNaN: NaNPolicy
   /// Steps whose update was skipped.
   public private(set) var skippedSteps = 0
 
+  /// A step with `optimizer`, clipping at `clipNorm` (nil: none) and the NaN policy `onNaN`.
   public init(optimizer: Optimizer, clipNorm: Float? = nil, onNaN: NaNPolicy = .stop) {
     self.optimizer = optimizer
     self.clipNorm = clipNorm
@@ -75,8 +80,10 @@ public struct TrainingStep: Sendable {
 
   /// One step on `model`.
   /// - Parameters:
+  ///   - model: the parameters, updated in place unless the step is skipped or throws.
   ///   - learningRate: this step's rate (a schedule's), or nil for the optimizer's.
   ///   - place: names the step in a `diverged` error.
+  ///   - hooks: called when parameters' gradients are ready and before the update.
   ///   - lossAndGradient: runs the model it is given forward, the loss and backward, adding
   ///     every parameter gradient into the zero gradient it is given (and calling `parametersReady` as
   ///     parameters become final); returns the mean loss.

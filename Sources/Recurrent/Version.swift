@@ -1,1 +1,5 @@
-public enum RecurrentInfo { public static let version = "0.1.0" }
+/// Facts about this build of the library.
+public enum RecurrentInfo {
+  /// The library's version (semantic versioning), printed by `recurrent --version`.
+  public static let version = "0.1.0"
+}

@@ -2,7 +2,9 @@ import ArgumentParser
 import Foundation
 import Recurrent
 
+/// The `recurrent` command line: its subcommands and the one way errors are printed.
 public struct RecurrentCommand: ParsableCommand {
+  /// The subcommands and `--version`.
   public static let configuration = CommandConfiguration(
     commandName: "recurrent",
     abstract: "Recurrent neural networks (GRU, LSTM, RNN): language models, sequence models, benchmarks.",
@@ -12,6 +14,7 @@ public struct RecurrentCommand: ParsableCommand {
       NGram.self, HMM.self,
       Bench.self, BenchGEMM.self, BenchBPE.self,
     ])
+  /// A command to be filled in by the parser.
   public init() {}
 
   /// Parses and runs the command line. Help and version print as ArgumentParser prints them;

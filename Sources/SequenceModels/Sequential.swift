@@ -63,6 +63,7 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
   /// A loss the model's final layer cannot feed.
   case lossDoesNotFitOutput(String)
 
+  /// The layer in Keras-like words, e.g. `gru(64, return_sequences)`.
   public var description: String {
     switch self {
     case .invalidModel(let m), .invalidData(let m), .invalidArgument(let m), .notCompiled(let m),
@@ -94,27 +95,38 @@ extension SequentialPart {
 
 /// How a model learns, set by `compile`; `fit` updates the optimizer state.
 public struct CompiledSetup: Sendable {
+  /// The loss `fit` minimises and `evaluate` reports.
   public var loss: LossFunction
+  /// Metrics `fit` and `evaluate` report beside the loss.
   public var metrics: [Metric]
   /// The shared training step: the optimizer, global-norm clipping (Keras `clipnorm`, here
   /// global) and the NaN policy.
   public var trainer: TrainingStep
+  /// The optimizer and its state.
   public var optimizer: Optimizer { trainer.optimizer }
+  /// Global-norm clipping threshold, or nil for none.
   public var clipNorm: Float? { trainer.clipNorm }
 }
 
 /// One epoch of `fit`, Keras `History` entries.
 public struct EpochLog: Sendable, Codable, Equatable {
+  /// The epoch, from 1.
   public var epoch: Int
+  /// Mean training loss over the epoch's batches.
   public var loss: Double
+  /// Training metrics by name.
   public var metrics: [String: Double]
+  /// Validation loss, when validation data was given.
   public var validationLoss: Double?
+  /// Validation metrics by name.
   public var validationMetrics: [String: Double]
+  /// Wall-clock seconds of the epoch.
   public var seconds: Double
 }
 
 /// What `fit` returns: one log per epoch; `history["val_loss"]` reads a column as Keras does.
 public struct History: Sendable, Equatable {
+  /// One entry per epoch, in order.
   public var epochs: [EpochLog] = []
 
   /// `"loss"`, `"val_loss"`, a metric name (`"binary_accuracy"`) or `"val_"` + a metric name.
@@ -146,14 +158,18 @@ public enum FitProgress: Sendable {
 /// lengths are right-padded and passed with `lengths:` (or marked by id 0 with `maskZero`).
 /// Outputs are `[N, K]` after a last-step recurrent layer or `[N, T, K]` for sequences.
 public struct Sequential: Parameterized, Sendable {
+  /// The layers as given.
   public let layers: [Layer]
   /// Features per step of the input; nil when the first layer is an embedding.
   public let inputFeatures: Int?
+  /// The layers' weights, one part per layer that has any.
   public var parts: [SequentialPart]
+  /// The loss, metrics and training step set by `compile`; nil before.
   public var compiled: CompiledSetup?
 
   /// Units of the output, and whether it has a time axis.
   public let outputUnits: Int
+  /// Whether the output has a time axis (`[N, T, K]`) or not (`[N, K]`).
   public let outputIsSequence: Bool
 
   /// Builds the layers with PyTorch's initialisation drawn from `rng`.

@@ -6,6 +6,7 @@ import Recurrent
 /// tensors `layers.{i}.{PyTorch name}`, and as the configuration the layer list, input width,
 /// loss and metrics. Written by `recurrent fit`, read by `recurrent predict`.
 public enum SequentialCheckpoint {
+  /// The envelope kind of `Sequential` checkpoints.
   public static let kind = CheckpointKind.sequential
 
   struct Stored: Codable {

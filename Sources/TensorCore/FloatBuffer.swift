@@ -1,7 +1,9 @@
 /// A fixed-size block of Float32 owned by a class, so kernels get a stable pointer without
 /// nesting closures. Used for traces and workspaces sized once per (batch, length).
 public final class FloatBuffer: @unchecked Sendable {
+  /// Number of floats.
   public let count: Int
+  /// The first float (64-byte aligned).
   public let pointer: UnsafeMutablePointer<Float>
 
   /// `count` zeros.
@@ -36,6 +38,7 @@ public final class FloatBuffer: @unchecked Sendable {
 
   deinit { pointer.deallocate() }
 
+  /// Sets every float to 0.
   public func zero() { pointer.update(repeating: 0, count: count) }
 
   /// The contents as a tensor of the given shape.

@@ -5,6 +5,7 @@ import Foundation
 public struct Compute: Sendable, Equatable {
   /// Threads for matrix products (1 = the calling thread only).
   public var threads: Int
+  /// Work split over `threads` threads (at least 1).
   public init(threads: Int) {
     precondition(threads >= 1, "Compute: threads must be >= 1, got \(threads)")
     self.threads = threads
@@ -24,6 +25,7 @@ public enum GEMMKernel: Sendable, CaseIterable {
   /// AVX2 + FMA (x86-64). Only valid where `GEMMKernel.avx2IsSupported`.
   case avx2
 
+  /// Whether this CPU runs the AVX2+FMA kernels (checked once at run time).
   public static var avx2IsSupported: Bool { rc_cpu_has_avx2_fma() != 0 }
 
   var c: rc_kernel {
@@ -35,6 +37,7 @@ public enum GEMMKernel: Sendable, CaseIterable {
   }
 }
 
+/// Facts about the machine.
 public enum System {
   /// Number of cores the process may use.
   public static var coreCount: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }
@@ -48,7 +51,18 @@ public enum System {
 /// - Parameters:
 ///   - transposeA: `op(A) = Aᵀ`, where `A` is stored `[k, m]` with row stride `lda`; else `A` is `[m, k]`.
 ///   - transposeB: `op(B) = Bᵀ`, where `B` is stored `[n, k]` with row stride `ldb`; else `B` is `[k, n]`.
-///   - beta: 0 never reads C.
+///   - m: rows of `C` and `op(A)`.
+///   - n: columns of `C` and `op(B)`.
+///   - k: the inner size.
+///   - alpha: scales the product.
+///   - a: the first element of `A`.
+///   - lda: row stride of `A` in floats.
+///   - b: the first element of `B`.
+///   - ldb: row stride of `B` in floats.
+///   - beta: scales the old `C`; 0 never reads C.
+///   - c: the first element of `C`, written in place.
+///   - ldc: row stride of `C` in floats.
+///   - kernel: the micro-kernel; `.automatic` picks the fastest this CPU runs.
 ///   - compute: the output is split into blocks of whole rows or columns, one per thread;
 ///     every element is summed in the same order whatever the thread count, so results are
 ///     bit-identical for any `compute.threads`.
@@ -146,7 +160,9 @@ public func parallelFor(parts: Int, _ body: (Int) -> Void) {
 /// A matrix packed once for use as the right operand `B` [k, n] of many products (an RNN's
 /// recurrent weights at every time step): the products then stream contiguous panels.
 public final class PackedMatrix: @unchecked Sendable {
+  /// Rows of the packed matrix (the products' inner size).
   public let k: Int
+  /// Columns of the packed matrix (the products' output width).
   public let n: Int
   let buffer: FloatBuffer
 

@@ -1,10 +1,13 @@
 /// SplitMix64 (Steele, Lea, Flood 2014): a small, fast, seedable generator. Pass it as an
 /// argument wherever randomness is needed; there is no global seed.
 public struct SplitMix64: RandomNumberGenerator, Sendable, Equatable, Codable {
+  /// The generator's whole state (checkpoints store it to resume a run exactly).
   public var state: UInt64
 
+  /// A generator that starts from `seed`.
   public init(seed: UInt64) { state = seed }
 
+  /// The next 64 random bits.
   public mutating func next() -> UInt64 {
     state &+= 0x9E37_79B9_7F4A_7C15
     var z = state

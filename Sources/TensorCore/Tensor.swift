@@ -1,6 +1,8 @@
 /// A dense, row-major Float32 tensor: a shape and its scalars. A value type (copy on write).
 public struct Tensor: Equatable, Sendable, CustomStringConvertible {
+  /// Sizes of the dimensions, outermost first.
   public var shape: [Int]
+  /// The elements in row-major order (`shape.reduce(1, *)` of them).
   public var scalars: [Float]
 
   /// A tensor of the given shape holding `scalars` in row-major order.
@@ -48,7 +50,9 @@ public struct Tensor: Equatable, Sendable, CustomStringConvertible {
     self.init(shape: shape, scalars: values)
   }
 
+  /// Number of elements.
   public var count: Int { scalars.count }
+  /// Number of dimensions.
   public var rank: Int { shape.count }
 
   /// The same scalars under another shape with the same element count.
@@ -56,6 +60,7 @@ public struct Tensor: Equatable, Sendable, CustomStringConvertible {
     Tensor(shape: newShape, scalars: scalars)
   }
 
+  /// The shape and the first eight elements.
   public var description: String { "Tensor(shape: \(shape), \(scalars.prefix(8))\(count > 8 ? "…" : ""))" }
 
   /// Sets every scalar to zero, keeping the storage.

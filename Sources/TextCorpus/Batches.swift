@@ -4,12 +4,16 @@
 /// window shorter), inputs are tokens at those positions and targets the tokens one later.
 /// Consecutive windows continue each row, so the hidden state carries across them.
 public struct BatchLayout: Sendable, Equatable {
+  /// The token stream.
   public let tokens: [Int]
+  /// Rows `B`: the stream is cut into this many contiguous rows.
   public let batchSize: Int
+  /// Window length `T` (the truncated-BPTT length).
   public let sequenceLength: Int
   /// Tokens per row; the last `tokens.count % batchSize` tokens are dropped.
   public let rowLength: Int
 
+  /// A layout, or `CorpusError.tooShort` when the stream is shorter than two tokens per row.
   public init(tokens: [Int], batchSize: Int, sequenceLength: Int) throws {
     precondition(batchSize > 0 && sequenceLength > 0, "BatchLayout: sizes must be positive")
     let rowLength = tokens.count / batchSize

@@ -27,17 +27,22 @@ public struct BytePairEncoding: Equatable, Sendable {
 
   /// One learned merge: two token ids whose concatenation is a new token.
   public struct Merge: Equatable, Sendable, Codable {
+    /// The id on the left.
     public let left: Int
+    /// The id on the right.
     public let right: Int
+    /// The merge of `left` then `right`.
     public init(_ left: Int, _ right: Int) {
       self.left = left
       self.right = right
     }
+    /// Reads `[left, right]`.
     public init(from decoder: any Decoder) throws {
       var c = try decoder.unkeyedContainer()
       (left, right) = (try c.decode(Int.self), try c.decode(Int.self))
       guard c.isAtEnd else { throw DecodingError.dataCorruptedError(in: c, debugDescription: "a merge is two ids") }
     }
+    /// Writes `[left, right]`.
     public func encode(to encoder: any Encoder) throws {
       var c = encoder.unkeyedContainer()
       try c.encode(left)
@@ -48,6 +53,7 @@ public struct BytePairEncoding: Equatable, Sendable {
 
   /// Bad merges (from a file): each names the first merge that is wrong.
   public struct InvalidMerges: Error, CustomStringConvertible {
+    /// What is wrong, naming the merge.
     public let description: String
   }
 

@@ -10,6 +10,7 @@ public enum CorpusError: Error, Equatable, CustomStringConvertible {
   case unknownSymbol(String, line: Int)
   case tooShort(tokens: Int, needed: Int)
 
+  /// One line naming the file or symbol and what is wrong.
   public var description: String {
     switch self {
     case .unreadable(let path, let reason): "cannot read \(path): \(reason)"
@@ -104,6 +105,7 @@ public func latin1String<S: Sequence>(_ bytes: S) -> String where S.Element == U
 /// continue a valid sequence is shown as `\xHH`.
 public struct UTF8Assembler: Sendable {
   var pending: [UInt8] = []
+  /// An assembler with nothing held back.
   public init() {}
 
   /// The text that `byte` completes (often empty while a sequence is incomplete).
@@ -181,7 +183,9 @@ func firstInvalidUTF8Offset(_ data: Data) -> Int {
 
 /// Token strings in id order, with the lookup the other way.
 public struct Vocabulary: Equatable, Sendable {
+  /// How text becomes tokens.
   public let kind: TokenizerKind
+  /// Token names in id order.
   public let tokens: [String]
   /// How files are read into text for this vocabulary (stored in checkpoints, so evaluation
   /// and generation read text as training did).
@@ -190,9 +194,12 @@ public struct Vocabulary: Equatable, Sendable {
   public let bytePairs: BytePairEncoding?
   let index: [String: Int]
 
+  /// The word vocabulary's token for words outside it.
   public static let unknown = "<unk>"
+  /// The word vocabulary's line-end token (`</s>` in ARPA files).
   public static let endOfSentence = "<eos>"
 
+  /// A character or word vocabulary of `tokens` in id order (for BPE use `init(bytePairs:encoding:)`).
   public init(kind: TokenizerKind, tokens: [String], encoding: TextEncoding = .utf8) {
     self.kind = kind
     self.tokens = tokens
@@ -217,7 +224,9 @@ public struct Vocabulary: Equatable, Sendable {
     return index
   }
 
+  /// Number of tokens `V`.
   public var count: Int { tokens.count }
+  /// The id of the token named `token`, if any.
   public func id(of token: String) -> Int? { index[token] }
 
   /// The 256 byte tokens (`--encoding bytes`): id b is byte b, shown as the character itself

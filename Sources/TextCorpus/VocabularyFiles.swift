@@ -4,7 +4,9 @@ import Formats
 /// `recurrent.vocabulary`, and for BPE the merges as a JSON array of `[left, right]` id pairs
 /// under `recurrent.merges` (the names are then checked against the merges on reading).
 extension Vocabulary {
+  /// Metadata key of the token names (a JSON array of strings).
   public static let tokensKey = "recurrent.vocabulary"
+  /// Metadata key of the BPE merges (a JSON array of `[left, right]` id pairs).
   public static let mergesKey = "recurrent.merges"
 
   /// The metadata entries that store this vocabulary.

@@ -5,13 +5,21 @@ import TextCorpus
 
 /// The model configuration as stored in `recurrent.config` (snake_case JSON).
 public struct StoredConfiguration: Codable, Equatable, Sendable {
+  /// The recurrent cell.
   public var cell: CellKind
+  /// Stacked layers.
   public var layers: Int
+  /// Units per layer.
   public var hidden_size: Int
+  /// Embedding width.
   public var embedding_size: Int
+  /// Tokens in the vocabulary.
   public var vocab_size: Int
+  /// Whether the decoder's weight is the embedding.
   public var tied: Bool
+  /// Dropout probability of training.
   public var dropout: Float
+  /// How text becomes tokens (BPE merges are stored beside, under `recurrent.merges`).
   public var tokenizer: TokenizerKind
   /// How text is read for this model; absent in files from before encodings (UTF-8).
   public var encoding: TextEncoding?
@@ -23,15 +31,21 @@ public struct TrainingProgress: Codable, Equatable, Sendable {
   public var step: Int
   /// Completed epochs and the next window of the current one.
   public var epoch: Int
+  /// The next window within the current epoch.
   public var window: Int
+  /// Tokens trained on in the whole run.
   public var tokensSeen: Int
+  /// Wall-clock seconds of the whole run.
   public var elapsedSeconds: Double
   /// State of the dropout random generator.
   public var rngState: UInt64
+  /// The optimizer's hyper-parameters.
   public var optimizer: OptimizerConfiguration
+  /// The learning-rate schedule.
   public var schedule: LearningRateSchedule
   /// The options that must not change across a resume (shapes, batch, seed, ...), as JSON.
   public var fingerprint: String
+  /// The last step's training loss, if it was finite.
   public var lastTrainLoss: Float?
   /// The options of the run, so `--resume` can continue without repeating them.
   public var options: TrainingOptions?
@@ -40,15 +54,21 @@ public struct TrainingProgress: Codable, Equatable, Sendable {
 /// Everything a language-model checkpoint holds, in the one checkpoint envelope (kind
 /// `CheckpointKind.languageModel`).
 public struct Checkpoint: Sendable {
+  /// The model's weights.
   public var model: LanguageModel
+  /// The vocabulary, with its tokenizer and encoding.
   public var vocabulary: Vocabulary
+  /// Where training stands; nil for a file without training state (an export).
   public var progress: TrainingProgress?
+  /// The optimizer's state; nil without training state.
   public var optimizer: Optimizer?
   /// The hidden state carried into the next training window.
   public var carriedState: RecurrentState?
 
+  /// The envelope kind of language-model checkpoints.
   public static let kind = CheckpointKind.languageModel
 
+  /// A checkpoint from its parts.
   public init(
     model: LanguageModel, vocabulary: Vocabulary, progress: TrainingProgress? = nil,
     optimizer: Optimizer? = nil, carriedState: RecurrentState? = nil

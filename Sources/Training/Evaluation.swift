@@ -6,11 +6,15 @@ import TextCorpus
 public struct EvaluationResult: Sendable, Equatable {
   /// Tokens predicted (every token after the first, per stream).
   public var tokens: Int
+  /// Mean negative log-likelihood per predicted token, in nats.
   public var natsPerToken: Double
+  /// Mean bits per predicted token.
   public var bitsPerToken: Double { natsPerToken / 0.693_147_180_559_945_3 }
+  /// `exp(natsPerToken)`.
   public var perplexity: Double { exp(natsPerToken) }
 }
 
+/// Scoring a language model on a token stream.
 public enum Evaluation {
   /// Exact evaluation: one stream from a zero state, every token after the first predicted
   /// from all tokens before it (the number PyTorch gives for the same weights). The stream is

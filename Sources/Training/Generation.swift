@@ -11,7 +11,9 @@ public struct SamplingOptions: Sendable, Equatable {
   public var topP: Float? = nil
   /// Always take the most likely token.
   public var greedy = false
+  /// Seed of the draws: the same seed gives the same tokens.
   public var seed: UInt64 = 0
+  /// Temperature 1, no top-k or top-p, sampling (not greedy), seed 0.
   public init() {}
 }
 
@@ -24,9 +26,13 @@ public struct TokenGenerator: IteratorProtocol, Sequence {
   var logits: [Float]
   var remaining: Int
 
+  /// Tokens sampled from `model` one at a time.
   /// - Parameters:
+  ///   - model: the language model (its weights are copied into a stepper).
   ///   - prime: tokens fed first (at least one); generation continues after them.
   ///   - count: tokens to generate.
+  ///   - options: temperature, top-k, top-p, greedy, seed.
+  ///   - compute: threads for the step's products.
   public init(
     model: LanguageModel, prime: [Int], count: Int, options: SamplingOptions, compute: Compute = .singleThread
   ) {
@@ -40,6 +46,7 @@ public struct TokenGenerator: IteratorProtocol, Sequence {
     logits = Array(last)
   }
 
+  /// The next generated token, or nil after `count` of them.
   public mutating func next() -> Int? {
     guard remaining > 0 else { return nil }
     remaining -= 1

@@ -44,10 +44,13 @@ extension TrainingEvent {
 /// `PATH.loss.svg` beside a checkpoint `PATH.safetensors` (train loss per step, validation
 /// loss per evaluation, over the whole run including earlier, resumed parts).
 public final class MetricsLog {
+  /// `PATH.metrics.jsonl`: one JSON event per line.
   public let logPath: String
+  /// `PATH.loss.svg`: the loss curves, redrawn at the end of a run.
   public let svgPath: String
   private var handle: FileHandle?
 
+  /// Opens the log beside `checkpointPath`: appended to when `resuming`, else started anew.
   public init(checkpointPath: String, resuming: Bool) throws {
     let base = checkpointPath.hasSuffix(".safetensors") ? String(checkpointPath.dropLast(12)) : checkpointPath
     logPath = base + ".metrics.jsonl"

@@ -5,13 +5,21 @@ import TextCorpus
 
 /// Options of a training run. Defaults are the ones `recurrent train` uses.
 public struct TrainingOptions: Codable, Sendable, Equatable {
+  /// The recurrent cell.
   public var cell: CellKind = .gru
+  /// Stacked layers.
   public var layers = 2
+  /// Units per layer.
   public var hiddenSize = 256
+  /// Embedding width.
   public var embeddingSize = 64
+  /// Dropout probability on embeddings, between layers and before the decoder.
   public var dropout: Float = 0
+  /// Tie the decoder's weight to the embedding (needs `embeddingSize == hiddenSize`).
   public var tied = false
+  /// Rows `B` of each batch.
   public var batchSize = 64
+  /// Truncated-BPTT window `T`.
   public var sequenceLength = 64
   /// Stop after this many optimizer steps in the whole run (counting steps before a resume).
   public var steps: Int? = nil
@@ -19,22 +27,28 @@ public struct TrainingOptions: Codable, Sendable, Equatable {
   public var epochs: Double? = nil
   /// Stop after this many seconds of this invocation.
   public var timeLimit: Double? = nil
+  /// The optimizer and its hyper-parameters.
   public var optimizer = OptimizerConfiguration(kind: .adam, learningRate: 2e-3)
+  /// The learning-rate schedule.
   public var schedule: LearningRateSchedule = .constant
   /// Clip gradients to this global norm; nil for none.
   public var clip: Float? = 5
+  /// Seed of initialisation, dropout and samples.
   public var seed: UInt64 = 1
+  /// Threads; results are identical for any count.
   public var threads = max(1, System.coreCount)
   /// Validate every N steps (0: only at the end).
   public var evalEvery = 500
   /// Print a sample every N steps (0: never).
   public var sampleEvery = 500
+  /// Tokens per sample.
   public var sampleLength = 200
   /// Save a checkpoint every N steps (0: only at the end).
   public var checkpointEvery = 0
   /// What a NaN or infinite loss or gradient does.
   public var onNaN: NaNPolicy = .stop
 
+  /// The defaults of `recurrent train`.
   public init() {}
 
   /// What must match for `--resume` to continue the same run.
@@ -89,14 +103,19 @@ public enum TrainingEvent: Sendable, Equatable {
 /// A training run of a language model: owns the model, the optimizer, the random generator
 /// and the carried hidden state.
 public struct TrainingSession: Sendable {
+  /// The model being trained.
   public private(set) var model: LanguageModel
+  /// The vocabulary of the run.
   public let vocabulary: Vocabulary
+  /// The run's options.
   public let options: TrainingOptions
   /// The shared training step: optimizer, clipping and the NaN policy.
   public private(set) var trainer: TrainingStep
+  /// The optimizer and its state.
   public var optimizer: Optimizer { trainer.optimizer }
   var rng: SplitMix64
   var carried: RecurrentState?
+  /// Optimizer steps taken in the whole run.
   public private(set) var step = 0
   var epoch = 0
   var window = 0
@@ -111,12 +130,18 @@ public struct TrainingSession: Sendable {
   /// exactly).
   public private(set) var changes: [String] = []
   let train: BatchLayout
+  /// The validation stream.
   public let validTokens: [Int]
 
   /// A fresh run.
-  /// - Parameter initialModel: fine-tuning: start from this model's weights (its vocabulary a
-  ///   prefix of `vocabulary`, its architecture the options'), with a fresh optimizer, schedule
-  ///   and step count; the rows of new tokens are initialised as a fresh model's.
+  /// - Parameters:
+  ///   - options: sizes, optimizer, schedule and stopping rules.
+  ///   - vocabulary: the vocabulary `trainTokens` and `validTokens` were encoded with.
+  ///   - trainTokens: the training stream, cut into `options.batchSize` contiguous rows.
+  ///   - validTokens: the validation stream.
+  ///   - initialModel: fine-tuning: start from this model's weights (its vocabulary a
+  ///     prefix of `vocabulary`, its architecture the options'), with a fresh optimizer, schedule
+  ///     and step count; the rows of new tokens are initialised as a fresh model's.
   public init(
     options: TrainingOptions, vocabulary: Vocabulary, trainTokens: [Int], validTokens: [Int],
     initialModel: LanguageModel? = nil
