@@ -13,6 +13,8 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     // `swift package generate-documentation` (Tools/docs.sh); a plugin, nothing links it.
     .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
+    // ONNX export only (the ONNXExport module); the core modules do not depend on it.
+    .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
   ],
   targets: [
     // C micro-kernels: packed, register-blocked SGEMM (AVX2/FMA chosen at run time, portable
@@ -34,6 +36,11 @@ let package = Package(
     .target(name: "Training", dependencies: ["Recurrent", "TextCorpus", "Formats"]),
     // Classical baselines: Kneser-Ney n-grams (ARPA) and hidden Markov models.
     .target(name: "Baselines", dependencies: ["Recurrent", "Formats", "TextCorpus"]),
+    // ONNX export of language models and Sequential models: onnx.proto's messages generated once
+    // by swift-protobuf (Tools/onnx/generate.sh) and committed, and the graph builder.
+    .target(
+      name: "ONNXExport",
+      dependencies: ["Recurrent", "SequenceModels", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
     // Runnable examples and the long-memory tasks (`recurrent example`, `recurrent task`).
     .target(name: "RecurrentExamples", dependencies: ["SequenceModels"], path: "Examples"),
     // All ArgumentParser code, a library so tests can parse commands.
@@ -41,7 +48,7 @@ let package = Package(
       name: "RecurrentCommands",
       dependencies: [
         "Recurrent", "Formats", "TextCorpus", "SequenceModels", "Training", "RecurrentExamples", "Baselines",
-        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        "ONNXExport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     .executableTarget(name: "recurrent", dependencies: ["RecurrentCommands", "CKernels"]),
     // libFuzzer target for the file readers; see Tools/fuzz.sh.
@@ -62,6 +69,12 @@ let package = Package(
       resources: [.copy("Fixtures")]),
     .testTarget(name: "BaselinesTests", dependencies: ["Baselines", "Formats", "TextCorpus", "TestSupport"]),
     .testTarget(name: "RecurrentExamplesTests", dependencies: ["RecurrentExamples", "SequenceModels", "TestSupport"]),
+    .testTarget(
+      name: "ONNXExportTests",
+      dependencies: [
+        "ONNXExport", "Recurrent", "SequenceModels", "TestSupport",
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+      ]),
     .testTarget(
       name: "RecurrentCommandsTests",
       dependencies: ["RecurrentCommands", "Training", "SequenceModels", "Formats", "TestSupport"]),

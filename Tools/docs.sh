@@ -2,24 +2,27 @@
 # Builds the DocC documentation of the library's modules with swift-docc-plugin and fails on any
 # warning (a broken symbol link, an undocumented parameter), and on any public declaration
 # without a doc comment (Tools/check_doc_comments.py).
-# Usage: bash Tools/docs.sh [OUTPUT_DIR]   (default .build/docs; open OUTPUT_DIR/<Module>.doccarchive
-#        with `xcrun docc preview`, or serve the static site written with --static)
+# Usage: bash Tools/docs.sh [OUTPUT_DIR]   (default .build/docs: one <Module>.doccarchive each,
+#        in the static-hosting layout; serve the folder, or open an archive with `docc preview`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-.build/docs}
 python3 Tools/check_doc_comments.py Sources
+targets=(TensorCore Recurrent Formats TextCorpus SequenceModels Training Baselines ONNXExport)
+args=()
+for target in "${targets[@]}"; do args+=(--target "$target"); done
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+# One invocation: the plugin builds the symbol graphs of every target in one build.
+if ! swift package --allow-writing-to-directory .build/plugins generate-documentation "${args[@]}" \
+  --transform-for-static-hosting --warnings-as-errors >"$log" 2>&1 || grep -q "warning:" "$log"; then
+  cat "$log"
+  echo "the documentation has warnings or errors" >&2
+  exit 1
+fi
 mkdir -p "$out"
-status=0
-for target in TensorCore Recurrent Formats TextCorpus SequenceModels Training Baselines; do
-  log=$(mktemp)
-  swift package --allow-writing-to-directory "$out" generate-documentation --target "$target" \
-    --output-path "$out/$target.doccarchive" --transform-for-static-hosting --hosting-base-path "$target" \
-    --warnings-as-errors >"$log" 2>&1 || status=1
-  if grep -q "warning:\|error:" "$log" || [ "$status" != 0 ]; then
-    cat "$log"
-    echo "documentation of $target has warnings" >&2
-    exit 1
-  fi
+for target in "${targets[@]}"; do
+  rm -rf "${out:?}/$target.doccarchive"
+  cp -R ".build/plugins/Swift-DocC/outputs/$target.doccarchive" "$out/"
   echo "documentation of $target: $out/$target.doccarchive"
-  rm -f "$log"
 done

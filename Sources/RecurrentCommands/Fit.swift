@@ -325,11 +325,14 @@ struct Fit: ParsableCommand {
 /// `recurrent predict`: run a model saved by `fit` on arrays.
 struct Predict: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Predict with a model saved by `recurrent fit`; writes the outputs as a float32 .npy.",
+    abstract: "Predict with a model saved by `recurrent fit` (or a language model); writes the outputs as a float32 .npy.",
     discussion: """
       Outputs are probabilities for binary (sigmoid) and multiclass (softmax) models, values for
       regression: [N, K], or [N, T, K] for models trained with --return-sequences. With --y, the loss
       and metric on these targets are reported too.
+      A language-model checkpoint takes --x token ids [T, B] (time-major) and writes the logits
+      [T, B, V]; --initial-h/--initial-c give the starting state [L, B, H] (zeros otherwise) and
+      --final-h/--final-c write the final one, as the exported ONNX graph's inputs and outputs.
       """)
 
   @Option(help: "A model written by `recurrent fit`.") var checkpoint: String
@@ -338,6 +341,10 @@ struct Predict: ParsableCommand {
   @Option(help: "Where to write the predictions (.npy, float32).") var out: String
   @Option(help: "Targets, to report the loss and metric as well.") var y: String?
   @Option(help: "Sequences per batch.") var batch: Int = 256
+  @Option(help: "Language models: the initial hidden state [L, B, H] (.npy).") var initialH: String?
+  @Option(help: "Language models: the initial LSTM cell state [L, B, H] (.npy).") var initialC: String?
+  @Option(help: "Language models: where to write the final hidden state (.npy).") var finalH: String?
+  @Option(help: "Language models: where to write the final LSTM cell state (.npy).") var finalC: String?
   @OptionGroup var threadOptions: ThreadOptions
   @Flag(help: "A JSON summary on standard output.") var json = false
 
@@ -348,6 +355,14 @@ struct Predict: ParsableCommand {
 
   func run() throws {
     try ensureWritable(out, option: "--out")
+    if try checkpointFormat(checkpoint) == CheckpointKind.languageModel.format {
+      return try predictLanguageModel()
+    }
+    if let stateOption = [("--initial-h", initialH), ("--initial-c", initialC), ("--final-h", finalH), ("--final-c", finalC)]
+      .first(where: { $0.1 != nil })
+    {
+      throw ValidationError("\(stateOption.0) is for language-model checkpoints")
+    }
     let (model, task) = try SequentialCheckpoint.load(from: checkpoint)
     let xArray = try readArray(x, option: "--x")
     let input = try modelInput(xArray, path: x, ids: model.inputFeatures == nil)
@@ -383,6 +398,43 @@ struct Predict: ParsableCommand {
       for (k, v) in scores.sorted(by: { $0.key < $1.key }) { line += "  \(k) \(format(v))" }
       emit(line + "\n")
     }
+  }
+
+  /// Logits of a language model for token ids `[T, B]`, from and to explicit states.
+  func predictLanguageModel() throws {
+    let model = try Checkpoint.load(from: checkpoint).model
+    let c = model.configuration
+    let ids = try readArray(x, option: "--x")
+    guard ids.shape.count == 2, ids.shape[0] > 0, ids.shape[1] > 0 else {
+      throw CommandError("--x \(x): shape \(ids.shape); a language model takes token ids [T, B]")
+    }
+    guard ids.values.allSatisfy({ $0 == $0.rounded() && $0 >= 0 && $0 < Double(c.vocabularySize) }) else {
+      throw CommandError("--x \(x): token ids must be whole numbers in 0..<\(c.vocabularySize)")
+    }
+    let (T, B) = (ids.shape[0], ids.shape[1])
+    let stateShape = [c.layers, B, c.hiddenSize]
+    func state(_ path: String?, _ option: String) throws -> Tensor? {
+      guard let path else { return nil }
+      let array = try readArray(path, option: option)
+      guard array.shape == stateShape else { throw CommandError("\(option) \(path): shape \(array.shape), expected \(stateShape)") }
+      return array.tensor
+    }
+    if initialC != nil || finalC != nil, c.cell != .lstm {
+      throw ValidationError("--initial-c and --final-c are for LSTM models; this one is \(c.cell.rawValue)")
+    }
+    for path in [finalH, finalC].compactMap({ $0 }) { try ensureWritable(path, option: "--final-h/--final-c") }
+    var initial: RecurrentState? = nil
+    if let h = try state(initialH, "--initial-h") {
+      initial = RecurrentState(hidden: h, cell: try state(initialC, "--initial-c") ?? (c.cell == .lstm ? Tensor(zeros: stateShape) : nil))
+    } else if let cell = try state(initialC, "--initial-c") {
+      initial = RecurrentState(hidden: Tensor(zeros: stateShape), cell: cell)
+    }
+    let (logits, final) = model.logits(
+      ids: ids.values.map { Int($0) }, sequenceLength: T, batchSize: B, state: initial, compute: threadOptions.compute)
+    try NumPyArray(logits.reshaped([T, B, c.vocabularySize])).write(path: out)
+    if let finalH { try NumPyArray(final.hidden).write(path: finalH) }
+    if let finalC, let cell = final.cell { try NumPyArray(cell).write(path: finalC) }
+    emit(json ? jsonLine(["event": "predict", "output_shape": .ints([T, B, c.vocabularySize]), "out": .string(out)]) : "wrote \(out): [\(T), \(B), \(c.vocabularySize)]\n")
   }
 }
 

@@ -63,7 +63,7 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
   /// A loss the model's final layer cannot feed.
   case lossDoesNotFitOutput(String)
 
-  /// The layer in Keras-like words, e.g. `gru(64, return_sequences)`.
+  /// The message, one line.
   public var description: String {
     switch self {
     case .invalidModel(let m), .invalidData(let m), .invalidArgument(let m), .notCompiled(let m),
