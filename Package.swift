@@ -63,7 +63,8 @@ let package = Package(
       name: "RecurrentTests", dependencies: ["Recurrent", "CKernels", "TestSupport"], resources: [.copy("Fixtures")]),
     .testTarget(name: "FormatsTests", dependencies: ["Formats", "TestSupport"], resources: [.copy("Fixtures")]),
     .testTarget(name: "TextCorpusTests", dependencies: ["TextCorpus", "TestSupport"]),
-    .testTarget(name: "SequenceModelsTests", dependencies: ["SequenceModels", "Formats", "TestSupport"]),
+    .testTarget(
+      name: "SequenceModelsTests", dependencies: ["SequenceModels", "Formats", "TestSupport"], resources: [.copy("Fixtures")]),
     .testTarget(
       name: "TrainingTests", dependencies: ["Training", "Formats", "TextCorpus", "TestSupport"],
       resources: [.copy("Fixtures")]),
