@@ -36,7 +36,14 @@ public enum ONNXExporter {
   /// `initial_c`, both optional (their default is zeros, `[L, 1, H]` broadcast over the batch).
   /// Outputs: `logits` float `[T, B, V]`, `final_h` `[L, B, H]` (and `final_c` for LSTM), so a
   /// runtime can stream step by step by feeding the final state back.
-  public static func languageModel(_ model: LanguageModel, name: String = "recurrent-language-model") throws -> Data {
+  /// - Parameters:
+  ///   - model: the model; its weights are copied into the file.
+  ///   - name: the graph's name.
+  ///   - byteLimit: refuse a model whose weights take this many bytes or more (protobuf's 2 GiB
+  ///     by default; a runtime with a smaller limit may pass its own).
+  public static func languageModel(
+    _ model: LanguageModel, name: String = "recurrent-language-model", byteLimit: Int = maximumBytes
+  ) throws -> Data {
     let c = model.configuration
     var g = GraphBuilder()
     let L = c.layers
@@ -96,7 +103,8 @@ public enum ONNXExporter {
     return try serialize(
       g.model(
         name: name,
-        documentation: "Recurrent language model: \(c.layers)x\(c.hiddenSize) \(c.cell.rawValue), vocabulary \(c.vocabularySize)"))
+        documentation: "Recurrent language model: \(c.layers)x\(c.hiddenSize) \(c.cell.rawValue), vocabulary \(c.vocabularySize)"),
+      byteLimit: byteLimit)
   }
 
   /// Rows `[layer, layer + 1)` of a `[L, B, H]` state.
@@ -116,7 +124,13 @@ public enum ONNXExporter {
   /// With `maskZero` the lengths come from the ids instead (after the last non-zero id) and the
   /// graph has no `lengths` input. Output `y`: `[N, K]`, or `[N, T, K]` after a recurrent layer
   /// with `returnSequences`. Dropout is the identity, as in inference.
-  public static func sequential(_ model: Sequential, name: String = "recurrent-sequential") throws -> Data {
+  /// - Parameters:
+  ///   - model: the model; its weights are copied into the file.
+  ///   - name: the graph's name.
+  ///   - byteLimit: refuse a model whose weights take this many bytes or more (see `languageModel`).
+  public static func sequential(
+    _ model: Sequential, name: String = "recurrent-sequential", byteLimit: Int = maximumBytes
+  ) throws -> Data {
     var g = GraphBuilder()
     var x: String
     var lengths: String? = nil
@@ -180,7 +194,8 @@ public enum ONNXExporter {
     } else {
       g.output(x, as: "y", .float, ["batch", .fixed(width)])
     }
-    return try serialize(g.model(name: name, documentation: "Recurrent Sequential model: \(model.layers.count) layers"))
+    return try serialize(
+      g.model(name: name, documentation: "Recurrent Sequential model: \(model.layers.count) layers"), byteLimit: byteLimit)
   }
 
   /// The optional `lengths` input: int32 `[N]`, default "all steps" (`[Int32.max]`, then the
@@ -300,10 +315,11 @@ public enum ONNXExporter {
     return out
   }
 
-  static func serialize(_ model: Onnx_ModelProto) throws -> Data {
-    let floats = model.graph.initializer.reduce(0) { $0 + $1.rawData.count + 8 * $1.int64Data.count }
-    guard floats < maximumBytes - (1 << 20) else {
-      throw ONNXExportError("the model's weights take \(floats) bytes; an ONNX file (protobuf) holds less than 2 GiB")
+  static func serialize(_ model: Onnx_ModelProto, byteLimit: Int) throws -> Data {
+    let bytes = model.graph.initializer.reduce(0) { $0 + $1.rawData.count + 8 * $1.int64Data.count }
+    guard bytes < min(byteLimit, maximumBytes - (1 << 20)) else {
+      throw ONNXExportError(
+        "the model's weights take \(bytes) bytes; an ONNX file holds less than \(min(byteLimit, maximumBytes)) (protobuf's 2 GiB limit)")
     }
     do {
       return try model.serializedData()

@@ -109,6 +109,10 @@ func languageModelGraphsHoldEveryWeightInONNXLayout(cell: CellKind) throws {
   #expect(!sequential.node.contains { $0.opType == "Dropout" })
   #expect(sequential.node.contains { $0.opType == "Softmax" })
 
+  // Over the size limit (2 GiB for protobuf; a smaller one here): refused, naming the size.
+  #expect(throws: ONNXExportError.self) { try ONNXExporter.languageModel(tied, byteLimit: 100) }
+  #expect(throws: ONNXExportError.self) { try ONNXExporter.sequential(model, byteLimit: 100) }
+
   let masked = try Sequential(inputFeatures: nil, [.embedding(10, 3, maskZero: true), .gru(4)], using: &rng)
   let maskedGraph = try Onnx_ModelProto(serializedBytes: try ONNXExporter.sequential(masked)).graph
   #expect(maskedGraph.input.map(\.name) == ["x"] && maskedGraph.input[0].type.tensorType.elemType == 7)
