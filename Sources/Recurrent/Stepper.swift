@@ -1,12 +1,20 @@
 import CKernels
 import TensorCore
 
-/// Runs a language model one token at a time at batch 1, for generation: matrix-vector
+/// Runs a language model one token at a time, for generation and serving: matrix-vector
 /// products over the weights in place, the same fused step kernels as training, and no
-/// allocation per token. Holds its own copy of the weights and the hidden state.
+/// allocation per token. Holds its own copy of the weights and the state of `capacity` rows
+/// (streams); a step advances rows `0..<n` together, sharing each load of the weights.
+///
+/// Batch-invariant: a row's logits and state are bit for bit the same whatever `n` is, which
+/// row it is, and what the other rows hold (the products are `rc_sgemv_batch`, whose per-row
+/// arithmetic does not depend on the batch, and the pointwise kernels work row by row). So a
+/// stream served beside 63 others gives the very tokens `recurrent generate` gives.
 public final class LanguageModelStepper: @unchecked Sendable {
   /// The sizes of the model the weights came from.
   public let configuration: LanguageModelConfiguration
+  /// Rows (streams) the stepper holds a state for.
+  public let capacity: Int
   struct Layer {
     let inputSize: Int
     let wih, whh, bih, bhh: FloatBuffer
@@ -15,19 +23,23 @@ public final class LanguageModelStepper: @unchecked Sendable {
   let layers: [Layer]
   let decoderWeight: FloatBuffer  // [V, H]
   let decoderBias: FloatBuffer  // [V]
-  let hidden: [FloatBuffer]  // [H] per layer
-  let cell: [FloatBuffer]  // [H] per layer (LSTM)
-  let nextHidden, nextCell, gx, gh, saved: FloatBuffer
-  /// Logits `[V]` after the last `step`.
+  let hidden: [FloatBuffer]  // [capacity, H] per layer
+  let cell: [FloatBuffer]  // [capacity, H] per layer (LSTM)
+  let input, nextHidden, nextCell, gx, gh, saved: FloatBuffer
+  /// Logits `[capacity, V]`: rows `0..<n` after a step of `n` rows.
   public let logits: FloatBuffer
   let threads: Int32
+  let portable: Int32
   /// The cell's table entry, and each recurrent block's first gate row and rows (× H).
   let kernels: CellKernels
   let blocks: [(offset: Int, width: Int)]
 
-  /// A stepper holding a copy of `model`'s weights and a zero state.
-  public init(_ model: LanguageModel, compute: Compute = .singleThread) {
+  /// A stepper holding a copy of `model`'s weights and a zero state for `capacity` rows.
+  /// `portableKernels`: the C fallback products even where AVX2+FMA is available (tests).
+  public init(_ model: LanguageModel, capacity: Int = 1, compute: Compute = .singleThread, portableKernels: Bool = false) {
+    precondition(capacity >= 1, "LanguageModelStepper: capacity must be at least 1")
     configuration = model.configuration
+    self.capacity = capacity
     let c = configuration
     let H = c.hiddenSize
     let GH = c.cell.gateCount * H
@@ -39,72 +51,113 @@ public final class LanguageModelStepper: @unchecked Sendable {
     }
     decoderWeight = FloatBuffer(c.tied ? model.encoder.weight : model.decoder.weight)
     decoderBias = FloatBuffer(model.decoder.bias ?? Tensor(zeros: [c.vocabularySize]))
-    hidden = (0..<c.layers).map { _ in FloatBuffer(count: H) }
-    cell = (0..<c.layers).map { _ in FloatBuffer(count: c.cell.hasCellState ? H : 0) }
-    nextHidden = FloatBuffer(count: H)
-    nextCell = FloatBuffer(count: H)
-    gx = FloatBuffer(count: GH)
-    gh = FloatBuffer(count: GH)
-    saved = FloatBuffer(count: max(1, c.cell.savedSlots) * H)
-    logits = FloatBuffer(count: c.vocabularySize)
+    hidden = (0..<c.layers).map { _ in FloatBuffer(count: capacity * H) }
+    cell = (0..<c.layers).map { _ in FloatBuffer(count: c.cell.hasCellState ? capacity * H : 0) }
+    input = FloatBuffer(count: capacity * c.embeddingSize)
+    nextHidden = FloatBuffer(count: capacity * H)
+    nextCell = FloatBuffer(count: capacity * H)
+    gx = FloatBuffer(count: capacity * GH)
+    gh = FloatBuffer(count: capacity * GH)
+    saved = FloatBuffer(count: capacity * max(1, c.cell.savedSlots) * H)
+    logits = FloatBuffer(count: capacity * c.vocabularySize)
     threads = Int32(compute.threads)
+    portable = portableKernels ? 1 : 0
     kernels = c.cell.kernels
     blocks = kernels.blocks.map { (offset: $0.gates.lowerBound * H, width: $0.gates.count * H) }
   }
 
-  /// Back to the zero state.
+  /// Back to the zero state, every row.
   public func reset() {
     for b in hidden { b.zero() }
     for b in cell { b.zero() }
   }
 
-  /// The current state, `[L, 1, H]`, as `RecurrentLayer` returns it.
-  public var state: RecurrentState {
+  /// Row `row` back to the zero state.
+  public func reset(row: Int) {
+    precondition(row >= 0 && row < capacity, "LanguageModelStepper: row \(row) outside 0..<\(capacity)")
+    let H = configuration.hiddenSize
+    for b in hidden { (b.pointer + row * H).update(repeating: 0, count: H) }
+    for b in cell where b.count > 0 { (b.pointer + row * H).update(repeating: 0, count: H) }
+  }
+
+  /// Copies row `from`'s state into row `to` (to keep the active rows first).
+  public func copyRow(_ from: Int, to: Int) {
+    precondition(from >= 0 && from < capacity && to >= 0 && to < capacity, "LanguageModelStepper: rows outside 0..<\(capacity)")
+    guard from != to else { return }
+    let H = configuration.hiddenSize
+    for b in hidden { (b.pointer + to * H).update(from: b.pointer + from * H, count: H) }
+    for b in cell where b.count > 0 { (b.pointer + to * H).update(from: b.pointer + from * H, count: H) }
+  }
+
+  /// Row 0's state, `[L, 1, H]`, as `RecurrentLayer` returns it.
+  public var state: RecurrentState { state(row: 0) }
+
+  /// Row `row`'s state, `[L, 1, H]`.
+  public func state(row: Int) -> RecurrentState {
     let H = configuration.hiddenSize
     let L = configuration.layers
     var h = [Float]()
     var c = [Float]()
     for l in 0..<L {
-      h += UnsafeBufferPointer(start: hidden[l].pointer, count: H)
-      if configuration.cell.hasCellState { c += UnsafeBufferPointer(start: cell[l].pointer, count: H) }
+      h += UnsafeBufferPointer(start: hidden[l].pointer + row * H, count: H)
+      if configuration.cell.hasCellState { c += UnsafeBufferPointer(start: cell[l].pointer + row * H, count: H) }
     }
     return RecurrentState(
       hidden: Tensor(shape: [L, 1, H], scalars: h),
       cell: configuration.cell.hasCellState ? Tensor(shape: [L, 1, H], scalars: c) : nil)
   }
 
-  /// Feeds one token; returns the logits for the next one (valid until the next call).
+  /// Feeds one token to row 0; returns the logits `[V]` for the next one (valid until the next
+  /// call).
   @discardableResult
   public func step(_ token: Int) -> UnsafeBufferPointer<Float> {
+    step(rows: 1) { _ in token }
+  }
+
+  /// Feeds `tokens[i]` to row `i` for every `i < tokens.count` (at most `capacity`); returns the
+  /// logits `[tokens.count, V]` for each row's next token (valid until the next call).
+  @discardableResult
+  public func step(tokens: [Int]) -> UnsafeBufferPointer<Float> {
+    step(rows: tokens.count) { tokens[$0] }
+  }
+
+  func step(rows n: Int, token tokenOfRow: (Int) -> Int) -> UnsafeBufferPointer<Float> {
     let c = configuration
-    precondition(token >= 0 && token < c.vocabularySize, "LanguageModelStepper: token \(token) outside 0..<\(c.vocabularySize)")
+    precondition(n >= 1 && n <= capacity, "LanguageModelStepper: \(n) rows for a capacity of \(capacity)")
     let H = c.hiddenSize
+    let E = c.embeddingSize
     let GH = c.cell.gateCount * H
-    var x = UnsafePointer(embedding.pointer + token * c.embeddingSize)
-    let (blocks, threads, ghp) = (self.blocks, self.threads, gh.pointer)
+    for row in 0..<n {
+      let token = tokenOfRow(row)
+      precondition(token >= 0 && token < c.vocabularySize, "LanguageModelStepper: token \(token) outside 0..<\(c.vocabularySize)")
+      (input.pointer + row * E).update(from: embedding.pointer + token * E, count: E)
+    }
+    var x = UnsafePointer(input.pointer)
+    let (blocks, threads, portable, ghp) = (self.blocks, self.threads, self.portable, gh.pointer)
     for (l, layer) in layers.enumerated() {
       let h = hidden[l].pointer
-      gx.pointer.update(from: layer.bih.pointer, count: GH)
-      rc_sgemv(threads, GH, layer.inputSize, layer.wih.pointer, layer.inputSize, x, gx.pointer)
+      for row in 0..<n { (gx.pointer + row * GH).update(from: layer.bih.pointer, count: GH) }
+      rc_sgemv_batch(threads, portable, GH, layer.inputSize, layer.wih.pointer, layer.inputSize, x, layer.inputSize, gx.pointer, GH, n)
       let (whh, bhh) = (layer.whh.pointer, layer.bhh.pointer)
       let hasCell = kernels.hasCellState
       kernels.forward(
         ForwardStep(
           gx: gx.pointer, gh: ghp, hPrev: h, hNext: nextHidden.pointer,
           cPrev: hasCell ? UnsafePointer(cell[l].pointer) : nil, cNext: hasCell ? nextCell.pointer : nil,
-          saved: saved.pointer, rows: 1, hidden: H)
-      ) { index, operand, _ in
-        // The recurrent product at batch 1: a matrix-vector product per block of W_hh.
+          saved: saved.pointer, rows: n, hidden: H)
+      ) { index, operand, lda in
+        // The recurrent product: one batch-invariant matrix-vector product per block and row.
         let (offset, width) = blocks[index]
-        (ghp + offset).update(from: bhh + offset, count: width)
-        rc_sgemv(threads, width, H, whh + offset * H, H, operand, ghp + offset)
+        for row in 0..<n { (ghp + row * GH + offset).update(from: bhh + offset, count: width) }
+        rc_sgemv_batch(threads, portable, width, H, whh + offset * H, H, operand, lda, ghp + offset, GH, n)
       }
-      if hasCell { cell[l].pointer.update(from: nextCell.pointer, count: H) }
-      h.update(from: nextHidden.pointer, count: H)
+      if hasCell { cell[l].pointer.update(from: nextCell.pointer, count: n * H) }
+      h.update(from: nextHidden.pointer, count: n * H)
       x = UnsafePointer(h)
     }
-    logits.pointer.update(from: decoderBias.pointer, count: c.vocabularySize)
-    rc_sgemv(threads, c.vocabularySize, H, decoderWeight.pointer, H, x, logits.pointer)
-    return UnsafeBufferPointer(start: logits.pointer, count: c.vocabularySize)
+    let V = c.vocabularySize
+    for row in 0..<n { (logits.pointer + row * V).update(from: decoderBias.pointer, count: V) }
+    rc_sgemv_batch(threads, portable, V, H, decoderWeight.pointer, H, x, H, logits.pointer, V, n)
+    return UnsafeBufferPointer(start: logits.pointer, count: n * V)
   }
 }

@@ -72,6 +72,13 @@ void rc_gru_reset_before_output(const float *gx, const float *gh, const float *h
 void rc_sgemv(int threads, long rows, long cols, const float *w, long ldw, const float *x,
               float *y);
 
+/// y_v[rows] += W·x_v for n vectors x_v = x + v*ldx, y_v = y + v*ldy, sharing each load of W.
+/// Every y_v is bit for bit what rc_sgemv gives for x_v alone, whatever n, v or `threads`
+/// (batch-invariant: continuous batching relies on it). `portable`: the C fallback even where
+/// AVX2+FMA is available (to test both paths).
+void rc_sgemv_batch(int threads, int portable, long rows, long cols, const float *w, long ldw,
+                    const float *x, long ldx, float *y, long ldy, long n);
+
 /// Tells the C allocator to keep freed large blocks for reuse (training allocates the same
 /// activation buffers every window). Process-wide: called once by the command-line tool.
 void rc_keep_freed_memory(void);
