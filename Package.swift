@@ -8,6 +8,7 @@ let package = Package(
     .library(
       name: "Recurrent", targets: ["Recurrent", "Formats", "TextCorpus", "SequenceModels", "Training", "Baselines"]),
     .executable(name: "recurrent", targets: ["recurrent"]),
+    .executable(name: "recurrent-server", targets: ["recurrent-server"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -15,6 +16,11 @@ let package = Package(
     .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     // ONNX export only (the ONNXExport module); the core modules do not depend on it.
     .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+    // The HTTP server only (RecurrentServer, recurrent-server): `recurrent train` never builds them.
+    .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+    .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+    .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
   ],
   targets: [
     // C micro-kernels: packed, register-blocked SGEMM (AVX2/FMA chosen at run time, portable
@@ -41,6 +47,21 @@ let package = Package(
     .target(
       name: "ONNXExport",
       dependencies: ["Recurrent", "SequenceModels", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+    // Serving without HTTP: completion requests, the continuous-batching scheduler, stop
+    // sequences, text streaming. Light: what the HTTP layer and the tests build on.
+    .target(name: "Serving", dependencies: ["Recurrent", "TextCorpus", "Training", "Formats"]),
+    // The OpenAI-compatible HTTP server on Hummingbird 2, with Prometheus metrics and a page.
+    .target(
+      name: "RecurrentServer",
+      dependencies: [
+        "Serving", "Training", "TextCorpus", "Formats",
+        .product(name: "Hummingbird", package: "hummingbird"),
+        .product(name: "Prometheus", package: "swift-prometheus"),
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        .product(name: "Logging", package: "swift-log"),
+      ]),
+    .executableTarget(name: "recurrent-server", dependencies: ["RecurrentServer"]),
     // Runnable examples and the long-memory tasks (`recurrent example`, `recurrent task`).
     .target(name: "RecurrentExamples", dependencies: ["SequenceModels"], path: "Examples"),
     // All ArgumentParser code, a library so tests can parse commands.
@@ -75,6 +96,14 @@ let package = Package(
       dependencies: [
         "ONNXExport", "Recurrent", "SequenceModels", "TestSupport",
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+      ]),
+    .testTarget(name: "ServingTests", dependencies: ["Serving", "Training", "TextCorpus", "Recurrent", "TestSupport"]),
+    .testTarget(
+      name: "RecurrentServerTests",
+      dependencies: [
+        "RecurrentServer", "Serving", "Training", "TextCorpus", "Recurrent", "TestSupport",
+        .product(name: "Hummingbird", package: "hummingbird"),
+        .product(name: "HummingbirdTesting", package: "hummingbird"),
       ]),
     .testTarget(
       name: "RecurrentCommandsTests",

@@ -90,17 +90,12 @@ struct Generate: ParsableCommand {
     let loaded = try Checkpoint.load(from: checkpoint)
     let vocabulary = loaded.vocabulary
     let primeText = prime ?? "\n"
-    var primeIDs: [Int]
+    let primeIDs: [Int]
     do {
-      // The prime is typed as UTF-8; a byte-encoded model reads its bytes.
-      primeIDs = try vocabulary.encode(vocabulary.encoding == .bytes ? latin1String(primeText.utf8) : primeText)
+      primeIDs = try vocabulary.promptIDs(primeText)
     } catch let error as CorpusError {
       throw CommandError("--prime: \(error)")
     }
-    if vocabulary.kind == .word && prime != nil && !primeText.hasSuffix("\n"), primeIDs.last == vocabulary.id(of: Vocabulary.endOfSentence) {
-      primeIDs.removeLast()  // a prime without a newline does not end its sentence
-    }
-    if primeIDs.isEmpty { primeIDs = [vocabulary.id(of: "\n") ?? vocabulary.id(of: Vocabulary.endOfSentence) ?? 0] }
     var options = SamplingOptions()
     options.temperature = temperature
     options.topK = topK
@@ -108,18 +103,11 @@ struct Generate: ParsableCommand {
     options.greedy = greedy
     options.seed = seed
     if prime != nil { emit(primeText) }
-    var atLineStart = primeText.hasSuffix("\n")
-    // Byte models: a character split across tokens is written once it is complete; bytes that
-    // are not UTF-8 are written as \xHH.
-    var assembler = UTF8Assembler()
+    var streamer = TextStreamer(vocabulary: vocabulary, atLineStart: primeText.hasSuffix("\n"))
     for id in TokenGenerator(model: loaded.model, prime: primeIDs, count: length, options: options) {
-      let piece = vocabulary.bytes(of: id).map { $0.map { assembler.push($0) }.joined() } ?? vocabulary.piece(id, first: atLineStart)
-      emit(piece)
-      if !piece.isEmpty { atLineStart = piece.hasSuffix("\n") }
+      emit(streamer.push(id))
     }
-    let rest = assembler.flush()
-    emit(rest)
-    if !rest.isEmpty { atLineStart = false }
-    if !atLineStart { emit("\n") }
+    emit(streamer.flush())
+    if !streamer.endsLine { emit("\n") }
   }
 }

@@ -89,3 +89,55 @@ public struct TokenGenerator: IteratorProtocol, Sequence {
     return order[order.count - 1]
   }
 }
+
+extension Vocabulary {
+  /// Token ids of a prompt typed as UTF-8 text, as `recurrent generate` and the server read it: a
+  /// byte-encoded model reads its bytes; for word models a prompt that does not end with a newline
+  /// does not end its sentence (no final `<eos>`); an empty prompt is a newline (`<eos>` for
+  /// words), what preceded every line in training.
+  public func promptIDs(_ text: String) throws -> [Int] {
+    let typed = text.isEmpty ? "\n" : text
+    var ids = try encode(encoding == .bytes ? latin1String(typed.utf8) : typed)
+    if kind == .word && !typed.hasSuffix("\n"), ids.last == id(of: Vocabulary.endOfSentence) { ids.removeLast() }
+    if ids.isEmpty { ids = [id(of: "\n") ?? id(of: Vocabulary.endOfSentence) ?? 0] }
+    return ids
+  }
+}
+
+/// Turns generated token ids into text as it streams: words joined by spaces (none at a line
+/// start), characters as they are, and the bytes of byte-level vocabularies reassembled into
+/// UTF-8 (a character split across tokens is written once complete; bytes that are not UTF-8
+/// as `\xHH`). The text of a stream never splits a character.
+public struct TextStreamer: Sendable {
+  let vocabulary: Vocabulary
+  var assembler = UTF8Assembler()
+  var atLineStart: Bool
+
+  /// A streamer whose text follows a prompt that ended a line (`atLineStart`) or not.
+  public init(vocabulary: Vocabulary, atLineStart: Bool) {
+    self.vocabulary = vocabulary
+    self.atLineStart = atLineStart
+  }
+
+  /// The text token `id` adds (empty while a character is incomplete).
+  public mutating func push(_ id: Int) -> String {
+    let piece: String
+    if let bytes = vocabulary.bytes(of: id) {
+      piece = bytes.map { assembler.push($0) }.joined()
+    } else {
+      piece = vocabulary.piece(id, first: atLineStart)
+    }
+    if !piece.isEmpty { atLineStart = piece.hasSuffix("\n") }
+    return piece
+  }
+
+  /// Whatever is still held back (an incomplete character, escaped), at the end of a stream.
+  public mutating func flush() -> String {
+    let rest = assembler.flush()
+    if !rest.isEmpty { atLineStart = false }
+    return rest
+  }
+
+  /// Whether the text so far ends a line.
+  public var endsLine: Bool { atLineStart }
+}

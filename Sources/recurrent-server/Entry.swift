@@ -1,0 +1,9 @@
+import RecurrentServer
+
+/// The `recurrent-server` executable.
+@main
+struct Entry {
+  static func main() async {
+    await ServerCommand.main()
+  }
+}
