@@ -78,6 +78,9 @@ public struct CompletionRequest: Decodable, Sendable {
   /// Not supported unless 1.
   public var best_of: Int?
 
+  /// An empty request (every field at its default).
+  public init() {}
+
   /// `prompt`: a string (a list of one string is taken too).
   public enum Prompt: Decodable, Sendable {
     case text(String)
