@@ -104,6 +104,7 @@ let package = Package(
         "RecurrentServer", "Serving", "Training", "TextCorpus", "Recurrent", "TestSupport",
         .product(name: "Hummingbird", package: "hummingbird"),
         .product(name: "HummingbirdTesting", package: "hummingbird"),
+        .product(name: "Logging", package: "swift-log"),
       ]),
     .testTarget(
       name: "RecurrentCommandsTests",

@@ -71,3 +71,13 @@ import TestSupport
     #expect(outcome.status != 0 && outcome.stderr.split(separator: "\n").count == 1, "\(outcome.stderr)")
   }
 }
+
+@Test func serveRunsTheServerBinaryWithItsOptions() throws {
+  let folder = temporaryFolder("serve")
+  defer { try? FileManager.default.removeItem(atPath: folder) }
+  // recurrent serve hands its options to recurrent-server (built beside it by swift build).
+  let help = try runRecurrent(["serve", "--help"], in: folder)
+  #expect(help.status == 0 && help.stdout.contains("OpenAI-compatible"), "\(help.stderr)")
+  let missing = try runRecurrent(["serve", "--checkpoint", "missing.safetensors", "--port", "0"], in: folder)
+  #expect(missing.status != 0 && missing.stderr.split(separator: "\n").count == 1 && missing.stderr.contains("missing.safetensors"))
+}
