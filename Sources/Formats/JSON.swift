@@ -89,6 +89,14 @@ public indirect enum JSONValue: Sendable, Equatable, ExpressibleByStringLiteral,
     }
   }
 
+  /// `s` as a JSON string literal (RFC 8259 escapes).
+  public static func quoted(_ s: String) -> String {
+    var out = ""
+    out.reserveCapacity(s.utf8.count + 2)
+    quote(s, into: &out)
+    return out
+  }
+
   static func quote(_ s: String, into out: inout String) {
     out += "\""
     for scalar in s.unicodeScalars {

@@ -30,6 +30,11 @@ struct Workload {
       list.append(Workload(name: "generate-\(size)", kind: .generate, cell: .gru, layers: layers, hidden: hidden,
         embedding: embedding, batch: 1, sequenceLength: 1))
     }
+    // Batched generation (continuous batching's step): B streams advance one token together.
+    for streams in [8, 64, 256] {
+      list.append(Workload(name: "generate-M-b\(streams)", kind: .generate, cell: .gru, layers: 2, hidden: 256,
+        embedding: 128, batch: streams, sequenceLength: 1))
+    }
     for (size, layers, hidden, embedding, _, _) in sizes {
       list.append(Workload(name: "score-\(size)", kind: .score, cell: .gru, layers: layers, hidden: hidden,
         embedding: embedding, batch: 64, sequenceLength: 256))
@@ -126,6 +131,10 @@ struct Bench: ParsableCommand {
     }
     var text: String {
       switch workload.kind {
+      case .generate where workload.batch > 1:
+        return String(
+          format: "%-16@ %8.4f ms/step (median), %10.0f tokens/s over %d streams", workload.name, msPerToken ?? 0,
+          tokensPerSecond ?? 0, workload.batch)
       case .generate:
         return String(format: "%-14@ %8.4f ms/token (median)", workload.name, msPerToken ?? 0)
       default:
@@ -164,6 +173,28 @@ struct Bench: ParsableCommand {
       return Result(workload: w, threads: compute.threads, tokensPerSecond: rate, maxRSSKilobytes: maxRSS())
     case .generate:
       let model = LanguageModel(configuration, using: &rng)
+      if w.batch > 1 {
+        // B rows per step, each fed its own previous argmax (the scheduler's step without HTTP).
+        let stepper = LanguageModelStepper(model, capacity: w.batch, compute: compute)
+        var tokens = (0..<w.batch).map { $0 % Workload.vocabularySize }
+        var times: [Double] = []
+        let V = Workload.vocabularySize
+        for i in 0..<(generateSteps / 4 + 10) {
+          let t0 = now()
+          let logits = stepper.step(tokens: tokens)
+          for r in 0..<w.batch {
+            var best = 0
+            for j in 1..<V where logits[r * V + j] > logits[r * V + best] { best = j }
+            tokens[r] = best
+          }
+          if i >= 10 { times.append(now() - t0) }
+        }
+        times.sort()
+        let median = times[times.count / 2]
+        return Result(
+          workload: w, threads: compute.threads, tokensPerSecond: Double(w.batch) / median, msPerToken: median * 1e3,
+          maxRSSKilobytes: maxRSS())
+      }
       let stepper = LanguageModelStepper(model, compute: compute)
       var token = 0
       var times: [Double] = []

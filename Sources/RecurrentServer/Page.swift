@@ -53,7 +53,7 @@ func pageHTML(modelName: String) -> String {
             const line = buffer.slice(0, end); buffer = buffer.slice(end + 2);
             if (!line.startsWith('data: ')) continue;
             const data = line.slice(6);
-            if (data === '[DONE]') { status.textContent = 'done: ' + tokens + ' pieces'; continue; }
+            if (data === '[DONE]') { status.textContent = 'done: ' + tokens + ' pieces'; document.title = 'done'; continue; }
             const chunk = JSON.parse(data);
             out.textContent += chunk.choices[0].text; tokens += 1;
           }
@@ -65,6 +65,13 @@ func pageHTML(modelName: String) -> String {
       }
     };
     stop.onclick = () => controller && controller.abort();
+    // /?prompt=...&temperature=...&length=...&autostart=1 fills the form (and starts): a link
+    // can share a prompt, and a headless browser can check the page.
+    const query = new URLSearchParams(location.search);
+    for (const field of ['prompt', 'temperature', 'length']) {
+      if (query.has(field)) document.getElementById(field).value = query.get(field);
+    }
+    if (query.get('autostart') === '1') go.click();
     </script>
     </body></html>
     """

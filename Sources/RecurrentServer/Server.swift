@@ -1,3 +1,4 @@
+import Formats
 import Foundation
 import Hummingbird
 import NIOCore
@@ -111,10 +112,8 @@ func object(_ fields: [(String, String)]) -> String {
   "{" + fields.map { "\(quote($0.0)):\($0.1)" }.joined(separator: ",") + "}"
 }
 
-func quote(_ s: String) -> String {
-  let data = (try? JSONSerialization.data(withJSONObject: [s], options: [.withoutEscapingSlashes])) ?? Data("[\"\"]".utf8)
-  return String(String(decoding: data, as: UTF8.self).dropFirst().dropLast())
-}
+/// A JSON string literal.
+func quote(_ s: String) -> String { JSONValue.quoted(s) }
 
 /// Request ids: `cmpl-` and a random hex tail.
 func requestID(_ prefix: String) -> String {
@@ -258,38 +257,39 @@ func completionResponse(_ state: ServerState, job: CompletionJob, stream: Bool, 
     return Response(status: .ok, headers: [.contentType: "application/json"], body: body)
   }
   let chunkKind = chat ? "chat.completion.chunk" : "text_completion"
+  // Every chunk of this stream shares its head; per token only the text is escaped.
+  let head =
+    "data: {\"id\":\(quote(id)),\"object\":\(quote(chunkKind)),\"created\":\(created),\"model\":\(quote(state.modelName)),\"choices\":[{"
   @Sendable func chunk(_ text: String?, finish: String?, first: Bool = false) -> String {
     let finishJSON = finish.map(quote) ?? "null"
-    let choice: String
     if chat {
       var delta: [(String, String)] = []
       if first { delta.append(("role", quote("assistant"))) }
       if let text { delta.append(("content", quote(text))) }
-      choice = object([("index", "0"), ("delta", object(delta)), ("finish_reason", finishJSON)])
-    } else {
-      choice = object([("text", quote(text ?? "")), ("index", "0"), ("logprobs", "null"), ("finish_reason", finishJSON)])
+      return head + "\"index\":0,\"delta\":\(object(delta)),\"finish_reason\":\(finishJSON)}]}\n\n"
     }
-    let json = object([
-      ("id", quote(id)), ("object", quote(chunkKind)), ("created", created), ("model", quote(state.modelName)),
-      ("choices", "[\(choice)]"),
-    ])
-    return "data: \(json)\n\n"
+    return head + "\"text\":\(quote(text ?? "")),\"index\":0,\"logprobs\":null,\"finish_reason\":\(finishJSON)}]}\n\n"
   }
   let body = ResponseBody { writer in
     do {
       try await withTaskCancellationHandler {
         if chat { try await writer.write(ByteBuffer(string: chunk(nil, finish: nil, first: true))) }
-        for await event in ticket.events {
-          switch event {
-          case .text(let piece):
-            try await writer.write(ByteBuffer(string: chunk(piece, finish: nil)))
-          case .finished(let reason, _):
-            if reason != .cancelled {
-              try await writer.write(ByteBuffer(string: chunk(chat ? nil : "", finish: reason == .stop ? "stop" : "length")))
+        // Each event is one SSE event; the events waiting at once go out in one write.
+        while true {
+          let events = await ticket.events.drain()
+          if events.isEmpty { break }
+          var out = ""
+          for event in events {
+            switch event {
+            case .text(let piece):
+              out += chunk(piece, finish: nil)
+            case .finished(let reason, _):
+              if reason != .cancelled { out += chunk(chat ? nil : "", finish: reason == .stop ? "stop" : "length") }
+              out += "data: [DONE]\n\n"
             }
           }
+          try await writer.write(ByteBuffer(string: out))
         }
-        try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
         try await writer.finish(nil)
       } onCancel: {
         ticket.cancel()

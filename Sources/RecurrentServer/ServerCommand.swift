@@ -32,7 +32,7 @@ public struct ServerCommand: AsyncParsableCommand {
   @Option(help: "Largest request body in bytes (413 beyond).") var maxBodyBytes = 1 << 20
   @Option(help: "Require `Authorization: Bearer KEY` on every endpoint but /health.") var apiKey: String?
   @Option(help: "Seconds active streams may take to finish after SIGTERM/SIGINT.") var shutdownTimeout: Double = 10
-  @Option(help: "Threads of the model step. [default: all cores]") var threads: Int?
+  @Option(help: "Threads of the model step. [default: half the cores, at least 1: the rest serve HTTP]") var threads: Int?
 
   /// A command to be filled in by the parser.
   public init() {}
@@ -58,7 +58,7 @@ public struct ServerCommand: AsyncParsableCommand {
     var scheduling = Scheduler.Configuration()
     scheduling.maxStreams = maxStreams
     scheduling.maxQueued = maxQueued ?? maxStreams
-    scheduling.threads = threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount)
+    scheduling.threads = threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / 2)
     let name = modelName ?? URL(fileURLWithPath: checkpoint).deletingPathExtension().lastPathComponent
     let state = ServerState(
       model: loaded.model, vocabulary: loaded.vocabulary, modelName: name, limits: limits, scheduler: scheduling,
@@ -67,14 +67,27 @@ public struct ServerCommand: AsyncParsableCommand {
     let app = Application(
       router: makeRouter(state),
       configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "recurrent"),
-      services: [SchedulerService(state: state, timeout: shutdownTimeout)],
       onServerRunning: { channel in
         let bound = channel.localAddress?.port ?? port
         // One line, written at once (scripts read the port from it).
         FileHandle.standardOutput.write(Data("recurrent-server: serving \(name) on http://\(host):\(bound)\n".utf8))
       },
       logger: quietLogger())
-    try await app.runService()
+    // SIGTERM/SIGINT shut services down in reverse order: the scheduler first (new requests get
+    // 503, active streams finish for --shutdown-timeout, the rest are cancelled), then the HTTP
+    // server, whose connections have ended by then.
+    // A client that stopped reading cannot hold the server: 2 s after the streams' timeout,
+    // whatever is left is cancelled (connections closed).
+    var configuration = ServiceGroupConfiguration(
+      services: [app, SchedulerService(state: state, timeout: shutdownTimeout)],
+      gracefulShutdownSignals: [.sigterm, .sigint], logger: quietLogger())
+    configuration.maximumGracefulShutdownDuration = .milliseconds(Int((shutdownTimeout + 2) * 1000))
+    let group = ServiceGroup(configuration: configuration)
+    do {
+      try await group.run()
+    } catch is CancellationError {
+      // The forced end after the graceful shutdown's deadline: still a clean stop.
+    }
   }
 }
 

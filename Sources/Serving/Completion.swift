@@ -1,3 +1,4 @@
+import Formats
 import Foundation
 import Recurrent
 import TextCorpus
@@ -41,11 +42,7 @@ public struct APIError: Error, Equatable, Sendable, CustomStringConvertible {
 }
 
 /// A JSON string literal.
-func quote(_ s: String) -> String {
-  let data = (try? JSONSerialization.data(withJSONObject: [s], options: [.withoutEscapingSlashes])) ?? Data("[\"\"]".utf8)
-  let text = String(decoding: data, as: UTF8.self)
-  return String(text.dropFirst().dropLast())
-}
+func quote(_ s: String) -> String { JSONValue.quoted(s) }
 
 /// The fields of `POST /v1/completions` (OpenAI's names). Unknown fields are ignored.
 public struct CompletionRequest: Decodable, Sendable {

@@ -37,11 +37,78 @@ public enum StreamEvent: Sendable, Equatable {
 /// A submitted completion: its events, and a way to give up on it.
 public struct Ticket: Sendable {
   /// Text pieces, then one `.finished`.
-  public let events: AsyncStream<StreamEvent>
+  public let events: EventQueue
   let stream: ServedStream
 
   /// Stops the stream at the next step (a client that disconnected); its slot is freed then.
   public func cancel() { stream.cancel() }
+}
+
+/// A stream's events, handed from the scheduler's thread to one consumer task. `drain()` takes
+/// every event waiting at once, so a consumer that falls behind catches up in one write
+/// instead of one write per token.
+public final class EventQueue: AsyncSequence, @unchecked Sendable {
+  /// Events in order.
+  public typealias Element = StreamEvent
+  private let lock = NSLock()
+  private var events: [StreamEvent] = []
+  private var waiter: CheckedContinuation<[StreamEvent], Never>? = nil
+  private var closed = false
+
+  init() {}
+
+  func post(_ event: StreamEvent, last: Bool = false) {
+    lock.lock()
+    if last { closed = true }
+    if let waiter {
+      self.waiter = nil
+      lock.unlock()
+      waiter.resume(returning: [event])
+    } else {
+      events.append(event)
+      lock.unlock()
+    }
+  }
+
+  /// Every event waiting now, waiting for at least one; empty once the stream has ended and
+  /// everything was taken.
+  public func drain() async -> [StreamEvent] {
+    await withCheckedContinuation { (continuation: CheckedContinuation<[StreamEvent], Never>) in
+      lock.lock()
+      if !events.isEmpty {
+        let taken = events
+        events.removeAll(keepingCapacity: true)
+        lock.unlock()
+        continuation.resume(returning: taken)
+      } else if closed {
+        lock.unlock()
+        continuation.resume(returning: [])
+      } else {
+        waiter = continuation
+        lock.unlock()
+      }
+    }
+  }
+
+  /// Iterates the events one by one.
+  public struct AsyncIterator: AsyncIteratorProtocol {
+    let queue: EventQueue
+    var buffered: [StreamEvent] = []
+    var index = 0
+    /// The next event, or nil after the last.
+    public mutating func next() async -> StreamEvent? {
+      if index == buffered.count {
+        buffered = await queue.drain()
+        index = 0
+        if buffered.isEmpty { return nil }
+      }
+      index += 1
+      return buffered[index - 1]
+    }
+  }
+
+  /// An iterator over the events.
+  public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(queue: self) }
 }
 
 /// Counters the scheduler keeps, read by `/metrics`.
@@ -66,7 +133,7 @@ public struct SchedulerSnapshot: Sendable {
 /// A stream the scheduler advances.
 final class ServedStream: @unchecked Sendable {
   let job: CompletionJob
-  let continuation: AsyncStream<StreamEvent>.Continuation
+  let queue: EventQueue
   var rng: SplitMix64
   var inputs: [Int]
   var nextInput = 0
@@ -76,9 +143,9 @@ final class ServedStream: @unchecked Sendable {
   private let lock = NSLock()
   private var cancelled = false
 
-  init(job: CompletionJob, vocabulary: Vocabulary, continuation: AsyncStream<StreamEvent>.Continuation) {
+  init(job: CompletionJob, vocabulary: Vocabulary, queue: EventQueue) {
     self.job = job
-    self.continuation = continuation
+    self.queue = queue
     rng = SplitMix64(seed: job.sampling.seed)
     inputs = job.prompt
     streamer = TextStreamer(vocabulary: vocabulary, atLineStart: job.promptEndsLine)
@@ -147,8 +214,8 @@ public final class Scheduler: @unchecked Sendable {
 
   /// Queues a job. Throws 429 (with the queue full) or 503 (shutting down).
   public func submit(_ job: CompletionJob) throws(APIError) -> Ticket {
-    let (events, continuation) = AsyncStream<StreamEvent>.makeStream()
-    let stream = ServedStream(job: job, vocabulary: vocabulary, continuation: continuation)
+    let events = EventQueue()
+    let stream = ServedStream(job: job, vocabulary: vocabulary, queue: events)
     condition.lock()
     defer { condition.unlock() }
     guard accepting else { throw APIError(status: 503, message: "the server is shutting down", type: "server_error") }
@@ -216,13 +283,11 @@ public final class Scheduler: @unchecked Sendable {
       while active.count < configuration.maxStreams, !queue.isEmpty {
         let s = queue.removeFirst()
         if s.isCancelled {
-          s.continuation.yield(.finished(.cancelled, s.usage))
-          s.continuation.finish()
+          s.queue.post(.finished(.cancelled, s.usage), last: true)
           continue
         }
         if s.job.maxTokens == 0 {
-          s.continuation.yield(.finished(.length, s.usage))
-          s.continuation.finish()
+          s.queue.post(.finished(.length, s.usage), last: true)
           continue
         }
         stepper.reset(row: active.count)
@@ -255,7 +320,7 @@ public final class Scheduler: @unchecked Sendable {
         let done = s.generated >= s.job.maxTokens
         if done { text += s.streamer.flush() }
         let (out, stopped) = s.stopper.push(text, final: done)
-        if !out.isEmpty { s.continuation.yield(.text(out)) }
+        if !out.isEmpty { s.queue.post(.text(out)) }
         if stopped {
           finished[ObjectIdentifier(s)] = .stop
         } else if done {
@@ -288,8 +353,7 @@ public final class Scheduler: @unchecked Sendable {
         continue
       }
       let s = active[i]
-      s.continuation.yield(.finished(why, s.usage))
-      s.continuation.finish()
+      s.queue.post(.finished(why, s.usage), last: true)
       let last = active.count - 1
       if i != last {
         stepper.copyRow(last, to: i)
