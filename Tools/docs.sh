@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-.build/docs}
 python3 Tools/check_doc_comments.py Sources
-targets=(TensorCore Recurrent Formats TextCorpus SequenceModels Training Baselines ONNXExport)
+targets=(TensorCore Recurrent Formats TextCorpus SequenceModels Training Baselines ONNXExport Serving)
 args=()
 for target in "${targets[@]}"; do args+=(--target "$target"); done
 log=$(mktemp)
