@@ -181,6 +181,7 @@ struct Fit: ParsableCommand {
   }
 
   func run() throws {
+    try refuseMultiRankWithoutMPI("fit")
     try ensureWritable(checkpoint)
     let initial = try initFrom.map { try SequentialCheckpoint.load(from: $0).model }
     let xArray = try readArray(x, option: "--x")

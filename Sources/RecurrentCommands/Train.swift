@@ -145,6 +145,7 @@ struct Train: ParsableCommand {
   }
 
   func run() throws {
+    try refuseMultiRankWithoutMPI("train")
     let textPath = data.textPath
     var resumed: Checkpoint? = nil
     if resume {

@@ -238,3 +238,17 @@ private func stepLosses(_ output: String) -> [Int: String] {
   let b = try runRecurrent(["eval", "--checkpoint", "killed.safetensors", "--text", "good.txt", "--json"], in: folder)
   #expect(a.status == 0 && a.stdout == b.stdout, "\(a.stdout) vs \(b.stdout)")
 }
+
+@Test func aBuildWithoutMPIRefusesToRunAsSeveralRanks() throws {
+  let folder = temporaryFolder("ranks")
+  defer { try? FileManager.default.removeItem(atPath: folder) }
+  for variable in ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"] {
+    let outcome = try runRecurrent(["train", "--steps", "1"], in: folder, environment: [variable: "2"])
+    #expect(outcome.status != 0 && outcome.stderr.split(separator: "\n").count == 1, "\(variable): \(outcome.stderr)")
+    #expect(outcome.stderr.contains("2 ranks") && outcome.stderr.contains("--traits MPI"))
+    #expect(snapshot(folder).isEmpty, "a refused run wrote files")
+  }
+  // One rank (mpirun -np 1, or a plain run) is fine.
+  let one = try runRecurrent(["fit", "--help"], in: folder, environment: ["OMPI_COMM_WORLD_SIZE": "1"])
+  #expect(one.status == 0)
+}

@@ -19,8 +19,13 @@ public struct Outcome: Sendable {
 
 /// Runs the binary in `folder` with no stdin; `limitFileBytes` caps the size of any file it
 /// writes (`ulimit -f`, with SIGXFSZ ignored so writes fail with EFBIG instead of killing it).
-public func runRecurrent(_ arguments: [String], in folder: String, limitFileBytes: Int? = nil) throws -> Outcome {
+public func runRecurrent(
+  _ arguments: [String], in folder: String, limitFileBytes: Int? = nil, environment: [String: String] = [:]
+) throws -> Outcome {
   let process = Process()
+  if !environment.isEmpty {
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+  }
   let binary = try recurrentBinary()
   if let limit = limitFileBytes {
     process.executableURL = URL(fileURLWithPath: "/bin/sh")
