@@ -1,4 +1,4 @@
-// swift-tools-version: 6.0
+// swift-tools-version: 6.1
 import PackageDescription
 
 // Modules, lowest first; dependencies run one way (see the README's module table).
@@ -10,6 +10,9 @@ let package = Package(
     .executable(name: "recurrent", targets: ["recurrent"]),
     .executable(name: "recurrent-server", targets: ["recurrent-server"]),
   ],
+  // `swift build -c release --traits MPI` links Open MPI (pkg-config ompi-c; Debian:
+  // libopenmpi-dev); the default build needs no MPI headers or libraries.
+  traits: [.trait(name: "MPI", description: "Data-parallel training across processes with Open MPI")],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     // `swift package generate-documentation` (Tools/docs.sh); a plugin, nothing links it.
@@ -47,6 +50,12 @@ let package = Package(
     .target(
       name: "ONNXExport",
       dependencies: ["Recurrent", "SequenceModels", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+    // Open MPI's header with its macros wrapped for Swift; only builds with the MPI trait use it.
+    .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
+    // The processes of a run and their collectives: MPI with the trait, one process without.
+    .target(
+      name: "Distributed", dependencies: [.target(name: "CMPI", condition: .when(traits: ["MPI"]))],
+      swiftSettings: [.define("MPI", .when(traits: ["MPI"]))]),
     // Serving without HTTP: completion requests, the continuous-batching scheduler, stop
     // sequences, text streaming. Light: what the HTTP layer and the tests build on.
     .target(name: "Serving", dependencies: ["Recurrent", "TextCorpus", "Training", "Formats"]),
@@ -69,7 +78,7 @@ let package = Package(
       name: "RecurrentCommands",
       dependencies: [
         "Recurrent", "Formats", "TextCorpus", "SequenceModels", "Training", "RecurrentExamples", "Baselines",
-        "ONNXExport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        "ONNXExport", "Distributed", .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     .executableTarget(name: "recurrent", dependencies: ["RecurrentCommands", "CKernels"]),
     // libFuzzer target for the file readers; see Tools/fuzz.sh.
@@ -97,6 +106,7 @@ let package = Package(
         "ONNXExport", "Recurrent", "SequenceModels", "TestSupport",
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
       ]),
+    .testTarget(name: "DistributedTests", dependencies: ["Distributed"]),
     .testTarget(name: "ServingTests", dependencies: ["Serving", "Training", "TextCorpus", "Recurrent", "TestSupport"]),
     .testTarget(
       name: "RecurrentServerTests",

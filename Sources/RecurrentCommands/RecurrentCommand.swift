@@ -12,7 +12,7 @@ public struct RecurrentCommand: ParsableCommand {
     subcommands: [
       Train.self, Evaluate.self, Generate.self, Fit.self, Predict.self, TaskCommand.self, ExampleCommand.self,
       NGram.self, HMM.self,
-      Export.self, Serve.self, Bench.self, BenchGEMM.self, BenchBPE.self,
+      Export.self, Serve.self, MPICheck.self, Bench.self, BenchGEMM.self, BenchBPE.self,
     ])
   /// A command to be filled in by the parser.
   public init() {}
