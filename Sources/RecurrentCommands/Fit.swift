@@ -403,6 +403,9 @@ struct Predict: ParsableCommand {
 
   /// Logits of a language model for token ids `[T, B]`, from and to explicit states.
   func predictLanguageModel() throws {
+    if let option = [("--lengths", lengths), ("--y", y)].first(where: { $0.1 != nil }) {
+      throw ValidationError("\(option.0) is for models of recurrent fit; \(checkpoint) is a language model")
+    }
     let model = try Checkpoint.load(from: checkpoint).model
     let c = model.configuration
     let ids = try readArray(x, option: "--x")

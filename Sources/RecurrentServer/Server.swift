@@ -107,11 +107,6 @@ func errorResponse(_ error: APIError) -> Response {
   return jsonResponse(HTTPResponse.Status(code: error.status), error.json, headers: headers)
 }
 
-/// A JSON object from key-value pairs in order (values already JSON).
-func object(_ fields: [(String, String)]) -> String {
-  "{" + fields.map { "\(quote($0.0)):\($0.1)" }.joined(separator: ",") + "}"
-}
-
 /// A JSON string literal.
 func quote(_ s: String) -> String { JSONValue.quoted(s) }
 
@@ -133,11 +128,11 @@ public func makeRouter(_ state: ServerState) -> Router<BasicRequestContext> {
       body: ResponseBody(byteBuffer: ByteBuffer(string: pageHTML(modelName: state.modelName))))
   }
   router.get("/v1/models") { _, _ in
-    let model = object([
-      ("id", quote(state.modelName)), ("object", quote("model")), ("created", String(state.started)),
-      ("owned_by", quote("recurrent")),
-    ])
-    return jsonResponse(.ok, object([("object", quote("list")), ("data", "[\(model)]")]))
+    let model: JSONValue = [
+      "id": .string(state.modelName), "object": "model", "created": .int(state.started), "owned_by": "recurrent",
+    ]
+    let list: JSONValue = ["object": "list", "data": [model]]
+    return jsonResponse(.ok, list.text)
   }
   router.get("/metrics") { _, _ in
     Response(
@@ -217,7 +212,7 @@ struct APIMiddleware: RouterMiddleware {
 func completionResponse(_ state: ServerState, job: CompletionJob, stream: Bool, chat: Bool) throws -> Response {
   let ticket = try state.scheduler.submit(job)
   let id = requestID(chat ? "chatcmpl-" : "cmpl-")
-  let created = String(Int(Date().timeIntervalSince1970))
+  let created = Int(Date().timeIntervalSince1970)
   let kind = chat ? "chat.completion" : "text_completion"
   if !stream {
     let body = ResponseBody { writer in
@@ -234,24 +229,21 @@ func completionResponse(_ state: ServerState, job: CompletionJob, stream: Bool, 
       } onCancel: {
         ticket.cancel()
       }
-      let choice =
+      let reason: JSONValue = .string(finish == .stop ? "stop" : "length")
+      let message: JSONValue = ["role": "assistant", "content": .string(text)]
+      let choice: JSONValue =
         chat
-        ? object([
-          ("index", "0"), ("message", object([("role", quote("assistant")), ("content", quote(text))])),
-          ("finish_reason", quote(finish == .stop ? "stop" : "length")),
-        ])
-        : object([
-          ("text", quote(text)), ("index", "0"), ("logprobs", "null"), ("finish_reason", quote(finish == .stop ? "stop" : "length")),
-        ])
-      let json = object([
-        ("id", quote(id)), ("object", quote(kind)), ("created", created), ("model", quote(state.modelName)),
-        ("choices", "[\(choice)]"),
-        ("usage", object([
-          ("prompt_tokens", String(usage.promptTokens)), ("completion_tokens", String(usage.completionTokens)),
-          ("total_tokens", String(usage.promptTokens + usage.completionTokens)),
-        ])),
-      ])
-      try await writer.write(ByteBuffer(string: json))
+        ? ["index": 0, "message": message, "finish_reason": reason]
+        : ["text": .string(text), "index": 0, "logprobs": .null, "finish_reason": reason]
+      let counts: JSONValue = [
+        "prompt_tokens": .int(usage.promptTokens), "completion_tokens": .int(usage.completionTokens),
+        "total_tokens": .int(usage.promptTokens + usage.completionTokens),
+      ]
+      let json: JSONValue = [
+        "id": .string(id), "object": .string(kind), "created": .int(created), "model": .string(state.modelName),
+        "choices": [choice], "usage": counts,
+      ]
+      try await writer.write(ByteBuffer(string: json.text))
       try await writer.finish(nil)
     }
     return Response(status: .ok, headers: [.contentType: "application/json"], body: body)
@@ -263,10 +255,10 @@ func completionResponse(_ state: ServerState, job: CompletionJob, stream: Bool, 
   @Sendable func chunk(_ text: String?, finish: String?, first: Bool = false) -> String {
     let finishJSON = finish.map(quote) ?? "null"
     if chat {
-      var delta: [(String, String)] = []
-      if first { delta.append(("role", quote("assistant"))) }
-      if let text { delta.append(("content", quote(text))) }
-      return head + "\"index\":0,\"delta\":\(object(delta)),\"finish_reason\":\(finishJSON)}]}\n\n"
+      var delta: [(String, JSONValue)] = []
+      if first { delta.append(("role", "assistant")) }
+      if let text { delta.append(("content", .string(text))) }
+      return head + "\"index\":0,\"delta\":\(JSONValue.object(delta).text),\"finish_reason\":\(finishJSON)}]}\n\n"
     }
     return head + "\"text\":\(quote(text ?? "")),\"index\":0,\"logprobs\":null,\"finish_reason\":\(finishJSON)}]}\n\n"
   }

@@ -31,18 +31,15 @@ public struct APIError: Error, Equatable, Sendable, CustomStringConvertible {
 
   /// `{"error": {"message", "type", "param", "code"}}`.
   public var json: String {
-    var body = "{\"error\":{\"message\":\(quote(message)),\"type\":\(quote(type)),\"param\":"
-    body += param.map(quote) ?? "null"
-    body += ",\"code\":null}}"
-    return body
+    let param: JSONValue = param.map { .string($0) } ?? .null
+    let error: JSONValue = ["message": .string(message), "type": .string(type), "param": param, "code": .null]
+    let body: JSONValue = ["error": error]
+    return body.text
   }
 
   /// The message.
   public var description: String { message }
 }
-
-/// A JSON string literal.
-func quote(_ s: String) -> String { JSONValue.quoted(s) }
 
 /// The fields of `POST /v1/completions` (OpenAI's names). Unknown fields are ignored.
 public struct CompletionRequest: Decodable, Sendable {

@@ -66,7 +66,10 @@ import TestSupport
   #expect(try read("all.h.npy").shape == [2, 2, 8])
   // Ids outside the vocabulary and states of the wrong shape are refused with one line.
   try NumPyArray(shape: [1, 1], type: .int64, values: [99]).write(path: folder + "/bad.npy")
-  for arguments in [["--x", "bad.npy", "--out", "o.npy"], ["--x", "all.npy", "--initial-h", "first.out.npy", "--out", "o.npy"]] {
+  for arguments in [
+    ["--x", "bad.npy", "--out", "o.npy"], ["--x", "all.npy", "--initial-h", "first.out.npy", "--out", "o.npy"],
+    ["--x", "all.npy", "--lengths", "all.npy", "--out", "o.npy"],  // Sequential-only options are refused
+  ] {
     let outcome = try runRecurrent(["predict", "--checkpoint", "lm.safetensors"] + arguments, in: folder)
     #expect(outcome.status != 0 && outcome.stderr.split(separator: "\n").count == 1, "\(outcome.stderr)")
   }
