@@ -184,10 +184,14 @@ private func generated(_ model: LanguageModel, prompt: String, length: Int, seed
       #expect(r.status == .ok)
     }
     // The one slot is taken and nothing may queue: 429 with Retry-After.
+    // A stream that cannot finish while the test runs (it is cancelled below), so the check
+    // does not race its end.
     var long = CompletionRequest()
     long.prompt = .text("a")
-    long.max_tokens = 4096
-    let ticket = try state.scheduler.submit(try long.job(vocabulary: vocabulary, limits: ServingLimits()))
+    long.max_tokens = 1 << 40
+    var unlimited = ServingLimits()
+    unlimited.maxTokensLimit = 1 << 40
+    let ticket = try state.scheduler.submit(try long.job(vocabulary: vocabulary, limits: unlimited))
     try await client.execute(
       uri: "/v1/completions", method: .post, headers: [.authorization: "Bearer sesame"], body: body(#"{"prompt":"a"}"#)
     ) { r in
