@@ -42,7 +42,7 @@ let package = Package(
     // The Keras-style Sequential model (layers, compile/fit/evaluate/predict) and its checkpoint.
     .target(name: "SequenceModels", dependencies: ["Recurrent", "Formats"]),
     // Language-model training sessions, evaluation, generation, checkpoints, metrics log.
-    .target(name: "Training", dependencies: ["Recurrent", "TextCorpus", "Formats"]),
+    .target(name: "Training", dependencies: ["Recurrent", "TextCorpus", "Formats", "Distributed"]),
     // Classical baselines: Kneser-Ney n-grams (ARPA) and hidden Markov models.
     .target(name: "Baselines", dependencies: ["Recurrent", "Formats", "TextCorpus"]),
     // ONNX export of language models and Sequential models: onnx.proto's messages generated once
@@ -96,7 +96,7 @@ let package = Package(
     .testTarget(
       name: "SequenceModelsTests", dependencies: ["SequenceModels", "Formats", "TestSupport"], resources: [.copy("Fixtures")]),
     .testTarget(
-      name: "TrainingTests", dependencies: ["Training", "Formats", "TextCorpus", "TestSupport"],
+      name: "TrainingTests", dependencies: ["Training", "Formats", "TextCorpus", "Distributed", "TestSupport"],
       resources: [.copy("Fixtures")]),
     .testTarget(name: "BaselinesTests", dependencies: ["Baselines", "Formats", "TextCorpus", "TestSupport"]),
     .testTarget(name: "RecurrentExamplesTests", dependencies: ["RecurrentExamples", "SequenceModels", "TestSupport"]),

@@ -10,3 +10,5 @@ static inline MPI_Op rc_mpi_sum(void) { return MPI_SUM; }
 static inline MPI_Op rc_mpi_max(void) { return MPI_MAX; }
 static inline MPI_Op rc_mpi_min(void) { return MPI_MIN; }
 static inline void *rc_mpi_in_place(void) { return MPI_IN_PLACE; }
+static inline MPI_Errhandler rc_mpi_errors_return(void) { return MPI_ERRORS_RETURN; }
+static inline MPI_Status *rc_mpi_status_ignore(void) { return MPI_STATUS_IGNORE; }

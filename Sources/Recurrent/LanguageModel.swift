@@ -98,18 +98,21 @@ public struct LanguageModel: Parameterized, Sendable, Equatable {
   ///   - B: rows (sequences) of the batch.
   ///   - state: the state carried from the previous window, or nil for zeros.
   ///   - training: apply dropout (drawn from `rng`) and keep what `backward` needs.
+  ///   - rows: which rows of a global batch these B are (data-parallel training), so dropout
+  ///     masks are drawn per global row and do not depend on the split; nil: all of them.
   ///   - rng: the dropout masks' random source.
   ///   - compute: threads for the products; results do not depend on the count.
   /// - Returns: logits `[T*B, V]` (row `t*B + b`), the final state and the trace.
   public func forward(
     ids: [Int], sequenceLength T: Int, batchSize B: Int, state: RecurrentState? = nil,
-    training: Bool, using rng: inout some RandomNumberGenerator, compute: Compute = .singleThread
+    training: Bool, rows: BatchRows? = nil, using rng: inout some RandomNumberGenerator, compute: Compute = .singleThread
   ) -> (logits: Tensor, state: RecurrentState, trace: LanguageModelTrace) {
     let dropout = Dropout(probability: configuration.dropout)
-    let (embedded, embeddingMask) = dropout.forward(encoder(ids, shape: [T, B]), training: training, using: &rng)
+    let (embedded, embeddingMask) = dropout.forward(
+      encoder(ids, shape: [T, B]), training: training, rows: rows, using: &rng)
     let (output, newState, rnnTrace) = rnn.forward(
-      embedded, initialState: state, training: training, using: &rng, compute: compute)
-    let (dropped, outputMask) = dropout.forward(output, training: training, using: &rng)
+      embedded, initialState: state, training: training, rows: rows, using: &rng, compute: compute)
+    let (dropped, outputMask) = dropout.forward(output, training: training, rows: rows, using: &rng)
     let (logits, decoderTrace) = effectiveDecoder.forward(dropped.reshaped([T * B, configuration.hiddenSize]), compute: compute)
     let trace = LanguageModelTrace(
       ids: ids, sequenceLength: T, batchSize: B, embeddingMask: embeddingMask, rnn: rnnTrace,

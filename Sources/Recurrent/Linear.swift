@@ -216,12 +216,16 @@ public struct Dropout: Sendable, Equatable {
     self.probability = probability
   }
 
+  /// - Parameters:
+  ///   - rows: for `[T, B, W]` inputs holding rows of a global batch (data-parallel training),
+  ///     which rows, so the mask is the global batch's; nil: all of them.
   /// - Returns: the output and the mask (nil when nothing was dropped) for `backward`.
   public func forward(
-    _ input: Tensor, training: Bool, using rng: inout some RandomNumberGenerator
+    _ input: Tensor, training: Bool, rows: BatchRows? = nil, using rng: inout some RandomNumberGenerator
   ) -> (output: Tensor, mask: Tensor?) {
     guard training && probability > 0 else { return (input, nil) }
-    let mask = dropoutMask(count: input.count, probability: probability, using: &rng).tensor(shape: input.shape)
+    let mask = dropoutMask(count: input.count, probability: probability, shape: input.shape, rows: rows, using: &rng)
+      .tensor(shape: input.shape)
     var out = input
     for i in 0..<out.count { out.scalars[i] *= mask.scalars[i] }
     return (out, mask)

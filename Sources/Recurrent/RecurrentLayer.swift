@@ -152,15 +152,17 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
   ///     taken at its own length, the backward direction starts at its last real step, and
   ///     padded steps get no gradient. Nil: every sequence has `T` steps.
   ///   - training: applies inter-layer dropout, drawing masks from `rng`.
+  ///   - rows: which rows of a global batch `input` holds (data-parallel training), so the
+  ///     dropout masks are the global batch's; nil: all of them.
   ///   - rng: the dropout masks' random source.
   ///   - compute: threads for the products; results do not depend on the count.
   /// - Returns: every step's output `[T, B, D*H]`, the final state, and the trace for `backward`.
   public func forward(
     _ input: Tensor, initialState: RecurrentState? = nil, lengths: [Int]? = nil, training: Bool,
-    using rng: inout some RandomNumberGenerator, compute: Compute = .singleThread
+    rows: BatchRows? = nil, using rng: inout some RandomNumberGenerator, compute: Compute = .singleThread
   ) -> (output: Tensor, state: RecurrentState, trace: RecurrentTrace) {
     forward(
-      input, initialState: initialState, lengths: lengths, training: training, keepTrace: true, using: &rng,
+      input, initialState: initialState, lengths: lengths, training: training, keepTrace: true, rows: rows, using: &rng,
       compute: compute)
   }
 
@@ -168,7 +170,7 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
   /// must then not be passed to `backward`.
   package func forward(
     _ input: Tensor, initialState: RecurrentState?, lengths: [Int]? = nil, training: Bool, keepTrace: Bool,
-    using rng: inout some RandomNumberGenerator, compute: Compute
+    rows: BatchRows? = nil, using rng: inout some RandomNumberGenerator, compute: Compute
   ) -> (output: Tensor, state: RecurrentState, trace: RecurrentTrace) {
     precondition(input.rank == 3 && input.shape[2] == inputSize,
       "RecurrentLayer: expected input [T, B, \(inputSize)], got \(input.shape)")
@@ -220,7 +222,7 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
       }
       var mask: FloatBuffer? = nil
       if layer < L - 1 && training && dropout > 0 {
-        let m = dropoutMask(count: out.count, probability: dropout, using: &rng)
+        let m = dropoutMask(count: out.count, probability: dropout, shape: [T, B, D * H], rows: rows, using: &rng)
         for i in 0..<out.count { out.pointer[i] *= m.pointer[i] }
         mask = m
       }
@@ -355,10 +357,53 @@ extension RecurrentLayer {
   }
 }
 
-/// Inverted-dropout mask: each entry 0 with probability p, else 1/(1-p).
-func dropoutMask(count: Int, probability p: Float, using rng: inout some RandomNumberGenerator) -> FloatBuffer {
+/// The rows of a global batch that a forward pass holds: a data-parallel rank holds rows
+/// `first ..< first + B` of `total`. Dropout masks are drawn per global row, so they do not
+/// depend on how the batch is split.
+public struct BatchRows: Sendable, Equatable {
+  /// The first global row held.
+  public var first: Int
+  /// Rows of the global batch.
+  public var total: Int
+
+  /// Rows `first...` of a global batch of `total`.
+  public init(first: Int, total: Int) {
+    precondition(first >= 0 && total > first, "BatchRows: first row \(first) outside 0..<\(total)")
+    self.first = first
+    self.total = total
+  }
+}
+
+/// Inverted-dropout mask: each entry 0 with probability p, else 1/(1-p). One key is drawn from
+/// `rng` per mask; entry i's value is a hash of the key and the entry's index in the global
+/// batch (a counter-based generator), so with `rows` (values `[T, B, W]` time-major, B of
+/// `rows.total` rows) a rank draws exactly the entries one process would for those rows.
+func dropoutMask(
+  count: Int, probability p: Float, shape: [Int]? = nil, rows: BatchRows? = nil,
+  using rng: inout some RandomNumberGenerator
+) -> FloatBuffer {
   let mask = FloatBuffer(count: count)
   let keep = 1 / (1 - p)
-  for i in 0..<count { mask.pointer[i] = rng.nextUnitFloat() < p ? 0 : keep }
+  let key = rng.next()
+  func draw(_ index: Int) -> Float {
+    var z = key &+ UInt64(index &+ 1) &* 0x9E37_79B9_7F4A_7C15
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    z ^= z >> 31
+    return Float(z >> 40) * 0x1p-24 < p ? 0 : keep
+  }
+  if let rows, let shape, shape.count == 3, rows.total != shape[1] || rows.first != 0 {
+    let (T, B, W) = (shape[0], shape[1], shape[2])
+    precondition(rows.first + B <= rows.total, "dropout: rows \(rows.first)..<\(rows.first + B) outside the global \(rows.total)")
+    for t in 0..<T {
+      for b in 0..<B {
+        let local = (t * B + b) * W
+        let global = (t * rows.total + rows.first + b) * W
+        for j in 0..<W { mask.pointer[local + j] = draw(global + j) }
+      }
+    }
+  } else {
+    for i in 0..<count { mask.pointer[i] = draw(i) }
+  }
   return mask
 }

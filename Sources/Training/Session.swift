@@ -1,4 +1,5 @@
 import Dispatch
+import Distributed
 import Foundation
 import Recurrent
 import TextCorpus
@@ -132,6 +133,13 @@ public struct TrainingSession: Sendable {
   let train: BatchLayout
   /// The validation stream.
   public let validTokens: [Int]
+  /// Set when training data-parallel across ranks: this rank's rows and the collectives.
+  public let parallel: DataParallel?
+  /// Whether this process reports, validates and saves (rank 0, or the only process).
+  public var isRoot: Bool { (parallel?.world.rank ?? 0) == 0 }
+  /// Seconds this rank spent starting and waiting for gradient reductions (data-parallel).
+  public var communicationSeconds: Double { buckets?.seconds ?? 0 }
+  let buckets: GradientBuckets?
 
   /// A fresh run.
   /// - Parameters:
@@ -142,9 +150,11 @@ public struct TrainingSession: Sendable {
   ///   - initialModel: fine-tuning: start from this model's weights (its vocabulary a
   ///     prefix of `vocabulary`, its architecture the options'), with a fresh optimizer, schedule
   ///     and step count; the rows of new tokens are initialised as a fresh model's.
+  ///   - world: train data-parallel across these ranks (each calls this with the same
+  ///     arguments); rank 0's initial weights are broadcast. Nil or one rank: one process.
   public init(
     options: TrainingOptions, vocabulary: Vocabulary, trainTokens: [Int], validTokens: [Int],
-    initialModel: LanguageModel? = nil
+    initialModel: LanguageModel? = nil, world: (any Collective)? = nil
   ) throws {
     self.options = options
     self.vocabulary = vocabulary
@@ -159,10 +169,48 @@ public struct TrainingSession: Sendable {
     train = try BatchLayout(tokens: trainTokens, batchSize: options.batchSize, sequenceLength: options.sequenceLength)
     guard validTokens.count >= 2 else { throw CorpusError.tooShort(tokens: validTokens.count, needed: 2) }
     self.validTokens = validTokens
+    (parallel, buckets) = try Self.split(world, options: options, vocabulary: vocabulary, train: trainTokens, valid: validTokens)
+    parallel?.broadcastParameters(&model)
+  }
+
+  /// The data-parallel split for `world` (nil for one process), after checking that the ranks
+  /// agree on the options that shape the trajectory and on the data.
+  static func split(
+    _ world: (any Collective)?, options: TrainingOptions, vocabulary: Vocabulary, train: [Int], valid: [Int],
+    step: Int = 0
+  ) throws -> (DataParallel?, GradientBuckets?) {
+    guard let world, world.size > 1 else { return (nil, nil) }
+    let parallel = try DataParallel(world: world, options: options)
+    func agree(_ what: String, _ hash: UInt64) throws {
+      let folded = Int(truncatingIfNeeded: hash)
+      let (low, high) = world.range(folded)
+      if low != high { throw DataParallelError.ranksDisagree(what) }
+    }
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    let trajectory = [
+      options.fingerprint, "\(options.optimizer)", options.schedule.summary, "\(options.clip ?? 0)",
+      "\(options.dropout)", options.onNaN.rawValue, "\(options.steps ?? -1)", "\(options.epochs ?? -1)",
+      "\(options.evalEvery)", "\(options.sampleEvery)", "\(options.checkpointEvery)", "\(step)",
+    ].joined(separator: "|")
+    stableHash(trajectory.utf8, into: &hash)
+    try agree("the options (\(options.fingerprint), optimizer, schedule, clip, dropout, stopping and checkpoint steps, resume step)", hash)
+    hash = 0xcbf2_9ce4_8422_2325
+    stableHash(vocabulary.tokens.joined(separator: "\u{0}").utf8, into: &hash)
+    for stream in [train, valid] {
+      stableHash(withUnsafeBytes(of: stream.count) { Array($0) }, into: &hash)
+      stream.withUnsafeBytes { stableHash($0, into: &hash) }
+    }
+    try agree("the data (vocabulary, training or validation tokens)", hash)
+    return (parallel, GradientBuckets(world: world))
   }
 
   /// Continues the run saved in `checkpoint`. Shapes, batch layout and seed must match.
-  public init(resuming checkpoint: Checkpoint, options: TrainingOptions, trainTokens: [Int], validTokens: [Int]) throws {
+  /// With `world`, every rank resumes the same checkpoint (any number of ranks that divides
+  /// the batch: the data position and the carried state are global).
+  public init(
+    resuming checkpoint: Checkpoint, options: TrainingOptions, trainTokens: [Int], validTokens: [Int],
+    world: (any Collective)? = nil
+  ) throws {
     guard let progress = checkpoint.progress, let optimizer = checkpoint.optimizer else {
       throw TrainingError.notResumable("the checkpoint holds no training state")
     }
@@ -198,6 +246,12 @@ public struct TrainingSession: Sendable {
     train = try BatchLayout(tokens: trainTokens, batchSize: options.batchSize, sequenceLength: options.sequenceLength)
     guard validTokens.count >= 2 else { throw CorpusError.tooShort(tokens: validTokens.count, needed: 2) }
     self.validTokens = validTokens
+    (parallel, buckets) = try Self.split(
+      world, options: options, vocabulary: vocabulary, train: trainTokens, valid: validTokens, step: progress.step)
+    if let parallel {
+      parallel.broadcastParameters(&model)
+      carried = carried.map(parallel.slice)
+    }
   }
 
   static func withDropout(_ model: LanguageModel, _ p: Float) -> LanguageModel {
@@ -233,27 +287,39 @@ public struct TrainingSession: Sendable {
       epoch += 1
       carried = nil  // each epoch starts from a zero state
     }
-    let (inputs, targets, length) = train.window(window)
+    let (allInputs, allTargets, length) = train.window(window)
+    let inputs = parallel?.slice(allInputs, length: length) ?? allInputs
+    let targets = parallel?.slice(allTargets, length: length) ?? allTargets
     var state: RecurrentState? = nil
-    let (carried, B, compute) = (self.carried, options.batchSize, self.compute)
+    let (carried, B, compute) = (self.carried, parallel?.localRows ?? options.batchSize, self.compute)
     var rng = self.rng
     let (rate, place) = (learningRate, "step \(step + 1)")
+    let (buckets, rows) = (self.buckets, parallel?.rows)
     let report = try trainer.run(
       &model, learningRate: rate, place: place, hooks: hooks
     ) { model, gradient, ready in
       let (logits, newState, trace) = model.forward(
-        ids: inputs, sequenceLength: length, batchSize: B, state: carried, training: true, using: &rng,
+        ids: inputs, sequenceLength: length, batchSize: B, state: carried, training: true, rows: rows, using: &rng,
         compute: compute)
       state = newState
       let (loss, dLogits) = Loss.softmaxCrossEntropy(logits: logits, targets: targets)
-      model.backward(trace, logitsGradient: dLogits, into: &gradient, compute: compute, parametersReady: ready)
-      return loss
+      guard let buckets else {
+        model.backward(trace, logitsGradient: dLogits, into: &gradient, compute: compute, parametersReady: ready)
+        return loss
+      }
+      // Data-parallel: each bucket's reduction starts as backward finishes it; the step then
+      // clips and updates the average of the ranks' gradients, the same on every rank.
+      model.backward(trace, logitsGradient: dLogits, into: &gradient, compute: compute) { indices, tensors in
+        ready?(indices, tensors)
+        buckets.ready(indices, tensors)
+      }
+      return buckets.finish(into: &gradient, loss: loss)
     }
     self.rng = rng
     self.carried = state  // detached: the next window's backward stops here
     window += 1
     step += 1
-    tokensSeen += targets.count
+    tokensSeen += allTargets.count
     lastGradientNorm = report.gradientNorm
     lastTrainLoss = report.loss.isFinite ? report.loss : nil  // a checkpoint stores only numbers JSON has
     return report.loss
@@ -276,8 +342,10 @@ public struct TrainingSession: Sendable {
     return vocabulary.decode(prime + ids)
   }
 
-  /// The run as a checkpoint, resumable.
+  /// The run as a checkpoint, resumable. Data-parallel, this is a collective (every rank calls
+  /// it): the carried state is gathered from the ranks' rows.
   public func checkpoint(elapsed: Double = 0) -> Checkpoint {
+    let carried = parallel.flatMap { parallel in self.carried.map(parallel.gather) } ?? self.carried
     let progress = TrainingProgress(
       step: step, epoch: epoch, window: window, tokensSeen: tokensSeen, elapsedSeconds: elapsedBefore + elapsed,
       rngState: rng.state, optimizer: trainer.optimizer.configuration, schedule: options.schedule,
@@ -306,8 +374,17 @@ public struct TrainingSession: Sendable {
     while true {
       if let steps = options.steps, step >= steps { reason = "reached \(steps) steps"; break }
       if let epochs = options.epochs, epochProgress >= epochs { reason = "reached \(epochs) epochs"; break }
-      if let limit = options.timeLimit, elapsed() >= limit { reason = "reached the time limit of \(limit) s"; break }
-      if shouldStop() { reason = "interrupted"; break }
+      // The clock and signals are per process: data-parallel ranks stop together when any would.
+      if let limit = options.timeLimit, elapsed() >= limit { reason = "reached the time limit of \(limit) s" }
+      if reason.isEmpty && shouldStop() { reason = "interrupted" }
+      if let world = parallel?.world {
+        if world.any(!reason.isEmpty) {
+          if reason.isEmpty { reason = "another rank stopped (a signal or the time limit)" }
+          break
+        }
+      } else if !reason.isEmpty {
+        break
+      }
       let loss = try trainStep(hooks: hooks)
       let seconds = elapsed()
       let rate = Double(tokensSeen - startTokens) / max(seconds, 1e-9)
@@ -315,28 +392,38 @@ public struct TrainingSession: Sendable {
         .step(
           step: step, epoch: epochProgress, loss: loss, learningRate: learningRate, gradientNorm: lastGradientNorm,
           tokensPerSecond: rate, elapsed: seconds, eta: eta(elapsed: seconds, stepsDone: step - startStep)))
+      // Data-parallel, only rank 0 validates, samples and writes (the others wait for it in
+      // the next step's collectives); saving gathers the carried state from every rank.
       if options.evalEvery > 0 && step % options.evalEvery == 0 {
-        events(.evaluation(step: step, trainLoss: loss, validLoss: evaluate().natsPerToken, tokensPerSecond: rate, elapsed: elapsed()))
+        if isRoot {
+          events(.evaluation(step: step, trainLoss: loss, validLoss: evaluate().natsPerToken, tokensPerSecond: rate, elapsed: elapsed()))
+        }
         lastEvaluated = step
       }
-      if options.sampleEvery > 0 && step % options.sampleEvery == 0 {
+      if options.sampleEvery > 0 && step % options.sampleEvery == 0 && isRoot {
         events(.sample(step: step, text: sample(length: options.sampleLength, seed: options.seed &+ UInt64(step))))
       }
       if options.checkpointEvery > 0 && step % options.checkpointEvery == 0, let checkpointPath {
-        try checkpoint(elapsed: elapsed()).save(to: checkpointPath)
-        events(.checkpoint(step: step, path: checkpointPath))
+        let saved = checkpoint(elapsed: elapsed())
+        if isRoot {
+          try saved.save(to: checkpointPath)
+          events(.checkpoint(step: step, path: checkpointPath))
+        }
       }
     }
-    let valid = evaluate().natsPerToken
+    let valid = isRoot ? evaluate().natsPerToken : nil
     let seconds = elapsed()
-    if lastEvaluated != step {
+    if lastEvaluated != step, let valid {
       events(.evaluation(
         step: step, trainLoss: lastTrainLoss ?? .nan, validLoss: valid,
         tokensPerSecond: Double(tokensSeen - startTokens) / max(seconds, 1e-9), elapsed: seconds))
     }
     if let checkpointPath {
-      try checkpoint(elapsed: seconds).save(to: checkpointPath)
-      events(.checkpoint(step: step, path: checkpointPath))
+      let saved = checkpoint(elapsed: seconds)
+      if isRoot {
+        try saved.save(to: checkpointPath)
+        events(.checkpoint(step: step, path: checkpointPath))
+      }
     }
     events(.finished(step: step, reason: reason, validLoss: valid, elapsed: seconds))
   }
