@@ -123,7 +123,7 @@ public final class Communicator: Collective, @unchecked Sendable {
   public func startAllreduceSum(_ values: UnsafeMutableBufferPointer<Float>) -> PendingReduction {
     #if MPI
     guard size > 1, let base = values.baseAddress else { return PendingReduction {} }
-    let request = UnsafeMutablePointer<MPI_Request>.allocate(capacity: 1)
+    let request = UnsafeMutablePointer<MPI_Request?>.allocate(capacity: 1)
     check(
       MPI_Iallreduce(
         rc_mpi_in_place(), base, Int32(values.count), rc_mpi_float(), rc_mpi_sum(), rc_mpi_comm_world(), request),

@@ -171,12 +171,15 @@ public enum Loss {
   ///   - targets: `N` class indices in `0..<V`, or `ignoreIndex` for rows that do not count.
   ///   - ignoreIndex: the target value of rows that do not count, or nil.
   /// - Returns: the loss (0 when every row is ignored) and ∂loss/∂logits `[N, V]`.
+  /// - Parameter total: divide by this many targets instead of this call's count: a
+  ///   data-parallel rank passes the global batch's, so its loss and gradient are its exact
+  ///   share of the global mean and the ranks' shares simply add up.
   public static func softmaxCrossEntropy(
-    logits: Tensor, targets: [Int], ignoreIndex: Int? = nil
+    logits: Tensor, targets: [Int], ignoreIndex: Int? = nil, meanOver total: Int? = nil
   ) -> (loss: Float, gradient: Tensor) {
     precondition(logits.rank == 2 && logits.shape[0] == targets.count,
       "softmaxCrossEntropy: logits \(logits.shape) for \(targets.count) targets")
-    let counted = targets.reduce(0) { $0 + ($1 == ignoreIndex ? 0 : 1) }
+    let counted = total ?? targets.reduce(0) { $0 + ($1 == ignoreIndex ? 0 : 1) }
     let (sum, _, gradient) = rows(
       .categoricalCrossEntropy, output: logits, targets: .classes(targets, ignoreIndex: ignoreIndex),
       gradientScale: 1 / Float(max(counted, 1)))

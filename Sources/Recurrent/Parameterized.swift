@@ -29,6 +29,18 @@ extension Parameterized {
     forEachParameter { _, tensor in tensor.zero() }
   }
 
+  /// Adds `other`'s parameters (of the same structure) into these, elementwise: `self + other`.
+  public mutating func add(_ other: Self) {
+    let parts = other.namedParameters
+    var index = 0
+    forEachParameter { _, tensor in
+      precondition(tensor.shape == parts[index].tensor.shape, "add: parameter \(parts[index].name) differs in shape")
+      let addend = parts[index].tensor.scalars
+      for i in 0..<tensor.count { tensor.scalars[i] += addend[i] }
+      index += 1
+    }
+  }
+
   /// Total number of scalars.
   public var parameterCount: Int { namedParameters.reduce(0) { $0 + $1.tensor.count } }
 }

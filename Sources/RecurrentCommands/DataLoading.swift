@@ -84,7 +84,12 @@ func encodeFile(_ path: String, vocabulary: Vocabulary) throws -> EncodedFile {
 
 /// The vocabulary of a checkpoint (`--tokenizer-from`): a language model's or an HMM's.
 func tokenizerVocabulary(_ path: String) throws -> Vocabulary {
-  try Vocabulary.read(fromCheckpoint: path)
+  if let handle = FileHandle(forReadingAtPath: path), let head = try? handle.read(upToCount: 8),
+    Array(head) == TokenFile.magic
+  {
+    return try TokenFile.open(path).vocabulary  // a token file from recurrent prepare
+  }
+  return try Vocabulary.read(fromCheckpoint: path)
 }
 
 /// An error whose message is the whole line ArgumentParser prints after "Error: ".

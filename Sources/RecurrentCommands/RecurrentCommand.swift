@@ -12,7 +12,7 @@ public struct RecurrentCommand: ParsableCommand {
     subcommands: [
       Train.self, Evaluate.self, Generate.self, Fit.self, Predict.self, TaskCommand.self, ExampleCommand.self,
       NGram.self, HMM.self,
-      Export.self, Serve.self, MPICheck.self, Bench.self, BenchGEMM.self, BenchBPE.self,
+      Prepare.self, Export.self, Serve.self, MPICheck.self, Bench.self, BenchGEMM.self, BenchBPE.self,
     ])
   /// A command to be filled in by the parser.
   public init() {}
@@ -25,6 +25,8 @@ public struct RecurrentCommand: ParsableCommand {
       var command = try parseAsRoot(arguments)
       try command.run()
       Foundation.exit(0)
+    } catch let error as ExitCode where error != .validationFailure {
+      Foundation.exit(error.rawValue)  // already said (e.g. by another MPI rank)
     } catch {
       let code = exitCode(for: error)
       if code == .success { exit(withError: error) }  // --help, --version

@@ -63,6 +63,10 @@ struct Train: ParsableCommand {
   @Option(help: "On a NaN or infinite loss or gradient: stop (save nothing) or skip that update. [default: \(TrainDefaults.options.onNaN.rawValue)]")
   var onNan: NaNPolicy?
   @Flag(help: "One JSON object per event on standard output, nothing else.") var json = false
+  @Option(help: "Train on a token file from recurrent prepare, memory-mapped (its tokenizer is the model's) instead of a text.")
+  var tokens: String?
+  @Option(help: "Validate on this token file (prepared with --tokenizer-from the --tokens file). [default: the last 10% of --tokens]")
+  var validTokens: String?
 
   func validate() throws {
     try Bounds.check(embedding, Bounds.embedding, "--embedding")
@@ -79,6 +83,17 @@ struct Train: ParsableCommand {
     }
     if let schedule { _ = try parseSchedule(schedule, steps: steps) }
     if checkpoint.isEmpty { throw ValidationError("--checkpoint must not be empty") }
+    if tokens != nil {
+      let clashing = [
+        ("--text", data.text != nil), ("--valid-text", data.validText != nil), ("--tokenizer", data.tokenizer != nil),
+        ("--encoding", data.encoding != nil), ("--tokenizer-from", data.tokenizerFrom != nil),
+        ("--vocab-size", data.vocabSize != nil), ("--min-count", data.minCount != nil),
+        ("--max-vocab", data.maxVocab != nil), ("--init-from", initFrom != nil),
+      ].filter(\.1).map(\.0)
+      if let first = clashing.first { throw ValidationError("--tokens holds the ids and their tokenizer; drop \(first)") }
+    } else if validTokens != nil {
+      throw ValidationError("--valid-tokens goes with --tokens")
+    }
     if resume && initFrom != nil {
       throw ValidationError("--init-from starts a new run from a checkpoint's weights, --resume continues a run: give one")
     }
@@ -145,91 +160,146 @@ struct Train: ParsableCommand {
   }
 
   func run() throws {
-    try refuseMultiRankWithoutMPI("train")
-    let textPath = data.textPath
+    // Launched by mpirun as several ranks (an MPI build): data-parallel over them. Every step
+    // before training is collective: if it fails on any rank, the first such rank says why in
+    // one line and every rank exits 1 (none waits forever for the others).
+    let world = try trainingWorld("train")
+    let isRoot = (world?.rank ?? 0) == 0
     var resumed: Checkpoint? = nil
-    if resume {
-      resumed = try Checkpoint.load(from: checkpoint)
-      guard resumed?.progress != nil else {
-        throw CommandError("\(checkpoint) holds no training state to resume (it was not written by recurrent train)")
+    var initial: Checkpoint? = nil
+    var source: Vocabulary? = nil
+    try collectively(world) {
+      guard isRoot else { return }
+      if resume {
+        resumed = try Checkpoint.load(from: checkpoint)
+        guard resumed?.progress != nil else {
+          throw CommandError("\(checkpoint) holds no training state to resume (it was not written by recurrent train)")
+        }
+      } else {
+        try ensureWritable(checkpoint)
+      }
+      initial = try initFrom.map { try Checkpoint.load(from: $0) }
+      if data.tokenizerFrom != nil && (resume || initFrom != nil) {
+        throw ValidationError("--tokenizer-from is for a new model; \(resume ? "--resume" : "--init-from") keeps its checkpoint's tokenizer")
+      }
+      source = try data.sourceVocabulary()
+    }
+    // Rank 0 read the checkpoints and the tokenizer (the other hosts need not have them).
+    if let world {
+      resumed = try world.share(resumed)
+      initial = try world.share(initial)
+      source = try world.share(source)
+    }
+    var options = try collectively(world) { try self.options(base: resumed?.progress?.options, step: resumed?.progress?.step ?? 0) }
+    if let world, runOptions.threads == nil {
+      options.threads = max(1, System.coreCount / launchedLocalSize(default: world.size))
+    }
+    var session: TrainingSession
+    if let tokens {
+      // Token files are mapped, not read: every rank maps its own copy (or a shared one).
+      let (trainIDs, validIDs, fileVocabulary) = try collectively(world) { try mappedTokens(tokens) }
+      session = try collectively(world) { () throws -> TrainingSession in
+        if let resumed, resumed.vocabulary.kind != fileVocabulary.kind || resumed.vocabulary.tokens != fileVocabulary.tokens {
+          throw CommandError("--tokens \(tokens) has another tokenizer than the checkpoint \(checkpoint)")
+        }
+        guard trainIDs.count / options.batchSize >= 2 else {
+          throw CommandError(
+            "\(tokens): \(trainIDs.count) training tokens are too few for --batch \(options.batchSize) (need at least \(2 * options.batchSize))")
+        }
+        return try resumed.map {
+          try TrainingSession(resuming: $0, options: options, train: trainIDs, valid: validIDs, world: world)
+        }
+          ?? TrainingSession(options: options, vocabulary: fileVocabulary, train: trainIDs, valid: validIDs, world: world)
       }
     } else {
-      try ensureWritable(checkpoint)
-    }
-    let initial = try initFrom.map { try Checkpoint.load(from: $0) }
-    if data.tokenizerFrom != nil && (resume || initFrom != nil) {
-      throw ValidationError("--tokenizer-from is for a new model; \(resume ? "--resume" : "--init-from") keeps its checkpoint's tokenizer")
-    }
-    let source = try data.sourceVocabulary()
-    var options = try options(base: resumed?.progress?.options, step: resumed?.progress?.step ?? 0)
-    if let initial, let initFrom {
-      let c = initial.model.configuration
-      try checkArchitecture(c, vocabulary: initial.vocabulary, path: initFrom)
-      (options.cell, options.layers, options.hiddenSize, options.embeddingSize, options.tied) =
-        (c.cell, c.layers, c.hiddenSize, c.embeddingSize, c.tied)
-    }
-    let kind = resumed?.vocabulary.kind ?? initial?.vocabulary.kind ?? source?.kind ?? data.tokenizerKind
-    if let tokenizer = data.tokenizer, let resumed, tokenizer != resumed.vocabulary.kind {
-      throw ValidationError("--tokenizer \(tokenizer.rawValue) differs from the checkpoint's \(resumed.vocabulary.kind.rawValue)")
-    }
-    if let encoding = data.encoding, let resumed, encoding != resumed.vocabulary.encoding {
-      throw ValidationError("--encoding \(encoding.rawValue) differs from the checkpoint's \(resumed.vocabulary.encoding.rawValue)")
-    }
-    let encoding = resumed?.vocabulary.encoding ?? initial?.vocabulary.encoding ?? source?.encoding ?? data.textEncoding
-    let fullText = try readText(path: textPath, encoding: encoding)
-    let trainText: String
-    let validText: String
-    if let validPath = data.validText {
-      trainText = fullText
-      validText = try readText(path: validPath, encoding: encoding)
-    } else {
-      (trainText, validText) = splitForValidation(fullText, kind: kind)
-    }
-    let vocabulary =
-      resumed?.vocabulary
-      ?? initial?.vocabulary.extended(
-        with: [trainText, validText], minimumCount: data.minCount ?? 1, maximumSize: data.maxVocab)
-      ?? source
-      ?? data.vocabulary(train: trainText, valid: validText, kind: kind)
-    let trainTokens: [Int]
-    let validTokens: [Int]
-    do {
-      trainTokens = try vocabulary.encode(trainText)
-      validTokens = try vocabulary.encode(validText)
-    } catch let error as CorpusError {
-      throw CommandError("\(textPath): \(error)")
-    }
-    guard trainTokens.count / options.batchSize >= 2 else {
-      throw CommandError(
-        "\(textPath): \(trainTokens.count) training tokens are too few for --batch \(options.batchSize) (need at least \(2 * options.batchSize))")
-    }
-    guard validTokens.count >= 2 else {
-      throw CommandError("validation text has \(validTokens.count) tokens; it needs at least 2")
-    }
-    var session =
-      try resumed.map {
-        try TrainingSession(resuming: $0, options: options, trainTokens: trainTokens, validTokens: validTokens)
+      let (trainText, validText) = try collectively(world) { () throws -> (String, String) in
+        if let initial, let initFrom {
+          let c = initial.model.configuration
+          try checkArchitecture(c, vocabulary: initial.vocabulary, path: initFrom)
+          (options.cell, options.layers, options.hiddenSize, options.embeddingSize, options.tied) =
+            (c.cell, c.layers, c.hiddenSize, c.embeddingSize, c.tied)
+        }
+        if let tokenizer = data.tokenizer, let resumed, tokenizer != resumed.vocabulary.kind {
+          throw ValidationError("--tokenizer \(tokenizer.rawValue) differs from the checkpoint's \(resumed.vocabulary.kind.rawValue)")
+        }
+        if let encoding = data.encoding, let resumed, encoding != resumed.vocabulary.encoding {
+          throw ValidationError("--encoding \(encoding.rawValue) differs from the checkpoint's \(resumed.vocabulary.encoding.rawValue)")
+        }
+        let encoding = resumed?.vocabulary.encoding ?? initial?.vocabulary.encoding ?? source?.encoding ?? data.textEncoding
+        let fullText = try readText(path: data.textPath, encoding: encoding)
+        if let validPath = data.validText { return (fullText, try readText(path: validPath, encoding: encoding)) }
+        let kind = resumed?.vocabulary.kind ?? initial?.vocabulary.kind ?? source?.kind ?? data.tokenizerKind
+        return splitForValidation(fullText, kind: kind)
       }
-      ?? TrainingSession(
-        options: options, vocabulary: vocabulary, trainTokens: trainTokens, validTokens: validTokens,
-        initialModel: initial?.model)
-    let board = try tensorboard.map { try TensorBoardWriter(directory: $0) }  // before any file of ours
-    let metrics = try MetricsLog(checkpointPath: checkpoint, resuming: resume)
-    let reporter = Reporter(json: json, terminal: standardOutputIsTerminal && !json)
+      // Rank 0 builds the vocabulary (for BPE, learns the merges); the others receive it.
+      var built: Vocabulary? = nil
+      try collectively(world) {
+        guard isRoot else { return }
+        let kind = resumed?.vocabulary.kind ?? initial?.vocabulary.kind ?? source?.kind ?? data.tokenizerKind
+        built =
+          resumed?.vocabulary
+          ?? initial?.vocabulary.extended(
+            with: [trainText, validText], minimumCount: data.minCount ?? 1, maximumSize: data.maxVocab)
+          ?? source
+          ?? data.vocabulary(train: trainText, valid: validText, kind: kind)
+      }
+      if let world { built = try world.share(built) }
+      guard let vocabulary = built else { throw CommandError("rank \(world?.rank ?? 0) received no vocabulary") }
+      session = try collectively(world) { () throws -> TrainingSession in
+        let trainTokens: [Int]
+        let validTokens: [Int]
+        do {
+          trainTokens = try vocabulary.encode(trainText)
+          validTokens = try vocabulary.encode(validText)
+        } catch let error as CorpusError {
+          throw CommandError("\(data.textPath): \(error)")
+        }
+        guard trainTokens.count / options.batchSize >= 2 else {
+          throw CommandError(
+            "\(data.textPath): \(trainTokens.count) training tokens are too few for --batch \(options.batchSize) (need at least \(2 * options.batchSize))")
+        }
+        guard validTokens.count >= 2 else {
+          throw CommandError("validation text has \(validTokens.count) tokens; it needs at least 2")
+        }
+        return try resumed.map {
+          try TrainingSession(
+            resuming: $0, options: options, trainTokens: trainTokens, validTokens: validTokens, world: world)
+        }
+          ?? TrainingSession(
+            options: options, vocabulary: vocabulary, trainTokens: trainTokens, validTokens: validTokens,
+            initialModel: initial?.model, world: world)
+      }
+    }
+    // Only rank 0 writes files and prints.
+    let board = try isRoot ? tensorboard.map { try TensorBoardWriter(directory: $0) } : nil  // before any file of ours
+    let metrics = try isRoot ? MetricsLog(checkpointPath: checkpoint, resuming: resume) : nil
+    let reporter = Reporter(json: json, terminal: standardOutputIsTerminal && !json && world == nil)
+    if let world, isRoot {
+      reporter.note(
+        "data-parallel on \(world.size) ranks: \(options.batchSize / world.size) of the \(options.batchSize) rows and \(options.threads) threads each",
+        json: ["event": .string("parallel"), "ranks": .int(world.size), "rows_per_rank": .int(options.batchSize / world.size), "threads": .int(options.threads)])
+    }
     // SIGINT (Ctrl-C) or SIGTERM ends the run after the current step: it validates, saves the
-    // checkpoint and exits normally, so `--resume` can continue from there.
+    // checkpoint and exits normally, so `--resume` can continue from there. Data-parallel, a
+    // signal to any rank stops every rank after the same step.
     let interrupt = InterruptFlag()
-    let watchers = [SIGINT, SIGTERM].map { number -> DispatchSourceSignal in
+    // Under mpirun, SIGUSR1 to mpirun (which forwards it to every rank) stops the run the same
+    // way; mpirun itself answers SIGINT and SIGTERM by killing the ranks.
+    let watchers = ([SIGINT, SIGTERM] + (world == nil ? [] : [SIGUSR1])).map { number -> DispatchSourceSignal in
       signal(number, SIG_IGN)
       let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-      source.setEventHandler { interrupt.raise(number) }
+      source.setEventHandler {
+        interrupt.raise(number)
+        if let world { watchdog(rank: world.rank, signal: number) }
+      }
       source.resume()
       return source
     }
     defer { watchers.forEach { $0.cancel() } }
     do {
       try session.run(checkpointPath: checkpoint, shouldStop: { interrupt.isRaised }) { event in
-        metrics.record(event)
+        guard isRoot else { return }
+        metrics?.record(event)
         board?.record(event)
         reporter.report(event)
       }
@@ -237,7 +307,36 @@ struct Train: ParsableCommand {
       reporter.finishLine()
       throw CommandError(error.description)
     }
-    try metrics.drawCurve()
+    if let world {
+      let steps = max(1, session.stepsThisRun)
+      let perStep = session.communicationSeconds / Double(steps)
+      let worst = world.range(Int(perStep * 1e6)).maximum
+      if isRoot {
+        reporter.note(
+          String(format: "allreduce: %.2f ms per step on rank 0, %.2f ms on the slowest rank", perStep * 1e3, Double(worst) / 1e3),
+          json: ["event": .string("allreduce"), "seconds_per_step": .number(perStep), "slowest_rank_seconds_per_step": .number(Double(worst) / 1e6), "steps": .int(steps)])
+      }
+    }
+    if isRoot { try metrics?.drawCurve() }
+    world?.finalize()
+  }
+}
+
+/// The training and validation ids of `--tokens` (and `--valid-tokens`, else the last 10% of
+/// `--tokens`), mapped, and their vocabulary.
+extension Train {
+  func mappedTokens(_ path: String) throws -> (TokenIDs, TokenIDs, Vocabulary) {
+    let (_, vocabulary, ids) = try TokenFile.open(path)
+    guard let validPath = validTokens else {
+      let split = ids.count - ids.count / 10
+      return (ids.ids(0..<split), ids.ids(split..<ids.count), vocabulary)
+    }
+    let (_, validVocabulary, valid) = try TokenFile.open(validPath)
+    guard validVocabulary.kind == vocabulary.kind && validVocabulary.tokens == vocabulary.tokens else {
+      throw CommandError("--valid-tokens \(validPath) has another tokenizer than --tokens \(path); prepare it with --tokenizer-from \(path)")
+    }
+    guard valid.count >= 2 else { throw CommandError("--valid-tokens \(validPath) has \(valid.count) tokens; it needs at least 2") }
+    return (ids, valid, vocabulary)
   }
 }
 
@@ -278,6 +377,12 @@ final class Reporter {
   init(json: Bool, terminal: Bool) {
     self.json = json
     self.terminal = terminal
+  }
+
+  /// A line of its own: `text`, or `fields` as JSON with `--json`.
+  func note(_ text: String, json fields: [String: JSONValue]) {
+    finishLine()
+    emit(json ? jsonLine(fields) : text + "\n")
   }
 
   func finishLine() {

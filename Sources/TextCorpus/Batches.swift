@@ -4,8 +4,8 @@
 /// window shorter), inputs are tokens at those positions and targets the tokens one later.
 /// Consecutive windows continue each row, so the hidden state carries across them.
 public struct BatchLayout: Sendable, Equatable {
-  /// The token stream.
-  public let tokens: [Int]
+  /// The token stream (in memory, or read in place from a token file).
+  public let tokens: TokenIDs
   /// Rows `B`: the stream is cut into this many contiguous rows.
   public let batchSize: Int
   /// Window length `T` (the truncated-BPTT length).
@@ -15,6 +15,11 @@ public struct BatchLayout: Sendable, Equatable {
 
   /// A layout, or `CorpusError.tooShort` when the stream is shorter than two tokens per row.
   public init(tokens: [Int], batchSize: Int, sequenceLength: Int) throws {
+    try self.init(ids: TokenIDs(tokens), batchSize: batchSize, sequenceLength: sequenceLength)
+  }
+
+  /// A layout over ids that may be read in place from a token file.
+  public init(ids tokens: TokenIDs, batchSize: Int, sequenceLength: Int) throws {
     precondition(batchSize > 0 && sequenceLength > 0, "BatchLayout: sizes must be positive")
     let rowLength = tokens.count / batchSize
     guard rowLength >= 2 else { throw CorpusError.tooShort(tokens: tokens.count, needed: 2 * batchSize) }

@@ -161,7 +161,7 @@ extension String {
 }
 
 /// Offset of the first byte that does not start or continue a valid UTF-8 sequence.
-func firstInvalidUTF8Offset(_ data: Data) -> Int {
+public func firstInvalidUTF8Offset(_ data: Data) -> Int {
   let bytes = [UInt8](data)
   var i = 0
   while i < bytes.count {
@@ -286,9 +286,22 @@ public struct Vocabulary: Equatable, Sendable {
     of text: String, minimumCount: Int = 1, maximumSize: Int? = nil, encoding: TextEncoding = .utf8
   ) -> Vocabulary {
     var counts: [String: Int] = [:]
+    countWords(in: text, into: &counts)
+    return words(counts: counts, minimumCount: minimumCount, maximumSize: maximumSize, encoding: encoding)
+  }
+
+  /// Adds the count of each whitespace-separated word of `text` into `counts`.
+  public static func countWords(in text: String, into counts: inout [String: Int]) {
     for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
       for word in line.split(whereSeparator: { $0.isWhitespace }) { counts[String(word), default: 0] += 1 }
     }
+  }
+
+  /// Word vocabulary from word counts (as `words(of:)`, for text read in parts).
+  public static func words(
+    counts: [String: Int], minimumCount: Int = 1, maximumSize: Int? = nil, encoding: TextEncoding = .utf8
+  ) -> Vocabulary {
+    var counts = counts
     counts[unknown] = nil
     counts[endOfSentence] = nil
     var words = counts.filter { $0.value >= minimumCount }.sorted {

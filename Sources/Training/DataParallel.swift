@@ -6,7 +6,7 @@ import TextCorpus
 
 /// Data-parallel training across the ranks of a `Collective` (MPI under `mpirun`, or
 /// `LocalGroup` threads): every rank holds the whole model and rows
-/// `[r·B/N, (r+1)·B/N)` of the global batch; the ranks average their gradients (and losses)
+/// `[r·B/N, (r+1)·B/N)` of the global batch; the ranks sum their shares of the gradient (and loss)
 /// before the one shared training step, so each step is the one-process step on the whole batch.
 public struct DataParallel: Sendable {
   /// The ranks.
@@ -33,7 +33,14 @@ public struct DataParallel: Sendable {
 
   /// Columns `rows` of time-major `[T, B]` ids.
   func slice(_ ids: [Int], length: Int) -> [Int] {
-    let (B, b, first) = (options.batchSize, localRows, rows.first)
+    Self.columns(ids, length: length, batch: options.batchSize, first: rows.first, count: localRows)
+  }
+
+  /// This rank's rows of a global `[L, B, H]` state.
+  func slice(_ state: RecurrentState) -> RecurrentState { Self.rows(state, first: rows.first, count: localRows) }
+
+  /// Columns `first ..< first + count` of time-major `[T, batch]` ids.
+  static func columns(_ ids: [Int], length: Int, batch B: Int, first: Int, count b: Int) -> [Int] {
     var out = [Int](repeating: 0, count: length * b)
     for t in 0..<length {
       for j in 0..<b { out[t * b + j] = ids[t * B + first + j] }
@@ -41,20 +48,41 @@ public struct DataParallel: Sendable {
     return out
   }
 
-  /// This rank's rows of a global `[L, B, H]` state.
-  func slice(_ state: RecurrentState) -> RecurrentState {
+  /// Rows `first ..< first + count` of an `[L, B, H]` state.
+  static func rows(_ state: RecurrentState, first: Int, count b: Int) -> RecurrentState {
     func rows(_ tensor: Tensor) -> Tensor {
       let (layers, B, H) = (tensor.shape[0], tensor.shape[1], tensor.shape[2])
-      let b = B / world.size
       var scalars = [Float](repeating: 0, count: layers * b * H)
       for l in 0..<layers {
         for j in 0..<b {
-          for h in 0..<H { scalars[(l * b + j) * H + h] = tensor.scalars[(l * B + self.rows.first + j) * H + h] }
+          for h in 0..<H { scalars[(l * b + j) * H + h] = tensor.scalars[(l * B + first + j) * H + h] }
         }
       }
       return Tensor(shape: [layers, b, H], scalars: scalars)
     }
     return RecurrentState(hidden: rows(state.hidden), cell: state.cell.map(rows))
+  }
+
+  /// The states of consecutive row groups as one `[L, B, H]` state.
+  static func joined(_ parts: [RecurrentState]) -> RecurrentState {
+    func join(_ tensors: [Tensor]) -> Tensor {
+      let (layers, H) = (tensors[0].shape[0], tensors[0].shape[2])
+      let B = tensors.reduce(0) { $0 + $1.shape[1] }
+      var scalars = [Float](repeating: 0, count: layers * B * H)
+      var first = 0
+      for tensor in tensors {
+        let b = tensor.shape[1]
+        for l in 0..<layers {
+          for j in 0..<b {
+            for h in 0..<H { scalars[(l * B + first + j) * H + h] = tensor.scalars[(l * b + j) * H + h] }
+          }
+        }
+        first += b
+      }
+      return Tensor(shape: [layers, B, H], scalars: scalars)
+    }
+    let cells = parts.compactMap(\.cell)
+    return RecurrentState(hidden: join(parts.map(\.hidden)), cell: cells.count == parts.count ? join(cells) : nil)
   }
 
   /// The global `[L, B, H]` state from every rank's rows (a collective: every rank calls it).
@@ -97,7 +125,7 @@ public enum DataParallelError: Error, CustomStringConvertible, Equatable {
   }
 }
 
-/// Averages one step's gradients across the ranks in buckets, in the order backward finishes
+/// Sums one step's gradients (each rank's share of the global mean) across the ranks in buckets, in the order backward finishes
 /// them (the output layer first: reverse parameter order, as PyTorch DDP): a bucket's
 /// `MPI_Iallreduce` starts as soon as it is full, so communication overlaps the rest of
 /// backward; `finish` waits for all of them. Every rank forms the same buckets, because
@@ -144,7 +172,8 @@ final class GradientBuckets: @unchecked Sendable {  // used by one step at a tim
   }
 
   /// Reduces what backward did not report and `loss`, waits for every bucket, and writes the
-  /// averages into `gradient`; returns the mean loss over the ranks.
+  /// sums into `gradient`; returns the summed loss (the global mean when each rank passed
+  /// its share).
   func finish<M: Parameterized>(into gradient: inout M, loss: Float) -> Float {
     var reported = Set(launched.flatMap { $0.entries.map(\.index) } + filling.map(\.index))
     var index = 0
@@ -160,16 +189,15 @@ final class GradientBuckets: @unchecked Sendable {  // used by one step at a tim
     launch(extra: [loss])
     let start = DispatchTime.now().uptimeNanoseconds
     var averaged: [Int: ArraySlice<Float>] = [:]
-    let scale = 1 / Float(world.size)
     var meanLoss = loss
     for (number, (entries, buffer, request)) in launched.enumerated() {
       request.wait()
       var offset = 0
       for entry in entries {
-        averaged[entry.index] = ArraySlice(buffer[offset..<(offset + entry.gradient.count)].map { $0 * scale })
+        averaged[entry.index] = ArraySlice(buffer[offset..<(offset + entry.gradient.count)])
         offset += entry.gradient.count
       }
-      if number == launched.count - 1 { meanLoss = buffer[offset] * scale }  // the last bucket ends with the loss
+      if number == launched.count - 1 { meanLoss = buffer[offset] }  // the last bucket ends with the loss
       buffer.deallocate()
     }
     seconds += Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9

@@ -22,6 +22,13 @@ public enum Evaluation {
   public static func stream(
     _ model: LanguageModel, tokens: [Int], window: Int = 512, compute: Compute = .singleThread
   ) -> EvaluationResult {
+    stream(model, ids: TokenIDs(tokens), window: window, compute: compute)
+  }
+
+  /// `stream` over ids that may be read in place from a token file.
+  public static func stream(
+    _ model: LanguageModel, ids tokens: TokenIDs, window: Int = 512, compute: Compute = .singleThread
+  ) -> EvaluationResult {
     guard tokens.count >= 2 else { return EvaluationResult(tokens: 0, natsPerToken: .nan) }
     var state: RecurrentState? = nil
     var total = 0.0
@@ -63,7 +70,14 @@ public enum Evaluation {
   public static func batched(
     _ model: LanguageModel, tokens: [Int], batchSize: Int, sequenceLength: Int, compute: Compute = .singleThread
   ) throws -> EvaluationResult {
-    let layout = try BatchLayout(tokens: tokens, batchSize: batchSize, sequenceLength: sequenceLength)
+    try batched(model, ids: TokenIDs(tokens), batchSize: batchSize, sequenceLength: sequenceLength, compute: compute)
+  }
+
+  /// `batched` over ids that may be read in place from a token file.
+  public static func batched(
+    _ model: LanguageModel, ids tokens: TokenIDs, batchSize: Int, sequenceLength: Int, compute: Compute = .singleThread
+  ) throws -> EvaluationResult {
+    let layout = try BatchLayout(ids: tokens, batchSize: batchSize, sequenceLength: sequenceLength)
     var state: RecurrentState? = nil
     var total = 0.0
     var count = 0

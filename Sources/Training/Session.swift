@@ -118,6 +118,14 @@ public struct TrainingSession: Sendable {
   var carried: RecurrentState?
   /// Optimizer steps taken in the whole run.
   public private(set) var step = 0
+  /// Computes each step's gradient in this many row groups, one after the other, adding their
+  /// gradients in order (what that many data-parallel ranks compute; with 2, bitwise what 2
+  /// ranks get). Must divide the batch. 1: the whole batch at once.
+  public var microBatches = 1 {
+    didSet { precondition(microBatches >= 1 && options.batchSize % microBatches == 0, "microBatches must divide the batch") }
+  }
+  /// Optimizer steps taken by this session (since it started or resumed).
+  public private(set) var stepsThisRun = 0
   var epoch = 0
   var window = 0
   var tokensSeen = 0
@@ -132,7 +140,7 @@ public struct TrainingSession: Sendable {
   public private(set) var changes: [String] = []
   let train: BatchLayout
   /// The validation stream.
-  public let validTokens: [Int]
+  public let validTokens: TokenIDs
   /// Set when training data-parallel across ranks: this rank's rows and the collectives.
   public let parallel: DataParallel?
   /// Whether this process reports, validates and saves (rank 0, or the only process).
@@ -156,6 +164,16 @@ public struct TrainingSession: Sendable {
     options: TrainingOptions, vocabulary: Vocabulary, trainTokens: [Int], validTokens: [Int],
     initialModel: LanguageModel? = nil, world: (any Collective)? = nil
   ) throws {
+    try self.init(
+      options: options, vocabulary: vocabulary, train: TokenIDs(trainTokens), valid: TokenIDs(validTokens),
+      initialModel: initialModel, world: world)
+  }
+
+  /// A fresh run over ids that may be read in place from token files (`recurrent prepare`).
+  public init(
+    options: TrainingOptions, vocabulary: Vocabulary, train trainTokens: TokenIDs, valid validTokens: TokenIDs,
+    initialModel: LanguageModel? = nil, world: (any Collective)? = nil
+  ) throws {
     self.options = options
     self.vocabulary = vocabulary
     var rng = SplitMix64(seed: options.seed)
@@ -166,7 +184,7 @@ public struct TrainingSession: Sendable {
     }
     self.rng = rng
     trainer = TrainingStep(optimizer: Optimizer(options.optimizer), clipNorm: options.clip, onNaN: options.onNaN)
-    train = try BatchLayout(tokens: trainTokens, batchSize: options.batchSize, sequenceLength: options.sequenceLength)
+    train = try BatchLayout(ids: trainTokens, batchSize: options.batchSize, sequenceLength: options.sequenceLength)
     guard validTokens.count >= 2 else { throw CorpusError.tooShort(tokens: validTokens.count, needed: 2) }
     self.validTokens = validTokens
     (parallel, buckets) = try Self.split(world, options: options, vocabulary: vocabulary, train: trainTokens, valid: validTokens)
@@ -176,7 +194,7 @@ public struct TrainingSession: Sendable {
   /// The data-parallel split for `world` (nil for one process), after checking that the ranks
   /// agree on the options that shape the trajectory and on the data.
   static func split(
-    _ world: (any Collective)?, options: TrainingOptions, vocabulary: Vocabulary, train: [Int], valid: [Int],
+    _ world: (any Collective)?, options: TrainingOptions, vocabulary: Vocabulary, train: TokenIDs, valid: TokenIDs,
     step: Int = 0
   ) throws -> (DataParallel?, GradientBuckets?) {
     guard let world, world.size > 1 else { return (nil, nil) }
@@ -198,7 +216,7 @@ public struct TrainingSession: Sendable {
     stableHash(vocabulary.tokens.joined(separator: "\u{0}").utf8, into: &hash)
     for stream in [train, valid] {
       stableHash(withUnsafeBytes(of: stream.count) { Array($0) }, into: &hash)
-      stream.withUnsafeBytes { stableHash($0, into: &hash) }
+      for id in stream { hash = (hash ^ UInt64(id)) &* 0x100_0000_01b3 }
     }
     try agree("the data (vocabulary, training or validation tokens)", hash)
     return (parallel, GradientBuckets(world: world))
@@ -209,6 +227,15 @@ public struct TrainingSession: Sendable {
   /// the batch: the data position and the carried state are global).
   public init(
     resuming checkpoint: Checkpoint, options: TrainingOptions, trainTokens: [Int], validTokens: [Int],
+    world: (any Collective)? = nil
+  ) throws {
+    try self.init(
+      resuming: checkpoint, options: options, train: TokenIDs(trainTokens), valid: TokenIDs(validTokens), world: world)
+  }
+
+  /// Continues a run over ids that may be read in place from token files.
+  public init(
+    resuming checkpoint: Checkpoint, options: TrainingOptions, train trainTokens: TokenIDs, valid validTokens: TokenIDs,
     world: (any Collective)? = nil
   ) throws {
     guard let progress = checkpoint.progress, let optimizer = checkpoint.optimizer else {
@@ -243,7 +270,7 @@ public struct TrainingSession: Sendable {
     tokensSeen = progress.tokensSeen
     elapsedBefore = progress.elapsedSeconds
     lastTrainLoss = progress.lastTrainLoss
-    train = try BatchLayout(tokens: trainTokens, batchSize: options.batchSize, sequenceLength: options.sequenceLength)
+    train = try BatchLayout(ids: trainTokens, batchSize: options.batchSize, sequenceLength: options.sequenceLength)
     guard validTokens.count >= 2 else { throw CorpusError.tooShort(tokens: validTokens.count, needed: 2) }
     self.validTokens = validTokens
     (parallel, buckets) = try Self.split(
@@ -292,33 +319,64 @@ public struct TrainingSession: Sendable {
     let targets = parallel?.slice(allTargets, length: length) ?? allTargets
     var state: RecurrentState? = nil
     let (carried, B, compute) = (self.carried, parallel?.localRows ?? options.batchSize, self.compute)
-    var rng = self.rng
+    let start = self.rng
+    var rng = start
     let (rate, place) = (learningRate, "step \(step + 1)")
     let (buckets, rows) = (self.buckets, parallel?.rows)
+    // One process with micro-batches computes what ranks holding those rows would, one after
+    // the other, and adds their gradients in that order.
+    let groups = parallel == nil ? microBatches : 1
+    let share = buckets != nil || groups > 1 ? allTargets.count : nil
     let report = try trainer.run(
       &model, learningRate: rate, place: place, hooks: hooks
     ) { model, gradient, ready in
-      let (logits, newState, trace) = model.forward(
-        ids: inputs, sequenceLength: length, batchSize: B, state: carried, training: true, rows: rows, using: &rng,
-        compute: compute)
-      state = newState
-      let (loss, dLogits) = Loss.softmaxCrossEntropy(logits: logits, targets: targets)
-      guard let buckets else {
-        model.backward(trace, logitsGradient: dLogits, into: &gradient, compute: compute, parametersReady: ready)
-        return loss
+      var total: Float = 0
+      var states: [RecurrentState] = []
+      for group in 0..<groups {
+        let b = B / groups
+        var drawn = start  // every group (and rank) draws its masks from the same keys
+        let (ids, wanted, initial) =
+          groups == 1
+          ? (inputs, targets, carried)
+          : (
+            DataParallel.columns(inputs, length: length, batch: B, first: group * b, count: b),
+            DataParallel.columns(targets, length: length, batch: B, first: group * b, count: b),
+            carried.map { DataParallel.rows($0, first: group * b, count: b) }
+          )
+        let (logits, newState, trace) = model.forward(
+          ids: ids, sequenceLength: length, batchSize: b, state: initial, training: true,
+          rows: groups == 1 ? rows : BatchRows(first: group * b, total: B), using: &drawn, compute: compute)
+        rng = drawn
+        states.append(newState)
+        // Data-parallel (or in micro-batches), each part's loss and gradient are its share of
+        // the whole batch's mean, so the shares simply add up.
+        let (loss, dLogits) = Loss.softmaxCrossEntropy(logits: logits, targets: wanted, meanOver: share)
+        total = group == 0 ? loss : total + loss
+        if let buckets {
+          // Data-parallel: each bucket's reduction starts as backward finishes it; the step then
+          // clips and updates the sum of the ranks' shares, the same on every rank.
+          model.backward(trace, logitsGradient: dLogits, into: &gradient, compute: compute) { indices, tensors in
+            ready?(indices, tensors)
+            buckets.ready(indices, tensors)
+          }
+          total = buckets.finish(into: &gradient, loss: loss)
+        } else if group == 0 {
+          model.backward(
+            trace, logitsGradient: dLogits, into: &gradient, compute: compute, parametersReady: groups == 1 ? ready : nil)
+        } else {
+          var part = model.zeroGradient
+          model.backward(trace, logitsGradient: dLogits, into: &part, compute: compute)
+          gradient.add(part)
+        }
       }
-      // Data-parallel: each bucket's reduction starts as backward finishes it; the step then
-      // clips and updates the average of the ranks' gradients, the same on every rank.
-      model.backward(trace, logitsGradient: dLogits, into: &gradient, compute: compute) { indices, tensors in
-        ready?(indices, tensors)
-        buckets.ready(indices, tensors)
-      }
-      return buckets.finish(into: &gradient, loss: loss)
+      state = groups == 1 ? states[0] : DataParallel.joined(states)
+      return total
     }
     self.rng = rng
     self.carried = state  // detached: the next window's backward stops here
     window += 1
     step += 1
+    stepsThisRun += 1
     tokensSeen += allTargets.count
     lastGradientNorm = report.gradientNorm
     lastTrainLoss = report.loss.isFinite ? report.loss : nil  // a checkpoint stores only numbers JSON has
@@ -329,8 +387,8 @@ public struct TrainingSession: Sendable {
   public func evaluate() -> EvaluationResult {
     let rows = max(1, min(options.batchSize, validTokens.count / (options.sequenceLength + 1)))
     return (try? Evaluation.batched(
-      model, tokens: validTokens, batchSize: rows, sequenceLength: options.sequenceLength, compute: compute))
-      ?? Evaluation.stream(model, tokens: validTokens, compute: compute)
+      model, ids: validTokens, batchSize: rows, sequenceLength: options.sequenceLength, compute: compute))
+      ?? Evaluation.stream(model, ids: validTokens, compute: compute)
   }
 
   /// A sample of `length` tokens primed with the first validation token.
@@ -411,19 +469,22 @@ public struct TrainingSession: Sendable {
         }
       }
     }
-    let valid = isRoot ? evaluate().natsPerToken : nil
-    let seconds = elapsed()
-    if lastEvaluated != step, let valid {
-      events(.evaluation(
-        step: step, trainLoss: lastTrainLoss ?? .nan, validLoss: valid,
-        tokensPerSecond: Double(tokensSeen - startTokens) / max(seconds, 1e-9), elapsed: seconds))
-    }
+    // Save first, then validate: a run stopped by a signal is saved as soon as its step ends
+    // (mpirun, for one, kills ranks shortly after it forwards a SIGTERM).
+    var seconds = elapsed()
     if let checkpointPath {
       let saved = checkpoint(elapsed: seconds)
       if isRoot {
         try saved.save(to: checkpointPath)
         events(.checkpoint(step: step, path: checkpointPath))
       }
+    }
+    let valid = isRoot ? evaluate().natsPerToken : nil
+    seconds = elapsed()
+    if lastEvaluated != step, let valid {
+      events(.evaluation(
+        step: step, trainLoss: lastTrainLoss ?? .nan, validLoss: valid,
+        tokensPerSecond: Double(tokensSeen - startTokens) / max(seconds, 1e-9), elapsed: seconds))
     }
     events(.finished(step: step, reason: reason, validLoss: valid, elapsed: seconds))
   }
