@@ -17,8 +17,9 @@ struct Prepare: ParsableCommand {
   @OptionGroup var data: TextDataOptions
   @Option(help: "The token file to write.") var out: String
   @Flag(help: "One JSON object on standard output.") var json = false
+  @Option(help: .hidden) var partBytes = Prepare.defaultPartBytes  // tests cut small parts
 
-  static let partBytes = 16 << 20
+  static let defaultPartBytes = 16 << 20
   static let bpeSampleBytes = 64 << 20
 
   func validate() throws {
@@ -26,6 +27,7 @@ struct Prepare: ParsableCommand {
       throw ValidationError("prepare takes one text; prepare a validation file on its own with --tokenizer-from TRAIN.tokens")
     }
     if out.isEmpty { throw ValidationError("--out must not be empty") }
+    if partBytes < 1 { throw ValidationError("--part-bytes must be positive") }
   }
 
   func run() throws {
@@ -41,7 +43,7 @@ struct Prepare: ParsableCommand {
       switch data.tokenizerKind {
       case .char:
         var seen = Set<Unicode.Scalar>()
-        _ = try Self.forEachPart(of: path, encoding: encoding) { text, _ in
+        _ = try Self.forEachPart(of: path, encoding: encoding, partBytes: partBytes) { text, _ in
           for s in text.unicodeScalars { seen.insert(s) }
         }
         vocabulary =
@@ -50,12 +52,12 @@ struct Prepare: ParsableCommand {
           : Vocabulary(kind: .char, tokens: seen.sorted { $0.value < $1.value }.map { String($0) }, encoding: encoding)
       case .word:
         var counts: [String: Int] = [:]
-        _ = try Self.forEachPart(of: path, encoding: encoding) { text, _ in Vocabulary.countWords(in: text, into: &counts) }
+        _ = try Self.forEachPart(of: path, encoding: encoding, partBytes: partBytes) { text, _ in Vocabulary.countWords(in: text, into: &counts) }
         vocabulary = Vocabulary.words(
           counts: counts, minimumCount: data.minCount ?? 1, maximumSize: data.maxVocab, encoding: encoding)
       case .bpe:
         var sample: [UInt8] = []
-        _ = try Self.forEachPart(of: path, encoding: encoding, limit: Self.bpeSampleBytes) { text, _ in
+        _ = try Self.forEachPart(of: path, encoding: encoding, partBytes: partBytes, limit: Self.bpeSampleBytes) { text, _ in
           sample += encoding.bytes(of: text)
         }
         vocabulary = Vocabulary(
@@ -64,7 +66,7 @@ struct Prepare: ParsableCommand {
       }
     }
     let (count, width) = try TokenFile.write(to: out, vocabulary: vocabulary, source: path) { append in
-      try Self.forEachPart(of: path, encoding: encoding) { text, line in
+      try Self.forEachPart(of: path, encoding: encoding, partBytes: partBytes) { text, line in
         do {
           try append(vocabulary.encode(text))
         } catch CorpusError.unknownSymbol(let symbol, let at) {
@@ -88,7 +90,8 @@ struct Prepare: ParsableCommand {
   /// Rejects what `readText` rejects (binary, invalid UTF-8, empty), naming the byte offset.
   @discardableResult
   static func forEachPart(
-    of path: String, encoding: TextEncoding, limit: Int = .max, _ body: (String, Int) throws -> Void
+    of path: String, encoding: TextEncoding, partBytes: Int = defaultPartBytes, limit: Int = .max,
+    _ body: (String, Int) throws -> Void
   ) throws -> Int {
     guard let handle = FileHandle(forReadingAtPath: path) else {
       throw CorpusError.unreadable(path: path, reason: FileManager.default.fileExists(atPath: path) ? "permission denied" : "no such file")
