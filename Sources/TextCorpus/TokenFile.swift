@@ -80,6 +80,35 @@ final class MappedFile: @unchecked Sendable {
   }
 
   deinit { munmap(UnsafeMutableRawPointer(mutating: base), length) }
+
+  /// The largest of `count` ids of `width` bytes from `offset`, read 64 MiB at a time; each part
+  /// read is then released from this process's resident pages (they stay in the page cache), so
+  /// checking a file larger than memory does not hold it.
+  func largestID(from offset: Int, width: Int, count: Int) -> Int {
+    let part = 64 << 20
+    var largest = 0
+    var position = offset
+    let end = offset + count * width
+    while position < end {
+      let stop = min(end, (position / part + 1) * part)
+      let values = (stop - position) / width
+      if width == 2 {
+        let p = (base + position).assumingMemoryBound(to: UInt16.self)
+        var m: UInt16 = 0
+        for i in 0..<values { m = max(m, UInt16(littleEndian: p[i])) }
+        largest = max(largest, Int(m))
+      } else {
+        let p = (base + position).assumingMemoryBound(to: UInt32.self)
+        var m: UInt32 = 0
+        for i in 0..<values { m = max(m, UInt32(littleEndian: p[i])) }
+        largest = max(largest, Int(m))
+      }
+      let page = position / 4096 * 4096
+      madvise(UnsafeMutableRawPointer(mutating: base + page), stop - page, MADV_DONTNEED)
+      position = stop
+    }
+    return largest
+  }
 }
 
 /// A token file that cannot be read.
@@ -247,8 +276,7 @@ public enum TokenFile {
       throw bad("its vocabulary: \(error)")
     }
     let ids = TokenIDs(file: file, offset: idsOffset, width: width, count: Int(count))
-    var largest = 0
-    for id in ids where id > largest { largest = id }
+    let largest = file.largestID(from: idsOffset, width: width, count: Int(count))
     guard ids.isEmpty || largest < vocabulary.count else {
       throw bad("id \(largest) is outside its vocabulary of \(vocabulary.count)")
     }
