@@ -6,7 +6,8 @@
 #  2. recurrent train under mpirun trains, saves, and resumes as one process (another N);
 #  3. SIGTERM to one rank: every rank stops after the same step, rank 0 saves, exit 0;
 #     SIGUSR1 to mpirun (forwarded to every rank) likewise;
-#  4. SIGKILL of one rank: the job ends non-zero within 30 s;
+#  4. SIGKILL of one rank: the job ends non-zero within 30 s; a rank that cannot finish its
+#     step after a stop signal (its peer stopped) says so in one line and exits 1;
 #  5. a batch that does not divide by the ranks is refused in one line, before any file is written.
 # Usage: bash Tools/mpi_check.sh [RANKS] [extra mpirun options, e.g. --mca btl tcp,self]
 set -euo pipefail
@@ -71,6 +72,25 @@ took=$(( $(date +%s) - start ))
 [ $status != 0 ] || fail "SIGKILL of a rank: the job exited 0"
 [ $took -le 30 ] || fail "SIGKILL of a rank: the others took $took s"
 echo "mpi check: SIGKILL of a rank: the job ended with status $status in $took s"
+
+# 4b. A rank that cannot finish its step after a stop signal (its peer is stopped, SIGSTOP)
+#     exits 1 with one line after 25 s instead of waiting forever.
+"${run[@]}" "$bin" train "${long[@]}" --checkpoint "$work/stuck.safetensors" > "$work/stuck.out" 2>&1 &
+job=$!
+for _ in $(seq 100); do grep -q "^step\|training" "$work/stuck.out" 2>/dev/null && break; sleep 0.2; done
+sleep 2
+ranks_pids=($(pgrep -f "^$bin train"))
+kill -STOP "${ranks_pids[0]}"
+kill -TERM "${ranks_pids[1]}"
+start=$(date +%s)
+status=0
+wait $job || status=$?
+took=$(( $(date +%s) - start ))
+[ $status != 0 ] || fail "a rank whose peer was stopped exited 0"
+[ $took -le 35 ] || fail "a rank whose peer was stopped took $took s"
+grep -q "^Error: rank [0-9]*: stopped by signal 15, but the other ranks did not finish the step within 25 s" "$work/stuck.out" \
+  || { cat "$work/stuck.out"; fail "no one-line error from the rank left waiting"; }
+echo "mpi check: a rank left waiting after a stop signal exited 1 with one line in $took s"
 
 # 5. Refusals before training.
 status=0

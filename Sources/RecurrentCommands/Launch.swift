@@ -106,11 +106,13 @@ private struct VocabularyMessage: Codable {
   var merges: [BytePairEncoding.Merge]?
 }
 
-/// After a stop signal, every rank finishes its step and rank 0 saves; if this rank is still
-/// running 25 s later, another rank is gone (no collective can complete): say so in one line
-/// and exit 1 rather than hang.
-func watchdog(rank: Int, signal number: Int32) {
+/// After a stop signal, every rank finishes its step and rank 0 saves; if this rank has not got
+/// past its last collective 25 s later, another rank is gone (no collective can complete): say so
+/// in one line and exit 1 rather than hang. (Rank 0's final validation, after the save, may take
+/// longer: `settled` is true by then.)
+func watchdog(rank: Int, signal number: Int32, unless settled: @escaping @Sendable () -> Bool) {
   DispatchQueue.global().asyncAfter(deadline: .now() + 25) {
+    guard !settled() else { return }
     FileHandle.standardError.write(
       Data("Error: rank \(rank): stopped by signal \(number), but the other ranks did not finish the step within 25 s (a rank has probably ended); exiting without saving\n".utf8))
     exit(1)

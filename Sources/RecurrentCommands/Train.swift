@@ -290,7 +290,7 @@ struct Train: ParsableCommand {
       let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
       source.setEventHandler {
         interrupt.raise(number)
-        if let world { watchdog(rank: world.rank, signal: number) }
+        if let world { watchdog(rank: world.rank, signal: number, unless: { interrupt.isSettled }) }
       }
       source.resume()
       return source
@@ -298,6 +298,9 @@ struct Train: ParsableCommand {
     defer { watchers.forEach { $0.cancel() } }
     do {
       try session.run(checkpointPath: checkpoint, shouldStop: { interrupt.isRaised }) { event in
+        // Past the last collective: the final save (rank 0) or the end (the others).
+        if interrupt.isRaised, case .checkpoint = event { interrupt.settle() }
+        if case .finished = event { interrupt.settle() }
         guard isRoot else { return }
         metrics?.record(event)
         board?.record(event)
@@ -344,8 +347,12 @@ extension Train {
 final class InterruptFlag: @unchecked Sendable {
   private let lock = NSLock()
   private var signalNumber: Int32? = nil
+  private var settled = false
   func raise(_ number: Int32) { lock.withLock { signalNumber = number } }
   var isRaised: Bool { lock.withLock { signalNumber != nil } }
+  /// Marks the run past its last collective (a stop can no longer hang on the other ranks).
+  func settle() { lock.withLock { settled = true } }
+  var isSettled: Bool { lock.withLock { settled } }
 }
 
 /// Fails early, before any training, if the checkpoint's folder cannot take the file.
