@@ -217,8 +217,11 @@ public struct Dropout: Sendable, Equatable {
   }
 
   /// - Parameters:
+  ///   - input: the values.
+  ///   - training: drop (and scale) only in training; otherwise the input is returned as is.
   ///   - rows: for `[T, B, W]` inputs holding rows of a global batch (data-parallel training),
   ///     which rows, so the mask is the global batch's; nil: all of them.
+  ///   - rng: the mask's random source (one key is drawn per mask).
   /// - Returns: the output and the mask (nil when nothing was dropped) for `backward`.
   public func forward(
     _ input: Tensor, training: Bool, rows: BatchRows? = nil, using rng: inout some RandomNumberGenerator

@@ -170,10 +170,10 @@ public enum Loss {
   ///   - logits: `[N, V]`
   ///   - targets: `N` class indices in `0..<V`, or `ignoreIndex` for rows that do not count.
   ///   - ignoreIndex: the target value of rows that do not count, or nil.
+  ///   - total: divide by this many targets instead of this call's count: a data-parallel
+  ///     rank passes the global batch's, so its loss and gradient are its exact share of the
+  ///     global mean and the ranks' shares simply add up.
   /// - Returns: the loss (0 when every row is ignored) and ∂loss/∂logits `[N, V]`.
-  /// - Parameter total: divide by this many targets instead of this call's count: a
-  ///   data-parallel rank passes the global batch's, so its loss and gradient are its exact
-  ///   share of the global mean and the ranks' shares simply add up.
   public static func softmaxCrossEntropy(
     logits: Tensor, targets: [Int], ignoreIndex: Int? = nil, meanOver total: Int? = nil
   ) -> (loss: Float, gradient: Tensor) {
