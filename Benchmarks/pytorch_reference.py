@@ -25,40 +25,44 @@ SIZES = {"S": (1, 128, 64, 32, 64), "M": (2, 256, 128, 64, 64), "L": (2, 512, 25
 def workloads():
     w = {}
     for size, (layers, hidden, emb, batch, seq) in SIZES.items():
-        w[f"train-{size}"] = ("train", "gru", layers, hidden, emb, batch, seq)
-        w[f"generate-{size}"] = ("generate", "gru", layers, hidden, emb, 1, 1)
-        w[f"score-{size}"] = ("score", "gru", layers, hidden, emb, 64, 256)
-    w["train-M-LSTM"] = ("train", "lstm", 2, 256, 128, 64, 64)
-    w["train-M-RNN"] = ("train", "rnn-tanh", 2, 256, 128, 64, 64)
+        w[f"train-{size}"] = ("train", "gru", layers, hidden, emb, batch, seq, V)
+        w[f"generate-{size}"] = ("generate", "gru", layers, hidden, emb, 1, 1, V)
+        w[f"score-{size}"] = ("score", "gru", layers, hidden, emb, 64, 256, V)
+    w["train-M-LSTM"] = ("train", "lstm", 2, 256, 128, 64, 64, V)
+    w["train-M-RNN"] = ("train", "rnn-tanh", 2, 256, 128, 64, 64, V)
+    # Word level (word_language_model's recipe: batch 20, BPTT 35): PTB's and WikiText-2's vocabularies.
+    for vocab, label, width in ((10000, "W10k", 200), (33278, "W33k", 650)):
+        for cell, suffix in (("gru", ""), ("lstm", "-LSTM")):
+            w[f"train-{label}-2x{width}{suffix}"] = ("train", cell, 2, width, width, 20, 35, vocab)
     return w
 
 
 class Model(nn.Module):
-    def __init__(self, cell, layers, hidden, emb):
+    def __init__(self, cell, layers, hidden, emb, vocab=V):
         super().__init__()
-        self.encoder = nn.Embedding(V, emb)
+        self.encoder = nn.Embedding(vocab, emb)
         if cell == "lstm":
             self.rnn = nn.LSTM(emb, hidden, layers)
         elif cell == "gru":
             self.rnn = nn.GRU(emb, hidden, layers)
         else:
             self.rnn = nn.RNN(emb, hidden, layers, nonlinearity="tanh")
-        self.decoder = nn.Linear(hidden, V)
+        self.decoder = nn.Linear(hidden, vocab)
 
     def forward(self, x, h=None):
         out, h = self.rnn(self.encoder(x), h)
         return self.decoder(out), h
 
 
-def forward_flops_per_token(cell, layers, hidden, emb):
+def forward_flops_per_token(cell, layers, hidden, emb, vocab=V):
     g = {"lstm": 4, "gru": 3}.get(cell, 1) * hidden
-    return sum(2 * g * ((emb if l == 0 else hidden) + hidden) for l in range(layers)) + 2 * hidden * V
+    return sum(2 * g * ((emb if l == 0 else hidden) + hidden) for l in range(layers)) + 2 * hidden * vocab
 
 
 def run(name, seconds, generate_steps, threads):
-    kind, cell, layers, hidden, emb, batch, seq = workloads()[name]
+    kind, cell, layers, hidden, emb, batch, seq, V = workloads()[name]
     torch.manual_seed(1)
-    model = Model(cell, layers, hidden, emb)
+    model = Model(cell, layers, hidden, emb, V)
     result = {"workload": name, "implementation": "pytorch", "threads": threads,
               "tokens_per_second": None, "gflops": None, "ms_per_token": None}
     if kind == "train":
@@ -83,7 +87,7 @@ def run(name, seconds, generate_steps, threads):
             steps += 1
         rate = steps * batch * seq / (time.perf_counter() - start)
         result["tokens_per_second"] = rate
-        result["gflops"] = rate * 3 * forward_flops_per_token(cell, layers, hidden, emb) / 1e9
+        result["gflops"] = rate * 3 * forward_flops_per_token(cell, layers, hidden, emb, V) / 1e9
     elif kind == "generate":
         model.eval()
         times = []
@@ -108,7 +112,7 @@ def run(name, seconds, generate_steps, threads):
                 passes += 1
         rate = passes * batch * seq / (time.perf_counter() - start)
         result["tokens_per_second"] = rate
-        result["gflops"] = rate * forward_flops_per_token(cell, layers, hidden, emb) / 1e9
+        result["gflops"] = rate * forward_flops_per_token(cell, layers, hidden, emb, V) / 1e9
     result["max_rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return result
 

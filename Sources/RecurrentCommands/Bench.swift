@@ -12,8 +12,11 @@ struct Workload {
   let kind: Kind
   let cell: CellKind
   let layers, hidden, embedding, batch, sequenceLength: Int
+  /// Tokens of the vocabulary: 65 for the character workloads; PTB's 10,000 and WikiText-2's
+  /// 33,278 for the word-level ones, where the decoder and softmax dominate.
+  var vocabularySize = Workload.characterVocabulary
 
-  static let vocabularySize = 65
+  static let characterVocabulary = 65
 
   static let all: [Workload] = {
     let sizes: [(String, Int, Int, Int, Int, Int)] = [
@@ -39,6 +42,15 @@ struct Workload {
       list.append(Workload(name: "score-\(size)", kind: .score, cell: .gru, layers: layers, hidden: hidden,
         embedding: embedding, batch: 64, sequenceLength: 256))
     }
+    // Word level, PyTorch's word_language_model recipe (batch 20, BPTT 35): 2x200 on PTB's
+    // 10,000 words and 2x650 on WikiText-2's 33,278, embeddings as wide as the hidden state.
+    for (vocabulary, label, width) in [(10_000, "W10k", 200), (33_278, "W33k", 650)] {
+      for (cell, suffix) in [(CellKind.gru, ""), (.lstm, "-LSTM")] {
+        list.append(Workload(
+          name: "train-\(label)-2x\(width)\(suffix)", kind: .train, cell: cell, layers: 2, hidden: width,
+          embedding: width, batch: 20, sequenceLength: 35, vocabularySize: vocabulary))
+      }
+    }
     return list
   }()
 
@@ -49,7 +61,7 @@ struct Workload {
     let gh = Double(cell.gateCount * hidden)
     var total = 0.0
     for l in 0..<layers { total += 2 * gh * Double((l == 0 ? embedding : hidden) + hidden) }
-    return total + 2 * Double(hidden * Self.vocabularySize)
+    return total + 2 * Double(hidden * vocabularySize)
   }
 }
 
@@ -59,7 +71,8 @@ struct Bench: ParsableCommand {
     abstract: "Measure training throughput, generation latency (batch 1) and scoring throughput.",
     discussion: """
       Workloads: \(Workload.all.map(\.name).joined(separator: ", ")). Training is forward + backward +
-      gradient clipping + Adam on a character model (vocabulary 65). Giving --cell, --layers, --hidden,
+      gradient clipping + Adam on a character model (vocabulary 65), or for train-W* a word model \
+      (vocabulary 10,000 or 33,278, batch 20, 35 steps). Giving --cell, --layers, --hidden,
       --embedding, --batch or --seq-len measures one custom training workload instead.
       Benchmarks/compare_pytorch.py runs these and PyTorch's equivalents side by side.
       """)
@@ -147,7 +160,7 @@ struct Bench: ParsableCommand {
     var rng = SplitMix64(seed: 1)
     let configuration = LanguageModelConfiguration(
       cell: w.cell, layers: w.layers, hiddenSize: w.hidden, embeddingSize: w.embedding,
-      vocabularySize: Workload.vocabularySize)
+      vocabularySize: w.vocabularySize)
     func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
     switch w.kind {
     case .train:
@@ -159,8 +172,8 @@ struct Bench: ParsableCommand {
       options.batchSize = w.batch
       options.sequenceLength = w.sequenceLength
       options.threads = compute.threads
-      let vocabulary = Vocabulary(kind: .char, tokens: (0..<Workload.vocabularySize).map { String(UnicodeScalar(UInt8(32 + $0))) })
-      let tokens = (0..<(w.batch * (w.sequenceLength * 64 + 1))).map { _ in Int(rng.next() % UInt64(Workload.vocabularySize)) }
+      let vocabulary = Vocabulary(kind: .word, tokens: (0..<w.vocabularySize).map { "w\($0)" })
+      let tokens = (0..<(w.batch * (w.sequenceLength * 64 + 1))).map { _ in Int(rng.next() % UInt64(w.vocabularySize)) }
       var session = try TrainingSession(options: options, vocabulary: vocabulary, trainTokens: tokens, validTokens: [0, 1])
       for _ in 0..<2 { try session.trainStep() }
       let start = now()
@@ -176,9 +189,9 @@ struct Bench: ParsableCommand {
       if w.batch > 1 {
         // B rows per step, each fed its own previous argmax (the scheduler's step without HTTP).
         let stepper = LanguageModelStepper(model, capacity: w.batch, compute: compute)
-        var tokens = (0..<w.batch).map { $0 % Workload.vocabularySize }
+        var tokens = (0..<w.batch).map { $0 % w.vocabularySize }
         var times: [Double] = []
-        let V = Workload.vocabularySize
+        let V = w.vocabularySize
         for i in 0..<(generateSteps / 4 + 10) {
           let t0 = now()
           let logits = stepper.step(tokens: tokens)
@@ -210,7 +223,7 @@ struct Bench: ParsableCommand {
       return Result(workload: w, threads: compute.threads, msPerToken: times[times.count / 2] * 1e3, maxRSSKilobytes: maxRSS())
     case .score:
       let model = LanguageModel(configuration, using: &rng)
-      let ids = (0..<(w.batch * w.sequenceLength)).map { _ in Int(rng.next() % UInt64(Workload.vocabularySize)) }
+      let ids = (0..<(w.batch * w.sequenceLength)).map { _ in Int(rng.next() % UInt64(w.vocabularySize)) }
       _ = model.logits(ids: ids, sequenceLength: w.sequenceLength, batchSize: w.batch, compute: compute)
       let start = now()
       var passes = 0
