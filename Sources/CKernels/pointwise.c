@@ -52,3 +52,38 @@ void rc_gru_backward(const float *saved, const float *h_prev, const float *dh, f
                      float *dgh, float *dh_prev, long B, long H) {
   DISPATCH(rc_gru_backward, saved, h_prev, dh, dgx, dgh, dh_prev, B, H);
 }
+
+typedef struct {
+  const float *x;
+  float *g;
+  const long *ids;
+  long N, K, ignore, parts;
+  float scale;
+  int portable;
+  double *loss;
+} xent_job;
+
+static void xent_part(void *context, int part) {
+  const xent_job *j = context;
+  long first = j->N * part / j->parts, last = j->N * (part + 1) / j->parts;
+#if defined(__x86_64__)
+  if (!j->portable && rc_cpu_has_avx2_fma()) {
+    rc_xent_rows_avx2(j->x, j->g, j->ids, first, last, j->K, j->scale, j->ignore, j->loss);
+    return;
+  }
+#endif
+  rc_xent_rows_generic(j->x, j->g, j->ids, first, last, j->K, j->scale, j->ignore, j->loss);
+}
+
+void rc_softmax_xent(int threads, int portable, const float *x, float *g, const long *ids, long N, long K,
+                     float scale, long ignore, double *loss) {
+  long parts = threads < 1 ? 1 : threads;
+  if (parts > N) parts = N < 1 ? 1 : N;
+  if ((double)N * (double)K < 65536.0) parts = 1;  // too little work to share
+  xent_job j = {x, g, ids, N, K, ignore, parts, scale, portable, loss};
+  if (parts == 1) {
+    xent_part(&j, 0);
+    return;
+  }
+  for (int part = rc_parallel_for((int)parts, xent_part, &j); part < (int)parts; part++) xent_part(&j, part);
+}

@@ -149,16 +149,13 @@ public struct LanguageModel: Parameterized, Sendable, Equatable {
     let T = trace.sequenceLength
     let B = trace.batchSize
     let dropout = Dropout(probability: configuration.dropout)
-    // When tied, decoder.weight is not a parameter of its own: its gradient goes to the encoder.
-    var decoderGradient = gradient.decoder
-    if configuration.tied { decoderGradient.weight = Tensor(zeros: encoder.weight.shape) }
+    // When tied, decoder.weight is not a parameter of its own: the encoder's gradient is swapped
+    // in and the decoder's product adds into it (no [V, E] copy or extra pass); the gradients
+    // are written in place, never through a second reference (which would copy them).
+    if configuration.tied { swap(&gradient.decoder.weight, &gradient.encoder.weight) }
     let dDropped = effectiveDecoder.backward(
-      trace.decoder, outputGradient: logitsGradient, into: &decoderGradient, compute: compute)
-    if configuration.tied {
-      gradient.encoder.weight += decoderGradient.weight
-      decoderGradient.weight = gradient.decoder.weight
-    }
-    gradient.decoder = decoderGradient
+      trace.decoder, outputGradient: logitsGradient, into: &gradient.decoder, compute: compute)
+    if configuration.tied { swap(&gradient.decoder.weight, &gradient.encoder.weight) }
     let decoderStart = rnnStart + perLayer * rnn.layerCount
     if let parametersReady {
       let tensors = Array(gradient.decoder.namedParameters.map(\.tensor).dropFirst(configuration.tied ? 1 : 0))

@@ -1,3 +1,4 @@
+import CKernels
 import TensorCore
 
 /// The losses, named as Keras names them (raw values) and computed by the one kernel
@@ -173,19 +174,44 @@ public enum Loss {
   ///   - total: divide by this many targets instead of this call's count: a data-parallel
   ///     rank passes the global batch's, so its loss and gradient are its exact share of the
   ///     global mean and the ranks' shares simply add up.
+  ///   - compute: threads for the rows; the result does not depend on the count.
   /// - Returns: the loss (0 when every row is ignored) and ∂loss/∂logits `[N, V]`.
   public static func softmaxCrossEntropy(
-    logits: Tensor, targets: [Int], ignoreIndex: Int? = nil, meanOver total: Int? = nil
+    logits: Tensor, targets: [Int], ignoreIndex: Int? = nil, meanOver total: Int? = nil,
+    compute: Compute = .singleThread
+  ) -> (loss: Float, gradient: Tensor) {
+    softmaxCrossEntropy(logits: logits, targets: targets, ignoreIndex: ignoreIndex, meanOver: total, compute: compute, portable: false)
+  }
+
+  /// `portable`: the C fallback even where AVX2+FMA is available (tests run both).
+  package static func softmaxCrossEntropy(
+    logits: Tensor, targets: [Int], ignoreIndex: Int?, meanOver total: Int?, compute: Compute, portable: Bool
   ) -> (loss: Float, gradient: Tensor) {
     precondition(logits.rank == 2 && logits.shape[0] == targets.count,
       "softmaxCrossEntropy: logits \(logits.shape) for \(targets.count) targets")
-    let counted = total ?? targets.reduce(0) { $0 + ($1 == ignoreIndex ? 0 : 1) }
-    let (sum, _, gradient) = rows(
-      .categoricalCrossEntropy, output: logits, targets: .classes(targets, ignoreIndex: ignoreIndex),
-      gradientScale: 1 / Float(max(counted, 1)))
-    return (counted == 0 ? 0 : Float(sum / Double(counted)), gradient)
+    let (N, K) = (logits.shape[0], logits.shape[1])
+    var counted = 0
+    for target in targets where target != ignoreIndex {
+      precondition(target >= 0 && target < K, "Loss.rows: target \(target) outside 0..<\(K)")
+      counted += 1
+    }
+    let divisor = total ?? counted
+    // One fused, vectorised pass per row (maximum, exponentials and their sum, the gradient),
+    // rows split over the threads; nothing but the gradient is materialised.
+    var gradient = Tensor(zeros: logits.shape)
+    var losses = [Double](repeating: 0, count: N)
+    logits.withPointer { x in
+      gradient.withMutablePointer { g in
+        targets.withUnsafeBufferPointer { ids in
+          rc_softmax_xent(
+            Int32(compute.threads), portable ? 1 : 0, x, g, ids.baseAddress, N, K, 1 / Float(max(divisor, 1)),
+            ignoreIndex ?? Int.min, &losses)
+        }
+      }
+    }
+    let sum = losses.reduce(0, +)  // in row order, whatever the threads
+    return (divisor == 0 ? 0 : Float(sum / Double(divisor)), gradient)
   }
-
   /// Mean squared error over all elements (PyTorch `F.mse_loss`).
   public static func meanSquaredError(_ prediction: Tensor, _ target: Tensor) -> (loss: Float, gradient: Tensor) {
     precondition(prediction.shape == target.shape,

@@ -229,7 +229,7 @@ struct Bench: ParsableCommand {
       var passes = 0
       while now() - start < seconds || passes < 2 {
         let (logits, _) = model.logits(ids: ids, sequenceLength: w.sequenceLength, batchSize: w.batch, compute: compute)
-        _ = Loss.softmaxCrossEntropy(logits: logits, targets: ids)
+        _ = Loss.softmaxCrossEntropy(logits: logits, targets: ids, compute: compute)
         passes += 1
       }
       let rate = Double(passes * w.batch * w.sequenceLength) / (now() - start)

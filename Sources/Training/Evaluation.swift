@@ -40,7 +40,7 @@ public enum Evaluation {
       let targets = Array(tokens[(start + 1)...(start + length)])
       let (logits, newState) = model.logits(
         ids: inputs, sequenceLength: length, batchSize: 1, state: state, compute: compute)
-      total += Double(Loss.softmaxCrossEntropy(logits: logits, targets: targets).loss) * Double(length)
+      total += Double(Loss.softmaxCrossEntropy(logits: logits, targets: targets, compute: compute).loss) * Double(length)
       count += length
       state = newState
       start += length
@@ -85,7 +85,7 @@ public enum Evaluation {
       let (inputs, targets, length) = layout.window(k)
       let (logits, newState) = model.logits(
         ids: inputs, sequenceLength: length, batchSize: batchSize, state: state, compute: compute)
-      total += Double(Loss.softmaxCrossEntropy(logits: logits, targets: targets).loss) * Double(targets.count)
+      total += Double(Loss.softmaxCrossEntropy(logits: logits, targets: targets, compute: compute).loss) * Double(targets.count)
       count += targets.count
       state = newState
     }

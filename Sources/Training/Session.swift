@@ -350,7 +350,7 @@ public struct TrainingSession: Sendable {
         states.append(newState)
         // Data-parallel (or in micro-batches), each part's loss and gradient are its share of
         // the whole batch's mean, so the shares simply add up.
-        let (loss, dLogits) = Loss.softmaxCrossEntropy(logits: logits, targets: wanted, meanOver: share)
+        let (loss, dLogits) = Loss.softmaxCrossEntropy(logits: logits, targets: wanted, meanOver: share, compute: compute)
         total = group == 0 ? loss : total + loss
         if let buckets {
           // Data-parallel: each bucket's reduction starts as backward finishes it; the step then

@@ -159,3 +159,34 @@ func languageModelBackwardReportsEachLayersFinalGradientOnce(tied: Bool) {
   }
   #expect(losses.last! < 0.5 * losses.first!, "\(losses.first!) -> \(losses.last!)")
 }
+
+@Test func aTiedDecodersGradientIsTheUntiedDecodersAddedIntoTheEmbeddings() {
+  // The tied model's embedding gradient is the untied model's embedding gradient plus its
+  // decoder-weight gradient, when the untied decoder holds the embedding's weights.
+  var rng = SplitMix64(seed: 8)
+  let configuration = LanguageModelConfiguration(
+    cell: .gru, layers: 2, hiddenSize: 6, embeddingSize: 6, vocabularySize: 9, tied: true)
+  let tied = LanguageModel(configuration, using: &rng)
+  var untiedConfiguration = configuration
+  untiedConfiguration.tied = false
+  var untied = LanguageModel(untiedConfiguration, using: &rng)
+  untied.encoder = tied.encoder
+  untied.rnn = tied.rnn
+  untied.decoder.weight = tied.encoder.weight
+  untied.decoder.bias = tied.decoder.bias
+  let (T, B) = (5, 3)
+  let ids = (0..<(T * B)).map { ($0 * 4 + 1) % 9 }
+  var gradients: [LanguageModel] = []
+  for model in [tied, untied] {
+    var unused = SplitMix64(seed: 0)
+    let (logits, _, trace) = model.forward(ids: ids, sequenceLength: T, batchSize: B, training: true, using: &unused)
+    let (_, dLogits) = Loss.softmaxCrossEntropy(logits: logits, targets: ids.map { ($0 + 2) % 9 })
+    var gradient = model.zeroGradient
+    model.backward(trace, logitsGradient: dLogits, into: &gradient)
+    gradients.append(gradient)
+  }
+  let expected = zip(gradients[1].encoder.weight.scalars, gradients[1].decoder.weight.scalars).map { $0 + $1 }
+  expectClose(gradients[0].encoder.weight.scalars, expected, rtol: 1e-6, atol: 1e-7, "encoder.weight")
+  #expect(gradients[0].decoder.weight.count == 0)  // no second copy in the tied gradient
+  #expect(gradients[0].decoder.bias == gradients[1].decoder.bias)
+}

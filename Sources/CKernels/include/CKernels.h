@@ -68,6 +68,14 @@ void rc_gru_reset_before_gates(const float *gx, const float *gh, const float *h_
 void rc_gru_reset_before_output(const float *gx, const float *gh, const float *h_prev,
                                 float *h_next, float *saved, long B, long H);
 
+/// Softmax cross-entropy with class targets over N rows of K logits x: g gets
+/// (softmax - onehot(target)) * scale per row and loss[n] the row's loss in nats; rows whose
+/// target is `ignore` are skipped (g and loss untouched). Rows split over up to `threads`; a
+/// row's result does not depend on the split (batch-invariant). `portable`: the C fallback even
+/// where AVX2+FMA is available (to test both paths).
+void rc_softmax_xent(int threads, int portable, const float *x, float *g, const long *ids, long N, long K,
+                     float scale, long ignore, double *loss);
+
 /// y[rows] += W[rows, cols]·x (W row-major with row stride ldw), split over up to `threads`.
 void rc_sgemv(int threads, long rows, long cols, const float *w, long ldw, const float *x,
               float *y);
