@@ -47,10 +47,8 @@ func trainingWorld(_ command: String) throws -> Communicator? {
   guard launchedWorldSize() > 1 else { return nil }
   let world = Communicator()
   guard world.size > 1 else { return nil }
-  var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-  for byte in CommandLine.arguments.dropFirst().joined(separator: "\u{0}").utf8 {
-    hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
-  }
+  var hash = stableHashSeed
+  stableHash(CommandLine.arguments.dropFirst().joined(separator: "\u{0}").utf8, into: &hash)
   let (low, high) = world.range(Int(truncatingIfNeeded: hash))
   guard low == high else {
     if world.rank == 0 { throw CommandError("the ranks were given different command lines; give every rank the same") }
@@ -82,28 +80,14 @@ extension Collective {
     return received.isEmpty ? nil : try Checkpoint(SafeTensors(decoding: Data(received)))
   }
 
-  /// Rank 0's vocabulary on every rank.
+  /// Rank 0's vocabulary on every rank (as token files store it).
   func share(_ vocabulary: Vocabulary?) throws -> Vocabulary? {
-    let message = try vocabulary.map {
-      try encodeJSON(VocabularyMessage(kind: $0.kind, encoding: $0.encoding, tokens: $0.tokens, merges: $0.bytePairs?.merges))
-    }
+    let message = try vocabulary.map { try encodeJSON(StoredVocabulary($0)) }
     let received = broadcast(rank == 0 ? Array((message ?? "").utf8) : [], root: 0)
     if rank == 0 { return vocabulary }
     guard !received.isEmpty else { return nil }
-    let decoded = try JSONDecoder().decode(VocabularyMessage.self, from: Data(received))
-    if let merges = decoded.merges {
-      return Vocabulary(bytePairs: try BytePairEncoding(merges: merges), encoding: decoded.encoding)
-    }
-    return Vocabulary(kind: decoded.kind, tokens: decoded.tokens, encoding: decoded.encoding)
+    return try JSONDecoder().decode(StoredVocabulary.self, from: Data(received)).vocabulary()
   }
-}
-
-/// A vocabulary as rank 0 sends it.
-private struct VocabularyMessage: Codable {
-  var kind: TokenizerKind
-  var encoding: TextEncoding
-  var tokens: [String]
-  var merges: [BytePairEncoding.Merge]?
 }
 
 /// After a stop signal, every rank finishes its step and rank 0 saves; if this rank has not got

@@ -80,10 +80,8 @@ struct MPICheck: ParsableCommand {
           try parallel.trainStep()
           try whole?.trainStep()
           try parts?.trainStep()
-          var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-          for (_, tensor) in parallel.model.namedParameters {
-            for value in tensor.scalars { hash = (hash ^ UInt64(value.bitPattern)) &* 0x100_0000_01b3 }
-          }
+          var hash = stableHashSeed
+          for (_, tensor) in parallel.model.namedParameters { stableHash(tensor.scalars.lazy.map(\.bitPattern), into: &hash) }
           let (low, high) = world.range(Int(truncatingIfNeeded: hash))
           ranksEqual = ranksEqual && low == high
           if let whole, let parts {

@@ -205,18 +205,12 @@ public enum TokenFile {
     let idsOffset = (32 + headerCapacity + 63) / 64 * 64
     try handle.write(contentsOf: Data(count: idsOffset))
     var count = 0
-    var buffer = Data()
     let sourceBytes = try produce { ids in
-      buffer.removeAll(keepingCapacity: true)
-      buffer.reserveCapacity(ids.count * width)
-      for id in ids {
-        if width == 2 {
-          withUnsafeBytes(of: UInt16(id).littleEndian) { buffer.append(contentsOf: $0) }
-        } else {
-          withUnsafeBytes(of: UInt32(id).littleEndian) { buffer.append(contentsOf: $0) }
-        }
-      }
-      try handle.write(contentsOf: buffer)
+      let bytes =
+        width == 2
+        ? ids.map { UInt16(truncatingIfNeeded: $0).littleEndian }.withUnsafeBytes { Data($0) }
+        : ids.map { UInt32(truncatingIfNeeded: $0).littleEndian }.withUnsafeBytes { Data($0) }
+      try handle.write(contentsOf: bytes)
       count += ids.count
     }
     var header = try headerBytes(Header(vocabulary: StoredVocabulary(vocabulary), source: source, source_bytes: sourceBytes))

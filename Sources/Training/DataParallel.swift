@@ -63,6 +63,16 @@ public struct DataParallel: Sendable {
     return RecurrentState(hidden: rows(state.hidden), cell: state.cell.map(rows))
   }
 
+  /// Writes the `[L, b, H]` rows of `tensor` as rows `first ..< first + b` of `[L, B, H]` scalars.
+  static func place(_ tensor: Tensor, into scalars: inout [Float], first: Int, total B: Int) {
+    let (layers, b, H) = (tensor.shape[0], tensor.shape[1], tensor.shape[2])
+    for l in 0..<layers {
+      for j in 0..<b {
+        for h in 0..<H { scalars[(l * B + first + j) * H + h] = tensor.scalars[(l * b + j) * H + h] }
+      }
+    }
+  }
+
   /// The states of consecutive row groups as one `[L, B, H]` state.
   static func joined(_ parts: [RecurrentState]) -> RecurrentState {
     func join(_ tensors: [Tensor]) -> Tensor {
@@ -71,13 +81,8 @@ public struct DataParallel: Sendable {
       var scalars = [Float](repeating: 0, count: layers * B * H)
       var first = 0
       for tensor in tensors {
-        let b = tensor.shape[1]
-        for l in 0..<layers {
-          for j in 0..<b {
-            for h in 0..<H { scalars[(l * B + first + j) * H + h] = tensor.scalars[(l * b + j) * H + h] }
-          }
-        }
-        first += b
+        place(tensor, into: &scalars, first: first, total: B)
+        first += tensor.shape[1]
       }
       return Tensor(shape: [layers, B, H], scalars: scalars)
     }
@@ -89,14 +94,9 @@ public struct DataParallel: Sendable {
   /// Rows are placed into zeros and summed, which is exact.
   func gather(_ state: RecurrentState) -> RecurrentState {
     func whole(_ tensor: Tensor) -> Tensor {
-      let (layers, b, H) = (tensor.shape[0], tensor.shape[1], tensor.shape[2])
-      let B = b * world.size
+      let (layers, B, H) = (tensor.shape[0], rows.total, tensor.shape[2])
       var scalars = [Float](repeating: 0, count: layers * B * H)
-      for l in 0..<layers {
-        for j in 0..<b {
-          for h in 0..<H { scalars[(l * B + rows.first + j) * H + h] = tensor.scalars[(l * b + j) * H + h] }
-        }
-      }
+      Self.place(tensor, into: &scalars, first: rows.first, total: B)
       scalars.withUnsafeMutableBufferPointer { world.allreduceSum($0) }
       return Tensor(shape: [layers, B, H], scalars: scalars)
     }
@@ -188,34 +188,41 @@ final class GradientBuckets: @unchecked Sendable {  // used by one step at a tim
     }
     launch(extra: [loss])
     let start = DispatchTime.now().uptimeNanoseconds
-    var averaged: [Int: ArraySlice<Float>] = [:]
-    var meanLoss = loss
-    for (number, (entries, buffer, request)) in launched.enumerated() {
-      request.wait()
+    // Where each parameter's sum lies: (bucket, offset).
+    var place: [Int: (bucket: Int, offset: Int)] = [:]
+    for (number, bucket) in launched.enumerated() {
+      bucket.request.wait()
       var offset = 0
-      for entry in entries {
-        averaged[entry.index] = ArraySlice(buffer[offset..<(offset + entry.gradient.count)])
+      for entry in bucket.entries {
+        place[entry.index] = (number, offset)
         offset += entry.gradient.count
       }
-      if number == launched.count - 1 { meanLoss = buffer[offset] }  // the last bucket ends with the loss
-      buffer.deallocate()
     }
     seconds += Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
-    launched = []
+    let last = launched[launched.count - 1]
+    let summedLoss = last.buffer[last.buffer.count - 1]  // the last bucket ends with the loss
     index = 0
     gradient.forEachParameter { _, tensor in
-      if let values = averaged[index] { tensor.scalars = Array(values) }
+      if let (bucket, offset) = place[index] {
+        let (source, count) = (launched[bucket].buffer.baseAddress! + offset, tensor.count)
+        tensor.withMutablePointer { $0.update(from: source, count: count) }
+      }
       index += 1
     }
-    return meanLoss
+    for bucket in launched { bucket.buffer.deallocate() }
+    launched = []
+    return summedLoss
   }
 }
 
-/// FNV-1a of bytes: a hash that is the same in every process (Swift's `Hasher` is seeded per
-/// process), to check that ranks agree.
-func stableHash<S: Sequence>(_ bytes: S, into hash: inout UInt64) where S.Element == UInt8 {
-  for byte in bytes {
-    hash ^= UInt64(byte)
+/// FNV-1a's starting value.
+package let stableHashSeed: UInt64 = 0xcbf2_9ce4_8422_2325
+
+/// FNV-1a of a sequence of values (bytes, ids, float bit patterns): a hash that is the same in
+/// every process (Swift's `Hasher` is seeded per process), to check that ranks agree.
+package func stableHash<S: Sequence>(_ values: S, into hash: inout UInt64) where S.Element: BinaryInteger {
+  for value in values {
+    hash ^= UInt64(truncatingIfNeeded: value)
     hash = hash &* 0x100_0000_01b3
   }
 }

@@ -204,7 +204,7 @@ public struct TrainingSession: Sendable {
       let (low, high) = world.range(folded)
       if low != high { throw DataParallelError.ranksDisagree(what) }
     }
-    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    var hash = stableHashSeed
     let trajectory = [
       options.fingerprint, "\(options.optimizer)", options.schedule.summary, "\(options.clip ?? 0)",
       "\(options.dropout)", options.onNaN.rawValue, "\(options.steps ?? -1)", "\(options.epochs ?? -1)",
@@ -212,11 +212,11 @@ public struct TrainingSession: Sendable {
     ].joined(separator: "|")
     stableHash(trajectory.utf8, into: &hash)
     try agree("the options (\(options.fingerprint), optimizer, schedule, clip, dropout, stopping and checkpoint steps, resume step)", hash)
-    hash = 0xcbf2_9ce4_8422_2325
+    hash = stableHashSeed
     stableHash(vocabulary.tokens.joined(separator: "\u{0}").utf8, into: &hash)
     for stream in [train, valid] {
-      stableHash(withUnsafeBytes(of: stream.count) { Array($0) }, into: &hash)
-      for id in stream { hash = (hash ^ UInt64(id)) &* 0x100_0000_01b3 }
+      stableHash([stream.count], into: &hash)
+      stableHash(stream, into: &hash)
     }
     try agree("the data (vocabulary, training or validation tokens)", hash)
     return (parallel, GradientBuckets(world: world))
