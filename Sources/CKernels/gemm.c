@@ -34,15 +34,6 @@ static float *ensure_buffers(size_t b_floats) {
   return packed_b;
 }
 
-int rc_cpu_has_avx2_fma(void) {
-#if RC_X86
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-  return 0;
-#endif
-}
-
 // Packs rows [i0, i0+mc) and depth [p0, p0+kc) of op(A) into MR-row panels,
 // zero-padding the last panel.
 static void pack_a(int trans, const float *a, long lda, long i0, long p0, long mc, long kc,
@@ -191,10 +182,157 @@ static void kernel_avx2(long kc, const float *a, const float *b, long ldb, float
   block_avx2(kc, a, b, ldb, acc, c, ldc);
   store_block(acc, c, ldc, rows, cols, alpha, beta);
 }
+
+// The AVX-512 tile: up to 2 x 2 of the 6x16 blocks above (12 rows from two packed A panels, 32
+// columns from two B panels), 24 zmm accumulators, with alpha, beta and the ragged edges applied
+// from registers by masked loads and stores. Every element is summed over the depth in the same
+// order as in the 6x16 kernels (one FMA per depth step), so a row's result does not depend on
+// which tile shape covered it: batch-invariant like the AVX2 path.
+#define RC_AVX512_TARGET __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")))
+
+RC_AVX512_TARGET static inline __attribute__((always_inline)) void tile_avx512(
+    const int two_row_panels, const int two_col_panels, long kc, const float *a, const float *b0,
+    const float *b1, long ldb, float *c, long ldc, long rows, long cols, float alpha, float beta) {
+  enum { R = 2 * MR };
+  const int nr = two_row_panels ? R : MR;
+  for (int r = 0; r < R; r++) {
+    if (r < rows) {
+      _mm_prefetch((const char *)(c + r * ldc), _MM_HINT_T0);
+      _mm_prefetch((const char *)(c + r * ldc + 2 * NR - 1), _MM_HINT_T0);
+    }
+  }
+  __m512 acc[R][2];
+  for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  const float *a1 = a + MR * kc;
+  for (long p = 0; p < kc; p++) {
+    __m512 x0 = _mm512_loadu_ps(b0);
+    __m512 x1 = two_col_panels ? _mm512_loadu_ps(b1) : x0;
+    for (int r = 0; r < MR; r++) {
+      __m512 ar = _mm512_set1_ps(a[r]);
+      acc[r][0] = _mm512_fmadd_ps(ar, x0, acc[r][0]);
+      if (two_col_panels) acc[r][1] = _mm512_fmadd_ps(ar, x1, acc[r][1]);
+    }
+    if (two_row_panels) {
+      for (int r = 0; r < MR; r++) {
+        __m512 ar = _mm512_set1_ps(a1[r]);
+        acc[MR + r][0] = _mm512_fmadd_ps(ar, x0, acc[MR + r][0]);
+        if (two_col_panels) acc[MR + r][1] = _mm512_fmadd_ps(ar, x1, acc[MR + r][1]);
+      }
+      a1 += MR;
+    }
+    a += MR;
+    b0 += ldb;
+    b1 += ldb;
+  }
+  __mmask16 m0 = cols >= NR ? 0xFFFF : (__mmask16)((1u << cols) - 1);
+  __mmask16 m1 = cols >= 2 * NR ? 0xFFFF : cols > NR ? (__mmask16)((1u << (cols - NR)) - 1) : 0;
+  __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+  // Constant row indices (the loop unrolls), so the accumulators never leave registers.
+  for (int r = 0; r < R; r++) {
+    if (r >= nr || r >= rows) continue;
+    float *cr = c + r * ldc;
+    __m512 v0 = _mm512_mul_ps(va, acc[r][0]);
+    if (beta != 0.0f) v0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, cr), v0);
+    _mm512_mask_storeu_ps(cr, m0, v0);
+    if (two_col_panels && m1) {
+      __m512 v1 = _mm512_mul_ps(va, acc[r][1]);
+      if (beta != 0.0f) v1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, cr + NR), v1);
+      _mm512_mask_storeu_ps(cr + NR, m1, v1);
+    }
+  }
+}
+
+#define TILE_AVX512(RP, CP)                                                                          \
+  RC_AVX512_TARGET __attribute__((noinline)) static void tile_avx512_##RP##CP(                       \
+      long kc, const float *a, const float *b0, const float *b1, long ldb, float *c, long ldc,      \
+      long rows, long cols, float alpha, float beta) {                                              \
+    tile_avx512(RP - 1, CP - 1, kc, a, b0, b1, ldb, c, ldc, rows, cols, alpha, beta);               \
+  }
+TILE_AVX512(2, 2)
+TILE_AVX512(2, 1)
+TILE_AVX512(1, 2)
+TILE_AVX512(1, 1)
 #endif
 
 typedef void (*kernel_fn)(long, const float *, const float *, long, float *, long, long, long,
                           float, float);
+
+// Where the B panel for columns [jr, jr+NR) of a block lives: read in place from a row-major B
+// (stride ldb) for the full panels below `direct_end`, else packed (stride NR) at packed + jr*kc.
+typedef struct {
+  const float *packed, *direct;
+  long ldb, direct_end, kc;
+} b_panels;
+
+static const float *panel(const b_panels *bs, long jr, long *stride) {
+  if (jr < bs->direct_end) {
+    *stride = bs->ldb;
+    return bs->direct + jr;
+  }
+  *stride = NR;
+  return bs->packed + jr * bs->kc;
+}
+
+static kernel_fn pick_kernel(rc_kernel kernel, int *avx512) {
+  *avx512 = 0;
+#if RC_X86
+  int level = rc_cpu_level();
+  if (kernel == RC_KERNEL_AVX512 || (kernel == RC_KERNEL_AUTO && level >= RC_LEVEL_AVX512)) {
+    *avx512 = 1;
+    return kernel_avx2;  // unused by the AVX-512 sweep
+  }
+  if (kernel == RC_KERNEL_AVX2 || (kernel == RC_KERNEL_AUTO && level >= RC_LEVEL_AVX2)) return kernel_avx2;
+#else
+  (void)kernel;
+#endif
+  return kernel_generic;
+}
+
+// One packed block of A (mc rows, MR-row panels) against nc columns of B: C block += A·B.
+static void sweep(kernel_fn fn, int avx512, long kc, const float *abuf, long mc, const b_panels *bs, long nc,
+                  float *c, long ldc, float alpha, float beta) {
+#if RC_X86
+  if (avx512) {
+    for (long jr = 0; jr < nc; jr += 2 * NR) {
+      long cols = nc - jr < 2 * NR ? nc - jr : 2 * NR;
+      long s0, s1 = 0;
+      const float *p0 = panel(bs, jr, &s0), *p1 = cols > NR ? panel(bs, jr + NR, &s1) : p0;
+      // Two panels in one tile only when they share a stride (a packed ragged panel beside an
+      // in-place one is covered as two single-panel tiles).
+      int pair = cols > NR && s0 == s1;
+      for (long ir = 0; ir < mc; ir += 2 * MR) {
+        long rows = mc - ir < 2 * MR ? mc - ir : 2 * MR;
+        const float *a = abuf + ir * kc;
+        float *cb = c + ir * ldc + jr;
+        if (pair) {
+          if (rows > MR) tile_avx512_22(kc, a, p0, p1, s0, cb, ldc, rows, cols, alpha, beta);
+          else tile_avx512_12(kc, a, p0, p1, s0, cb, ldc, rows, cols, alpha, beta);
+        } else {
+          long first = cols < NR ? cols : NR;
+          if (rows > MR) tile_avx512_21(kc, a, p0, p0, s0, cb, ldc, rows, first, alpha, beta);
+          else tile_avx512_11(kc, a, p0, p0, s0, cb, ldc, rows, first, alpha, beta);
+          if (cols > NR) {
+            if (rows > MR) tile_avx512_21(kc, a, p1, p1, s1, cb + NR, ldc, rows, cols - NR, alpha, beta);
+            else tile_avx512_11(kc, a, p1, p1, s1, cb + NR, ldc, rows, cols - NR, alpha, beta);
+          }
+        }
+      }
+    }
+    return;
+  }
+#else
+  (void)avx512;
+#endif
+  for (long jr = 0; jr < nc; jr += NR) {
+    long cols = nc - jr < NR ? nc - jr : NR;
+    long stride;
+    const float *bp = panel(bs, jr, &stride);
+    for (long ir = 0; ir < mc; ir += MR) {
+      long rows = mc - ir < MR ? mc - ir : MR;
+      fn(kc, abuf + ir * kc, bp, stride, c + ir * ldc + jr, ldc, rows, cols, alpha, beta);
+    }
+  }
+}
 
 void rc_sgemm(int trans_a, int trans_b, long m, long n, long k, float alpha, const float *a,
               long lda, const float *b, long ldb, float beta, float *c, long ldc,
@@ -211,12 +349,8 @@ void rc_sgemm(int trans_a, int trans_b, long m, long n, long k, float alpha, con
     }
     return;
   }
-  kernel_fn fn = kernel_generic;
-#if RC_X86
-  if (kernel == RC_KERNEL_AVX2 || (kernel == RC_KERNEL_AUTO && rc_cpu_has_avx2_fma())) {
-    fn = kernel_avx2;
-  }
-#endif
+  int avx512;
+  kernel_fn fn = pick_kernel(kernel, &avx512);
   long ncap = n < NC ? n : NC;
   long kcap = k < KC ? k : KC;
   float *bbuf = ensure_buffers((size_t)((ncap + NR - 1) / NR * NR) * (size_t)kcap);
@@ -237,23 +371,11 @@ void rc_sgemm(int trans_a, int trans_b, long m, long n, long k, float alpha, con
       } else {
         pack_b(trans_b, b, ldb, pc, jc, kc, nc, bbuf);
       }
+      b_panels bs = {bbuf, b + pc * ldb + jc, ldb, direct ? nc / NR * NR : 0, kc};
       for (long ic = 0; ic < m; ic += MC) {
         long mc = m - ic < MC ? m - ic : MC;
         pack_a(trans_a, a, lda, ic, pc, mc, kc, abuf);
-        for (long jr = 0; jr < nc; jr += NR) {
-          long cols = nc - jr < NR ? nc - jr : NR;
-          const float *bp = bbuf + jr * kc;
-          long bstride = NR;
-          if (direct && cols == NR) {
-            bp = b + pc * ldb + jc + jr;
-            bstride = ldb;
-          }
-          for (long ir = 0; ir < mc; ir += MR) {
-            long rows = mc - ir < MR ? mc - ir : MR;
-            fn(kc, abuf + ir * kc, bp, bstride, c + (ic + ir) * ldc + jc + jr, ldc, rows, cols,
-               alpha, blockBeta);
-          }
-        }
+        sweep(fn, avx512, kc, abuf, mc, &bs, nc, c + ic * ldc + jc, ldc, alpha, blockBeta);
       }
     }
   }
@@ -280,10 +402,8 @@ void rc_sgemm_prepacked(long m, long n, long k, const float *a, long lda, const 
     rc_sgemm(0, 0, m, n, 0, 1.0f, a, lda, packed, n, beta, c, ldc, kernel);
     return;
   }
-  kernel_fn fn = kernel_generic;
-#if RC_X86
-  if (kernel == RC_KERNEL_AVX2 || (kernel == RC_KERNEL_AUTO && rc_cpu_has_avx2_fma())) fn = kernel_avx2;
-#endif
+  int avx512;
+  kernel_fn fn = pick_kernel(kernel, &avx512);
   if (ensure_buffers(NR) == NULL || packed_a == NULL) abort();
   float *abuf = packed_a;
   long npad = (n + NR - 1) / NR * NR;
@@ -294,14 +414,8 @@ void rc_sgemm_prepacked(long m, long n, long k, const float *a, long lda, const 
     for (long ic = 0; ic < m; ic += MC) {
       long mc = m - ic < MC ? m - ic : MC;
       pack_a(0, a, lda, ic, pc, mc, kc, abuf);
-      for (long jr = 0; jr < n; jr += NR) {
-        long cols = n - jr < NR ? n - jr : NR;
-        for (long ir = 0; ir < mc; ir += MR) {
-          long rows = mc - ir < MR ? mc - ir : MR;
-          fn(kc, abuf + ir * kc, bblock + jr * kc, NR, c + (ic + ir) * ldc + jr, ldc, rows, cols, 1.0f,
-             block_beta);
-        }
-      }
+      b_panels bs = {bblock, NULL, 0, 0, kc};
+      sweep(fn, avx512, kc, abuf, mc, &bs, n, c + ic * ldc, ldc, 1.0f, block_beta);
     }
   }
 }

@@ -110,7 +110,7 @@ static void gemv_generic(long start, long end, long cols, const float *w, long l
 static void gemv_rows(int portable, long start, long end, long cols, const float *w, long ldw, const float *x,
                       long ldx, float *y, long ldy, long n) {
 #if defined(__x86_64__)
-  if (!portable && rc_cpu_has_avx2_fma()) {
+  if (!portable && rc_cpu_level() >= RC_LEVEL_AVX2) {
     gemv_avx2(start, end, cols, w, ldw, x, ldx, y, ldy, n);
     return;
   }

@@ -14,7 +14,7 @@
 #pragma clang attribute pop
 #define DISPATCH(name, ...)                      \
   do {                                           \
-    if (rc_cpu_has_avx2_fma()) name##_avx2(__VA_ARGS__); \
+    if (rc_cpu_level() >= RC_LEVEL_AVX2) name##_avx2(__VA_ARGS__); \
     else name##_generic(__VA_ARGS__);            \
   } while (0)
 #else
@@ -67,7 +67,7 @@ static void xent_part(void *context, int part) {
   const xent_job *j = context;
   long first = j->N * part / j->parts, last = j->N * (part + 1) / j->parts;
 #if defined(__x86_64__)
-  if (!j->portable && rc_cpu_has_avx2_fma()) {
+  if (!j->portable && rc_cpu_level() >= RC_LEVEL_AVX2) {
     rc_xent_rows_avx2(j->x, j->g, j->ids, first, last, j->K, j->scale, j->ignore, j->loss);
     return;
   }

@@ -22,17 +22,36 @@ public enum GEMMKernel: Sendable, CaseIterable {
   case automatic
   /// Portable C, vectorised by the compiler.
   case generic
-  /// AVX2 + FMA (x86-64). Only valid where `GEMMKernel.avx2IsSupported`.
+  /// AVX2 + FMA (x86-64), a 6x16 register block. Only valid where `GEMMKernel.avx2IsSupported`.
   case avx2
+  /// AVX-512 (x86-64; F, VL, BW, DQ), a 12x32 register block. Only valid where
+  /// `GEMMKernel.avx512IsSupported`.
+  case avx512
 
   /// Whether this CPU runs the AVX2+FMA kernels (checked once at run time).
   public static var avx2IsSupported: Bool { rc_cpu_has_avx2_fma() != 0 }
+  /// Whether this CPU runs the AVX-512 kernels (checked at run time).
+  public static var avx512IsSupported: Bool { rc_cpu_has_avx512() != 0 }
+  /// The kernels this CPU runs, portable first.
+  public static var supported: [GEMMKernel] {
+    [.generic] + (avx2IsSupported ? [.avx2] : []) + (avx512IsSupported ? [.avx512] : [])
+  }
+  /// The kernel `.automatic` picks: the best this CPU runs, capped by the environment variable
+  /// `RECURRENT_MAX_ISA` (`generic`, `avx2` or `avx512`), as oneDNN's `ONEDNN_MAX_CPU_ISA`.
+  public static var automaticChoice: GEMMKernel {
+    switch rc_cpu_level() {
+    case RC_LEVEL_AVX512: .avx512
+    case RC_LEVEL_AVX2: .avx2
+    default: .generic
+    }
+  }
 
   var c: rc_kernel {
     switch self {
     case .automatic: RC_KERNEL_AUTO
     case .generic: RC_KERNEL_GENERIC
     case .avx2: RC_KERNEL_AVX2
+    case .avx512: RC_KERNEL_AVX512
     }
   }
 }
@@ -78,6 +97,7 @@ public func gemm(
   precondition(lda >= (transposeA ? m : k), "gemm: lda \(lda) too small")
   precondition(ldb >= (transposeB ? k : n), "gemm: ldb \(ldb) too small")
   if kernel == .avx2 { precondition(GEMMKernel.avx2IsSupported, "gemm: this CPU has no AVX2+FMA") }
+  if kernel == .avx512 { precondition(GEMMKernel.avx512IsSupported, "gemm: this CPU has no AVX-512") }
   rc_sgemm_threaded(
     Int32(compute.threads), transposeA ? 1 : 0, transposeB ? 1 : 0, m, n, k, alpha, a, lda,
     b, ldb, beta, c, ldc, kernel.c)

@@ -43,9 +43,12 @@ private func compareWithReference(
   return fast.maxAbsoluteDifference(slow) / Float(max(1, k)).squareRoot()
 }
 
-private var kernels: [GEMMKernel] {
-  GEMMKernel.avx2IsSupported ? [.generic, .avx2] : [.generic]
-}
+/// Every kernel this CPU runs; the ones it cannot are named once in the test log.
+private let kernels: [GEMMKernel] = {
+  let skipped = GEMMKernel.allCases.filter { $0 != .automatic && !GEMMKernel.supported.contains($0) }
+  if !skipped.isEmpty { print("GEMM tests: this CPU cannot run \(skipped); skipped") }
+  return GEMMKernel.supported
+}()
 
 @Test(arguments: [1, 7, 33, 65, 257])
 func gemmMatchesNaiveTwinOnOddShapes(size: Int) {
@@ -155,6 +158,59 @@ func packedMatrixProductMatchesNaiveTwin(size: Int) {
         }
       }
       #expect(fast.maxAbsoluteDifference(slow) < 1e-5 * Float(k).squareRoot(), "size \(size) transposed \(transposed)")
+    }
+  }
+}
+
+@Test func gemmTileEdgesMatchNaiveTwinOnEveryKernel() {
+  // Every ragged edge of the 6x16 and 12x32 tiles, with B read in place (m <= 96), packed
+  // (m > 96 or B transposed) and across two depth blocks (k > 256).
+  for kernel in kernels {
+    for m in [1, 5, 6, 7, 11, 12, 13, 18, 97, 109] {
+      for n in [1, 15, 16, 17, 31, 32, 33, 47, 49, 64] {
+        for (k, tb) in [(9, false), (300, false), (40, true)] {
+          let error = compareWithReference(
+            transposeA: false, transposeB: tb, m: m, n: n, k: k, alpha: 1.5, beta: 0.5, threads: 1,
+            kernel: kernel)
+          #expect(error < 1e-5, "kernel \(kernel) m=\(m) n=\(n) k=\(k) tB=\(tb): \(error)")
+        }
+      }
+    }
+  }
+}
+
+@Test func gemmKernelsAgreeBitForBit() {
+  // Every kernel sums each element over the depth in the same order with one FMA per step, so
+  // with alpha = 1 the AVX2 and AVX-512 tiles give the same bits (what keeps a model's numbers
+  // the same on both kinds of machine).
+  let vector = GEMMKernel.supported.filter { $0 != .generic }
+  guard vector.count > 1 else {
+    print("gemmKernelsAgreeBitForBit: only \(vector) on this CPU; nothing to compare")
+    return
+  }
+  var rng = SplitMix64(seed: 3)
+  for (m, n, k) in [(20, 1950, 650), (131, 77, 513), (7, 33, 1)] {
+    let a = Tensor(uniform: [m, k], low: -1, high: 1, using: &rng)
+    let b = Tensor(uniform: [k, n], low: -1, high: 1, using: &rng)
+    let c0 = Tensor(uniform: [m, n], low: -1, high: 1, using: &rng)
+    var results: [Tensor] = []
+    for kernel in vector {
+      for beta: Float in [0, 1] {
+        var c = c0
+        a.withPointer { ap in
+          b.withPointer { bp in
+            c.withMutablePointer {
+              gemm(
+                transposeA: false, transposeB: false, m: m, n: n, k: k, a: ap, lda: k, b: bp, ldb: n,
+                beta: beta, c: $0, ldc: n, kernel: kernel)
+            }
+          }
+        }
+        results.append(c)
+      }
+    }
+    for i in 2..<results.count {
+      #expect(results[i] == results[i % 2], "m=\(m) n=\(n) k=\(k) kernel \(vector[i / 2]) beta \(i % 2)")
     }
   }
 }

@@ -11,11 +11,22 @@ extern "C" {
 typedef enum {
   RC_KERNEL_AUTO = 0,     ///< the fastest one this CPU supports
   RC_KERNEL_GENERIC = 1,  ///< portable C, vectorised by the compiler
-  RC_KERNEL_AVX2 = 2      ///< x86-64 AVX2 + FMA, 6x16 register block
+  RC_KERNEL_AVX2 = 2,     ///< x86-64 AVX2 + FMA, 6x16 register block
+  RC_KERNEL_AVX512 = 3    ///< x86-64 AVX-512 (F, VL, BW, DQ), 12x32 register block
 } rc_kernel;
 
-/// 1 if the AVX2+FMA micro-kernel can run on this CPU.
+/// Instruction-set levels of rc_cpu_level.
+#define RC_LEVEL_GENERIC 0
+#define RC_LEVEL_AVX2 2
+#define RC_LEVEL_AVX512 3
+
+/// 1 if the AVX2+FMA kernels can run on this CPU.
 int rc_cpu_has_avx2_fma(void);
+/// 1 if the AVX-512 kernels (F, VL, BW, DQ) can run on this CPU.
+int rc_cpu_has_avx512(void);
+/// The level every automatic dispatch uses: the best the CPU runs, capped by the environment
+/// variable RECURRENT_MAX_ISA (generic, avx2 or avx512; read once per process).
+int rc_cpu_level(void);
 
 /// Row-major single-precision GEMM on one thread:
 ///   C[m,n] = alpha * op(A)[m,k] * op(B)[k,n] + beta * C[m,n]
