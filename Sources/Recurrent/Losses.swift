@@ -180,12 +180,12 @@ public enum Loss {
     logits: Tensor, targets: [Int], ignoreIndex: Int? = nil, meanOver total: Int? = nil,
     compute: Compute = .singleThread
   ) -> (loss: Float, gradient: Tensor) {
-    softmaxCrossEntropy(logits: logits, targets: targets, ignoreIndex: ignoreIndex, meanOver: total, compute: compute, portable: false)
+    softmaxCrossEntropy(logits: logits, targets: targets, ignoreIndex: ignoreIndex, meanOver: total, compute: compute, kernel: .automatic)
   }
 
-  /// `portable`: the C fallback even where AVX2+FMA is available (tests run both).
+  /// `kernel`: which instruction set's copy of the row kernel (tests run every one the CPU has).
   package static func softmaxCrossEntropy(
-    logits: Tensor, targets: [Int], ignoreIndex: Int?, meanOver total: Int?, compute: Compute, portable: Bool
+    logits: Tensor, targets: [Int], ignoreIndex: Int?, meanOver total: Int?, compute: Compute, kernel: GEMMKernel
   ) -> (loss: Float, gradient: Tensor) {
     precondition(logits.rank == 2 && logits.shape[0] == targets.count,
       "softmaxCrossEntropy: logits \(logits.shape) for \(targets.count) targets")
@@ -204,7 +204,7 @@ public enum Loss {
       gradient.withMutablePointer { g in
         targets.withUnsafeBufferPointer { ids in
           rc_softmax_xent(
-            Int32(compute.threads), portable ? 1 : 0, x, g, ids.baseAddress, N, K, 1 / Float(max(divisor, 1)),
+            Int32(compute.threads), kernel.c, x, g, ids.baseAddress, N, K, 1 / Float(max(divisor, 1)),
             ignoreIndex ?? Int.min, &losses)
         }
       }

@@ -46,7 +46,7 @@ public enum GEMMKernel: Sendable, CaseIterable {
     }
   }
 
-  var c: rc_kernel {
+  package var c: rc_kernel {
     switch self {
     case .automatic: RC_KERNEL_AUTO
     case .generic: RC_KERNEL_GENERIC

@@ -7,12 +7,12 @@ import Recurrent
 import TensorCore
 
 // The fused softmax cross-entropy kernel (vectorised exp, 16-lane maximum and sum, rows split
-// over threads) against the plain Swift loop of `Loss.rows` on the same logits, on both kernel
-// paths; and batch-invariant: a row's loss and gradient are the same bits alone or among
+// over threads) against the plain Swift loop of `Loss.rows` on the same logits, on every
+// instruction set's copy this CPU runs; and batch-invariant: a row's loss and gradient are the same bits alone or among
 // others, on any thread count.
 
-@Test(arguments: [Int32(0), 1])
-func fusedSoftmaxCrossEntropyAgreesWithADoubleReference(portable: Int32) {
+@Test(arguments: GEMMKernel.supported)
+func fusedSoftmaxCrossEntropyAgreesWithADoubleReference(kernel: GEMMKernel) {
   var rng = SplitMix64(seed: 9)
   for (N, K) in [(37, 1000), (5, 17), (3, 33_278), (64, 65)] {
     var logits = Tensor(normal: [N, K], using: &rng)
@@ -20,7 +20,7 @@ func fusedSoftmaxCrossEntropyAgreesWithADoubleReference(portable: Int32) {
     let targets = (0..<N).map { $0 == 2 ? -100 : Int(rng.next() % UInt64(K)) }
     let (fused, gradient) = Loss.softmaxCrossEntropy(
       logits: logits, targets: targets, ignoreIndex: -100, meanOver: nil, compute: Compute(threads: 2),
-      portable: portable == 1)
+      kernel: kernel)
     // The reference in Double: log-sum-exp and softmax of each row.
     var total = 0.0
     var worst = 0.0
@@ -54,16 +54,16 @@ func fusedSoftmaxCrossEntropyAgreesWithADoubleReference(portable: Int32) {
   let (N, K) = (50, 3001)
   let logits = Tensor(normal: [N, K], using: &rng)
   let targets = (0..<N).map { _ in Int(rng.next() % UInt64(K)) }
-  for portable in [false, true] {
+  for kernel in GEMMKernel.supported {
     let (_, all) = Loss.softmaxCrossEntropy(
-      logits: logits, targets: targets, ignoreIndex: nil, meanOver: N, compute: Compute(threads: 2), portable: portable)
+      logits: logits, targets: targets, ignoreIndex: nil, meanOver: N, compute: Compute(threads: 2), kernel: kernel)
     let (_, one) = Loss.softmaxCrossEntropy(
-      logits: logits, targets: targets, ignoreIndex: nil, meanOver: N, compute: .singleThread, portable: portable)
+      logits: logits, targets: targets, ignoreIndex: nil, meanOver: N, compute: .singleThread, kernel: kernel)
     #expect(all.scalars == one.scalars)
     for row in [0, 17, 49] {
       let alone = Tensor(shape: [1, K], scalars: Array(logits.scalars[(row * K)..<((row + 1) * K)]))
       let (_, g) = Loss.softmaxCrossEntropy(
-        logits: alone, targets: [targets[row]], ignoreIndex: nil, meanOver: N, compute: .singleThread, portable: portable)
+        logits: alone, targets: [targets[row]], ignoreIndex: nil, meanOver: N, compute: .singleThread, kernel: kernel)
       #expect(g.scalars == Array(all.scalars[(row * K)..<((row + 1) * K)]), "row \(row)")
     }
   }

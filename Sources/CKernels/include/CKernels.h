@@ -82,10 +82,29 @@ void rc_gru_reset_before_output(const float *gx, const float *gh, const float *h
 /// Softmax cross-entropy with class targets over N rows of K logits x: g gets
 /// (softmax - onehot(target)) * scale per row and loss[n] the row's loss in nats; rows whose
 /// target is `ignore` are skipped (g and loss untouched). Rows split over up to `threads`; a
-/// row's result does not depend on the split (batch-invariant). `portable`: the C fallback even
-/// where AVX2+FMA is available (to test both paths).
-void rc_softmax_xent(int threads, int portable, const float *x, float *g, const long *ids, long N, long K,
+/// row's result does not depend on the split (batch-invariant). `kernel`: which instruction
+/// set's copy (RC_KERNEL_AUTO: the best this CPU runs; one it cannot run falls back to portable C).
+void rc_softmax_xent(int threads, rc_kernel kernel, const float *x, float *g, const long *ids, long N, long K,
                      float scale, long ignore, double *loss);
+
+/// One instruction set's copy of the pointwise step kernels above (same arguments), for tests
+/// that run every copy the CPU has against the Swift twins.
+typedef struct {
+  void (*rnn_forward)(int, const float *, const float *, float *, long);
+  void (*lstm_forward)(const float *, const float *, const float *, float *, float *, float *, long, long);
+  void (*gru_forward)(const float *, const float *, const float *, float *, float *, long, long);
+  void (*gru_reset_before_gates)(const float *, const float *, const float *, float *, long, long);
+  void (*gru_reset_before_output)(const float *, const float *, const float *, float *, float *, long, long);
+  void (*rnn_backward)(int, const float *, const float *, float *, float *, float *, long);
+  void (*lstm_backward)(const float *, const float *, const float *, float *, float *, float *, float *, long,
+                        long);
+  void (*gru_backward)(const float *, const float *, const float *, float *, float *, float *, long, long);
+  void (*xent_rows)(const float *, float *, const long *, long, long, long, float, long, double *);
+} rc_step_kernels;
+
+/// The copy for `kernel` (RC_KERNEL_AUTO: the one every call above uses), or NULL if this CPU
+/// cannot run it.
+const rc_step_kernels *rc_step_kernels_for(rc_kernel kernel);
 
 /// y[rows] += W[rows, cols]·x (W row-major with row stride ldw), split over up to `threads`.
 void rc_sgemv(int threads, long rows, long cols, const float *w, long ldw, const float *x,
