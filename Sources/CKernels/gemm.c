@@ -38,22 +38,65 @@ static float *ensure_buffers(size_t b_floats) {
 // zero-padding the last panel.
 static void pack_a(int trans, const float *a, long lda, long i0, long p0, long mc, long kc,
                    float *dst) {
+  if (trans) {
+    // op(A)(i, p) = A[p, i]: walk A's rows once each (mc contiguous floats), dealing MR floats
+    // to every panel, rather than panel by panel (each step of which would touch a new row).
+    for (long p = 0; p < kc; p++) {
+      const float *row = a + (p0 + p) * lda + i0;
+      for (long ir = 0; ir < mc; ir += MR) {
+        float *d = dst + ir * kc + p * MR;
+        const float *s = row + ir;
+        if (mc - ir >= MR) {
+          d[0] = s[0], d[1] = s[1], d[2] = s[2], d[3] = s[3], d[4] = s[4], d[5] = s[5];
+        } else {
+          long r = 0;
+          for (; r < mc - ir; r++) d[r] = s[r];
+          for (; r < MR; r++) d[r] = 0.0f;
+        }
+      }
+    }
+    return;
+  }
   for (long ir = 0; ir < mc; ir += MR) {
     long rows = mc - ir < MR ? mc - ir : MR;
-    if (!trans) {
+    // Full panels, the common case, without a per-element bound check: a packed A is reused
+    // only n/NR times, so for narrow products (a decoder's gradient, n = hidden) its packing
+    // shows in profiles.
+    if (rows == MR) {
+      {
+        const float *s0 = a + (i0 + ir) * lda + p0, *s1 = s0 + lda, *s2 = s1 + lda, *s3 = s2 + lda,
+                    *s4 = s3 + lda, *s5 = s4 + lda;
+        long p = 0;
+#if RC_X86
+        // Four depth steps at a time: rows 0-3 by a 4x4 transpose, rows 4-5 interleaved.
+        for (; p + 4 <= kc; p += 4) {
+          __m128 r0 = _mm_loadu_ps(s0 + p), r1 = _mm_loadu_ps(s1 + p), r2 = _mm_loadu_ps(s2 + p),
+                 r3 = _mm_loadu_ps(s3 + p), r4 = _mm_loadu_ps(s4 + p), r5 = _mm_loadu_ps(s5 + p);
+          _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+          __m128 lo = _mm_unpacklo_ps(r4, r5), hi = _mm_unpackhi_ps(r4, r5);
+          _mm_storeu_ps(dst, r0);
+          _mm_storel_pi((__m64 *)(dst + 4), lo);
+          _mm_storeu_ps(dst + 6, r1);
+          _mm_storeh_pi((__m64 *)(dst + 10), lo);
+          _mm_storeu_ps(dst + 12, r2);
+          _mm_storel_pi((__m64 *)(dst + 16), hi);
+          _mm_storeu_ps(dst + 18, r3);
+          _mm_storeh_pi((__m64 *)(dst + 22), hi);
+          dst += 4 * MR;
+        }
+#endif
+        for (; p < kc; p++) {
+          dst[0] = s0[p], dst[1] = s1[p], dst[2] = s2[p], dst[3] = s3[p], dst[4] = s4[p], dst[5] = s5[p];
+          dst += MR;
+        }
+      }
+      continue;
+    }
+    {
       const float *src = a + (i0 + ir) * lda + p0;
       for (long p = 0; p < kc; p++) {
         long r = 0;
         for (; r < rows; r++) dst[r] = src[r * lda + p];
-        for (; r < MR; r++) dst[r] = 0.0f;
-        dst += MR;
-      }
-    } else {
-      // op(A)(i, p) = A[p, i]: MR consecutive floats per depth step.
-      const float *src = a + p0 * lda + (i0 + ir);
-      for (long p = 0; p < kc; p++) {
-        long r = 0;
-        for (; r < rows; r++) dst[r] = src[p * lda + r];
         for (; r < MR; r++) dst[r] = 0.0f;
         dst += MR;
       }

@@ -1,3 +1,4 @@
+import CKernels
 import TensorCore
 
 /// Which update rule an `Optimizer` applies (PyTorch's `torch.optim` of the same name).
@@ -133,8 +134,10 @@ public struct Optimizer: Sendable {
   ///   - model: the parameters, updated in place.
   ///   - gradient: the gradient of every parameter, in the same structure.
   ///   - learningRate: overrides `configuration.learningRate` (for schedules).
+  ///   - compute: threads for the elementwise update of large tensors (Adam and AdamW); the
+  ///     result is the same bits for any count.
   public mutating func update<M: Parameterized>(
-    _ model: inout M, along gradient: M, learningRate: Float? = nil
+    _ model: inout M, along gradient: M, learningRate: Float? = nil, compute: Compute = .singleThread
   ) {
     let grads = gradient.namedParameters.map(\.tensor)
     if slots.isEmpty {
@@ -160,7 +163,7 @@ public struct Optimizer: Sendable {
           withSlot(&first, i) { m1 in
             withSlot(&second, i) { m2 in
               withSlot(&mean, i) { mc in
-                rule.apply(count: count, p: pp, g: gp, first: m1, second: m2, mean: mc)
+                rule.apply(count: count, p: pp, g: gp, first: m1, second: m2, mean: mc, compute: compute)
               }
             }
           }
@@ -210,7 +213,7 @@ private struct UpdateRule {
 
   func apply(
     count: Int, p: UnsafeMutablePointer<Float>, g: UnsafePointer<Float>, first: UnsafeMutablePointer<Float>?,
-    second: UnsafeMutablePointer<Float>?, mean: UnsafeMutablePointer<Float>?
+    second: UnsafeMutablePointer<Float>?, mean: UnsafeMutablePointer<Float>?, compute: Compute
   ) {
     switch c.kind {
     case .sgd:
@@ -247,18 +250,14 @@ private struct UpdateRule {
         }
       }
     case .adam, .adamw:
-      let (first, second) = (first!, second!)
-      let decoupled = c.kind == .adamw
-      for j in 0..<count {
-        let value = p[j]
-        let grad = penalised(g[j], value)
-        let v = decoupled ? value * decay : value
-        let m1 = c.beta1 * first[j] + (1 - c.beta1) * grad
-        let m2 = c.beta2 * second[j] + (1 - c.beta2) * grad * grad
-        first[j] = m1
-        second[j] = m2
-        p[j] = v - stepSize * m1 / (m2.squareRoot() / root2 + c.epsilon)
-      }
+      // The C kernel runs exactly this rule, vectorised and split over threads:
+      //   grad = g (+ l1·sign(p)) (+ λ·p unless AdamW); v = AdamW ? p·(1 - lr·λ) : p
+      //   m₁ = β₁m₁ + (1-β₁)grad; m₂ = β₂m₂ + (1-β₂)grad²; p = v - stepSize·m₁ / (√m₂/root2 + ε)
+      var args = rc_adam_args(
+        p: p, first: first!, second: second!, g: g, beta1: c.beta1, beta2: c.beta2, step_size: stepSize,
+        root2: root2, epsilon: c.epsilon, l1: c.l1, l2: c.kind == .adamw ? 0 : c.weightDecay, decay: decay,
+        decoupled: c.kind == .adamw ? 1 : 0)
+      rc_adam_update(Int32(compute.threads), RC_KERNEL_AUTO, &args, count)
     }
   }
 }

@@ -83,13 +83,15 @@ public struct TrainingStep: Sendable {
   ///   - model: the parameters, updated in place unless the step is skipped or throws.
   ///   - learningRate: this step's rate (a schedule's), or nil for the optimizer's.
   ///   - place: names the step in a `diverged` error.
+  ///   - compute: threads for the optimizer's update (the result does not depend on the count).
   ///   - hooks: called when parameters' gradients are ready and before the update.
   ///   - lossAndGradient: runs the model it is given forward, the loss and backward, adding
   ///     every parameter gradient into the zero gradient it is given (and calling `parametersReady` as
   ///     parameters become final); returns the mean loss.
   @discardableResult
   public mutating func run<M: Parameterized>(
-    _ model: inout M, learningRate: Float? = nil, place: @autoclosure () -> String, hooks: StepHooks<M> = StepHooks(),
+    _ model: inout M, learningRate: Float? = nil, place: @autoclosure () -> String, compute: Compute = .singleThread,
+    hooks: StepHooks<M> = StepHooks(),
     lossAndGradient: (_ model: M, _ gradient: inout M, _ parametersReady: ParametersReady?) throws -> Float
   ) throws -> StepReport {
     var gradient = model.zeroGradient
@@ -102,7 +104,7 @@ public struct TrainingStep: Sendable {
       if onNaN == .stop { throw TrainingError.diverged(at: place()) }
       return StepReport(loss: loss, gradientNorm: norm, updated: false)
     }
-    optimizer.update(&model, along: gradient, learningRate: learningRate)
+    optimizer.update(&model, along: gradient, learningRate: learningRate, compute: compute)
     return StepReport(loss: loss, gradientNorm: norm, updated: true)
   }
 }

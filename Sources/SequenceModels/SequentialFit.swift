@@ -161,7 +161,7 @@ extension Sequential {
     }
     var score = BatchScore(metricCount: setup.metrics.count)
     let (loss, metrics) = (setup.loss, setup.metrics)
-    _ = try setup.trainer.run(&self, place: place) { model, gradient, ready in
+    _ = try setup.trainer.run(&self, place: place, compute: compute) { model, gradient, ready in
       let (out, saved) = model.run(
         xb, lengths: lb, training: true, raw: model.fusesFinalActivation, using: &rng, compute: compute)
       let (batchScore, dOut) = model.score(

@@ -328,7 +328,7 @@ public struct TrainingSession: Sendable {
     let groups = parallel == nil ? microBatches : 1
     let share = buckets != nil || groups > 1 ? allTargets.count : nil
     let report = try trainer.run(
-      &model, learningRate: rate, place: place, hooks: hooks
+      &model, learningRate: rate, place: place, compute: compute, hooks: hooks
     ) { model, gradient, ready in
       var total: Float = 0
       var states: [RecurrentState] = []

@@ -117,6 +117,19 @@ void rc_sgemv(int threads, long rows, long cols, const float *w, long ldw, const
 void rc_sgemv_batch(int threads, int portable, long rows, long cols, const float *w, long ldw,
                     const float *x, long ldx, float *y, long ldy, long n);
 
+/// One Adam/AdamW update of a parameter tensor (see Optimizers.swift's rule): l1 and l2 are
+/// folded into the gradient, `decoupled` (AdamW) scales the value by `decay` first.
+typedef struct {
+  float *p, *first, *second;
+  const float *g;
+  float beta1, beta2, step_size, root2, epsilon, l1, l2, decay;
+  int decoupled;
+} rc_adam_args;
+
+/// Applies `args` to `count` elements, split over up to `threads` (every element's arithmetic is
+/// the same whatever the split or instruction set). `kernel`: RC_KERNEL_AUTO, or a cap (tests).
+void rc_adam_update(int threads, rc_kernel kernel, const rc_adam_args *args, long count);
+
 /// Tells the C allocator to keep freed large blocks for reuse (training allocates the same
 /// activation buffers every window). Process-wide: called once by the command-line tool.
 void rc_keep_freed_memory(void);
