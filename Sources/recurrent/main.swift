@@ -1,5 +1,5 @@
 import CKernels
 import RecurrentCommands
 
-rc_keep_freed_memory()
+_ = rc_keep_freed_memory()
 RecurrentCommand.runAndExit()

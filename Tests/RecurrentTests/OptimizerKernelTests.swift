@@ -60,3 +60,11 @@ private func adamKernelIsTheRuleBitForBit(rule: AdamCase) {
     }
   }
 }
+
+#if os(Linux) && canImport(Glibc)
+@Test func allocatorKeepsFreedMemoryOnGlibc() {
+  // The command-line tool's allocator settings must reach glibc (they were once compiled out
+  // by a missing header, and every large buffer was faulted in afresh each training step).
+  #expect(rc_keep_freed_memory() == 1)
+}
+#endif

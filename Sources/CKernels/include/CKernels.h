@@ -132,7 +132,8 @@ void rc_adam_update(int threads, rc_kernel kernel, const rc_adam_args *args, lon
 
 /// Tells the C allocator to keep freed large blocks for reuse (training allocates the same
 /// activation buffers every window). Process-wide: called once by the command-line tool.
-void rc_keep_freed_memory(void);
+/// Returns 1 if the allocator took the settings (glibc), 0 where there is nothing to set.
+int rc_keep_freed_memory(void);
 
 #ifdef __cplusplus
 }
