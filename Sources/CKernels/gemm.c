@@ -41,18 +41,23 @@ static void pack_a(int trans, const float *a, long lda, long i0, long p0, long m
   if (trans) {
     // op(A)(i, p) = A[p, i]: walk A's rows once each (mc contiguous floats), dealing MR floats
     // to every panel, rather than panel by panel (each step of which would touch a new row).
+    long full = mc / MR * MR;
     for (long p = 0; p < kc; p++) {
       const float *row = a + (p0 + p) * lda + i0;
-      for (long ir = 0; ir < mc; ir += MR) {
-        float *d = dst + ir * kc + p * MR;
+      float *d = dst + p * MR;
+      for (long ir = 0; ir < full; ir += MR, d += MR * kc) {
         const float *s = row + ir;
-        if (mc - ir >= MR) {
-          d[0] = s[0], d[1] = s[1], d[2] = s[2], d[3] = s[3], d[4] = s[4], d[5] = s[5];
-        } else {
-          long r = 0;
-          for (; r < mc - ir; r++) d[r] = s[r];
-          for (; r < MR; r++) d[r] = 0.0f;
-        }
+#if RC_X86
+        _mm_storeu_ps(d, _mm_loadu_ps(s));
+        _mm_storel_pi((__m64 *)(d + 4), _mm_loadl_pi(_mm_setzero_ps(), (const __m64 *)(s + 4)));
+#else
+        d[0] = s[0], d[1] = s[1], d[2] = s[2], d[3] = s[3], d[4] = s[4], d[5] = s[5];
+#endif
+      }
+      if (full < mc) {
+        long r = 0;
+        for (; r < mc - full; r++) d[r] = row[full + r];
+        for (; r < MR; r++) d[r] = 0.0f;
       }
     }
     return;
