@@ -33,6 +33,11 @@ TARGETS = {"train-S": (">=", 2.5), "train-M": (">=", 1.6), "train-L": (">=", 1.1
            "train-W10k-2x200": (">=", 1.5), "train-W10k-2x200-LSTM": (">=", 1.5),
            "train-W33k-2x650": (">=", 1.1), "train-W33k-2x650-LSTM": (">=", 1.1)}
 CEILING_SHARE = 85
+# bf16 targets (ours with --precision bf16 against PyTorch's default f32, same run).
+TARGETS_BF16 = {"train-M": (">=", 2.5), "score-S": (">=", 2.5), "score-M": (">=", 2.5), "score-L": (">=", 2.5),
+                "generate-L": ("<=", 0.12)}
+BF16_WORKLOADS = ["train-M", "train-L", "train-M-LSTM", "score-S", "score-M", "score-L", "generate-S", "generate-M",
+                  "generate-L", "train-W33k-2x650"]
 # (layers, hidden, embedding, batch, seq, gates, vocabulary) of the products one step computes.
 SHAPES = {"train-S": (1, 128, 64, 32, 64, 3, 65), "train-M": (2, 256, 128, 64, 64, 3, 65),
           "train-L": (2, 512, 256, 64, 128, 3, 65), "train-M-LSTM": (2, 256, 128, 64, 64, 4, 65),
@@ -115,6 +120,8 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workload", action="append", default=[])
     parser.add_argument("--no-build", action="store_true")
+    parser.add_argument("--precision", choices=["f32", "bf16"], default="f32",
+                        help="bf16: ours in bf16 against PyTorch's f32 (the targets) and its bf16 autocast")
     parser.add_argument("--isa", choices=sorted(ISA_ENV), default="native",
                         help="avx2: cap ours, PyTorch and numpy at AVX2 (emulates an AVX2-only host)")
     args = parser.parse_args()
@@ -124,42 +131,54 @@ def main():
                        stdout=subprocess.DEVNULL)
     ours_bin = os.path.join(ROOT, ".build", "release", "recurrent")
     reference = os.path.join(ROOT, "Benchmarks", "pytorch_reference.py")
-    names = args.workload or list(TARGETS)
+    bf16 = args.precision == "bf16"
+    names = args.workload or (BF16_WORKLOADS if bf16 else list(TARGETS))
     flags = open("/proc/cpuinfo").read().split("flags", 1)[-1].split("\n", 1)[0].split() if os.path.exists(
         "/proc/cpuinfo") else []
     host = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
     print(f"threads {args.threads}, {args.rounds} rounds, median ratio; CPU {host}"
-          f"{', capped at AVX2 by --isa avx2' if args.isa == 'avx2' else ''}\n")
-    print("| workload | PyTorch | Recurrent | ratio | target | met | peak RSS ours / PyTorch | GEMM ceiling share |")
-    print("|---|---|---|---|---|---|---|---|")
+          f"{', capped at AVX2 by --isa avx2' if args.isa == 'avx2' else ''}"
+          f"{'; ours in bf16 (--precision bf16), PyTorch in f32 and with bf16 autocast' if bf16 else ''}\n")
+    extra = " ours / PyTorch autocast bf16 |" if bf16 else ""
+    print(f"| workload | PyTorch | Recurrent | ratio | target | met | peak RSS ours / PyTorch | GEMM ceiling share |{extra}")
+    print("|---|---|---|---|---|---|---|---|" + ("---|" if bf16 else ""))
     for name in names:
-        ours, theirs, ratios, rss = [], [], [], []
+        ours, theirs, ratios, rss, autocast_ratios = [], [], [], [], []
         generation = name.startswith("generate")
         key = "ms_per_token" if generation else "tokens_per_second"
         for _ in range(args.rounds):
             o = run_json([ours_bin, "bench", "--workload", name, "--threads", str(args.threads),
-                          "--seconds", str(args.seconds), "--json"], env=ours_env)
-            t = run_json([sys.executable, reference, "--workload", name, "--threads", str(args.threads),
-                          "--seconds", str(args.seconds)], env=torch_env)
+                          "--seconds", str(args.seconds), "--json", "--precision", args.precision], env=ours_env)
+            reference_cmd = [sys.executable, reference, "--workload", name, "--threads", str(args.threads),
+                             "--seconds", str(args.seconds)]
+            t = run_json(reference_cmd, env=torch_env)
+            if bf16:
+                try:
+                    a = run_json(reference_cmd + ["--autocast"], env=torch_env)
+                    autocast_ratios.append(o[key] / a[key])
+                except subprocess.CalledProcessError:
+                    pass  # autocast does not run here: the column says so
             ours.append(o)
             theirs.append(t)
             ratios.append(o[key] / t[key])
             rss.append(o["max_rss_kb"] / t["max_rss_kb"])
         ratio = statistics.median(ratios)
-        op, value = TARGETS[name]
-        met = ratio >= value if op == ">=" else ratio <= value
+        op, value = (TARGETS_BF16 if bf16 else TARGETS).get(name, (None, None))
+        met = "—" if op is None else "yes" if (ratio >= value if op == ">=" else ratio <= value) else "no"
         unit = "ms/token" if generation else "tokens/s"
         fmt = "{:.4f} " if generation else "{:.0f} "
         share = ""
-        if name in SHAPES:
+        if name in SHAPES and not bf16:
             gemm = ceiling(name, args.threads, numpy_env)
             ours_gflops = statistics.median(o["gflops"] for o in ours)
             percent = 100 * ours_gflops / gemm
-            share = (f"{ours_gflops:.0f} of {gemm:.0f} GFLOP/s = {percent:.0f}% "
+            share = (f"{ours_gflops:.0f} of {gemm:.0f} GFLOP/s = {percent:.1f}% "
                      f"({'>=' if percent >= CEILING_SHARE else '<'} {CEILING_SHARE}%)")
         print(f"| {name} | {fmt.format(statistics.median(t[key] for t in theirs))}{unit} | "
-              f"{fmt.format(statistics.median(o[key] for o in ours))}{unit} | {ratio:.2f} | {op} {value} | "
-              f"{'yes' if met else 'no'} | {statistics.median(rss):.2f} | {share} |", flush=True)
+              f"{fmt.format(statistics.median(o[key] for o in ours))}{unit} | {ratio:.2f} | "
+              f"{'—' if op is None else f'{op} {value}'} | {met} | {statistics.median(rss):.2f} | {share} |"
+              + (f" {statistics.median(autocast_ratios):.2f} |" if autocast_ratios else " does not run |" if bf16 else ""),
+              flush=True)
 
 
 if __name__ == "__main__":

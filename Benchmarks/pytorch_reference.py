@@ -59,11 +59,14 @@ def forward_flops_per_token(cell, layers, hidden, emb, vocab=V):
     return sum(2 * g * ((emb if l == 0 else hidden) + hidden) for l in range(layers)) + 2 * hidden * vocab
 
 
-def run(name, seconds, generate_steps, threads):
+def run(name, seconds, generate_steps, threads, autocast=False):
     kind, cell, layers, hidden, emb, batch, seq, V = workloads()[name]
+    # --autocast: torch.autocast("cpu", dtype=torch.bfloat16) around forward and loss (PyTorch's
+    # mixed precision on CPU; which ops it lowers to bf16 is PyTorch's choice).
+    amp = lambda: torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast)
     torch.manual_seed(1)
     model = Model(cell, layers, hidden, emb, V)
-    result = {"workload": name, "implementation": "pytorch", "threads": threads,
+    result = {"workload": name, "implementation": "pytorch", "threads": threads, "autocast_bf16": autocast,
               "tokens_per_second": None, "gflops": None, "ms_per_token": None}
     if kind == "train":
         opt = torch.optim.Adam(model.parameters(), lr=2e-3)
@@ -71,8 +74,9 @@ def run(name, seconds, generate_steps, threads):
         h = None
 
         def step(h):
-            logits, h = model(data[:-1], h)
-            loss = F.cross_entropy(logits.view(-1, V), data[1:].reshape(-1))
+            with amp():
+                logits, h = model(data[:-1], h)
+                loss = F.cross_entropy(logits.view(-1, V).float(), data[1:].reshape(-1))
             opt.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -95,7 +99,8 @@ def run(name, seconds, generate_steps, threads):
             token, h = torch.zeros(1, 1, dtype=torch.long), None
             for i in range(generate_steps + 20):
                 t0 = time.perf_counter()
-                logits, h = model(token, h)
+                with amp():
+                    logits, h = model(token, h)
                 token = logits.argmax(dim=-1)
                 if i >= 20:
                     times.append(time.perf_counter() - t0)
@@ -103,12 +108,12 @@ def run(name, seconds, generate_steps, threads):
     else:
         model.eval()
         data = torch.randint(0, V, (seq, batch))
-        with torch.inference_mode():
+        with torch.inference_mode(), amp():
             model(data)
             start, passes = time.perf_counter(), 0
             while time.perf_counter() - start < seconds or passes < 2:
                 logits, _ = model(data)
-                F.cross_entropy(logits.view(-1, V), data.reshape(-1))
+                F.cross_entropy(logits.view(-1, V).float(), data.reshape(-1))
                 passes += 1
         rate = passes * batch * seq / (time.perf_counter() - start)
         result["tokens_per_second"] = rate
@@ -123,10 +128,11 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=3)
     parser.add_argument("--generate-steps", type=int, default=500)
+    parser.add_argument("--autocast", action="store_true", help="torch.autocast to bfloat16 on CPU")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     for name in args.workload or list(workloads()):
-        print(json.dumps(run(name, args.seconds, args.generate_steps, args.threads)), flush=True)
+        print(json.dumps(run(name, args.seconds, args.generate_steps, args.threads, args.autocast)), flush=True)
 
 
 if __name__ == "__main__":

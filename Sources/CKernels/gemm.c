@@ -386,6 +386,25 @@ void rc_sgemm(int trans_a, int trans_b, long m, long n, long k, float alpha, con
               long lda, const float *b, long ldb, float beta, float *c, long ldc,
               rc_kernel kernel) {
   if (m <= 0 || n <= 0) return;
+  if (kernel == RC_KERNEL_AVX512_BF16 && k > 0 && alpha != 0.0f) {
+    rc_sgemm_bf16(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  if (kernel == RC_KERNEL_BF16_EMULATED && k > 0 && alpha != 0.0f) {
+    // The numerics of the bf16 path on any CPU: op(A) and op(B) rounded to bf16 into
+    // row-major copies, then the f32 kernel (its FMAs on bf16 values are exact products summed
+    // as VDPBF16PS sums them, up to its handling of denormals).
+    float *ra = malloc(sizeof(float) * (size_t)(m * k)), *rb = malloc(sizeof(float) * (size_t)(k * n));
+    if (ra == NULL || rb == NULL) abort();
+    for (long i = 0; i < m; i++)
+      for (long p = 0; p < k; p++) ra[i * k + p] = rc_round_bf16(trans_a ? a[p * lda + i] : a[i * lda + p]);
+    for (long p = 0; p < k; p++)
+      for (long j = 0; j < n; j++) rb[p * n + j] = rc_round_bf16(trans_b ? b[j * ldb + p] : b[p * ldb + j]);
+    rc_sgemm(0, 0, m, n, k, alpha, ra, k, rb, n, beta, c, ldc, RC_KERNEL_AUTO);
+    free(ra);
+    free(rb);
+    return;
+  }
   if (k <= 0 || alpha == 0.0f) {
     for (long i = 0; i < m; i++) {
       float *ci = c + i * ldc;

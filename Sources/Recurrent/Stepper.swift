@@ -17,11 +17,12 @@ public final class LanguageModelStepper: @unchecked Sendable {
   public let capacity: Int
   struct Layer {
     let inputSize: Int
-    let wih, whh, bih, bhh: FloatBuffer
+    let wih, whh: StepMatrix
+    let bih, bhh: FloatBuffer
   }
   let embedding: FloatBuffer  // [V, E]
   let layers: [Layer]
-  let decoderWeight: FloatBuffer  // [V, H]
+  let decoderWeight: StepMatrix  // [V, H]
   let decoderBias: FloatBuffer  // [V]
   let hidden: [FloatBuffer]  // [capacity, H] per layer
   let cell: [FloatBuffer]  // [capacity, H] per layer (LSTM)
@@ -46,10 +47,10 @@ public final class LanguageModelStepper: @unchecked Sendable {
     embedding = FloatBuffer(model.encoder.weight)
     layers = model.rnn.weights.enumerated().map { index, w in
       Layer(
-        inputSize: index == 0 ? c.embeddingSize : H, wih: FloatBuffer(w.weightIH), whh: FloatBuffer(w.weightHH),
-        bih: FloatBuffer(w.biasIH), bhh: FloatBuffer(w.biasHH))
+        inputSize: index == 0 ? c.embeddingSize : H, wih: StepMatrix(w.weightIH, compute: compute),
+        whh: StepMatrix(w.weightHH, compute: compute), bih: FloatBuffer(w.biasIH), bhh: FloatBuffer(w.biasHH))
     }
-    decoderWeight = FloatBuffer(c.tied ? model.encoder.weight : model.decoder.weight)
+    decoderWeight = StepMatrix(c.tied ? model.encoder.weight : model.decoder.weight, compute: compute)
     decoderBias = FloatBuffer(model.decoder.bias ?? Tensor(zeros: [c.vocabularySize]))
     hidden = (0..<c.layers).map { _ in FloatBuffer(count: capacity * H) }
     cell = (0..<c.layers).map { _ in FloatBuffer(count: c.cell.hasCellState ? capacity * H : 0) }
@@ -137,8 +138,8 @@ public final class LanguageModelStepper: @unchecked Sendable {
     for (l, layer) in layers.enumerated() {
       let h = hidden[l].pointer
       for row in 0..<n { (gx.pointer + row * GH).update(from: layer.bih.pointer, count: GH) }
-      rc_sgemv_batch(threads, portable, GH, layer.inputSize, layer.wih.pointer, layer.inputSize, x, layer.inputSize, gx.pointer, GH, n)
-      let (whh, bhh) = (layer.whh.pointer, layer.bhh.pointer)
+      layer.wih.multiply(rows: 0..<GH, threads: threads, portable: portable, x, ldx: layer.inputSize, into: gx.pointer, ldy: GH, n: n)
+      let (whh, bhh) = (layer.whh, layer.bhh.pointer)
       let hasCell = kernels.hasCellState
       kernels.forward(
         ForwardStep(
@@ -149,7 +150,7 @@ public final class LanguageModelStepper: @unchecked Sendable {
         // The recurrent product: one batch-invariant matrix-vector product per block and row.
         let (offset, width) = blocks[index]
         for row in 0..<n { (ghp + row * GH + offset).update(from: bhh + offset, count: width) }
-        rc_sgemv_batch(threads, portable, width, H, whh + offset * H, H, operand, lda, ghp + offset, GH, n)
+        whh.multiply(rows: offset..<(offset + width), threads: threads, portable: portable, operand, ldx: lda, into: ghp + offset, ldy: GH, n: n)
       }
       if hasCell { cell[l].pointer.update(from: nextCell.pointer, count: n * H) }
       h.update(from: nextHidden.pointer, count: n * H)
@@ -157,7 +158,56 @@ public final class LanguageModelStepper: @unchecked Sendable {
     }
     let V = c.vocabularySize
     for row in 0..<n { (logits.pointer + row * V).update(from: decoderBias.pointer, count: V) }
-    rc_sgemv_batch(threads, portable, V, H, decoderWeight.pointer, H, x, H, logits.pointer, V, n)
+    decoderWeight.multiply(rows: 0..<V, threads: threads, portable: portable, x, ldx: H, into: logits.pointer, ldy: V, n: n)
     return UnsafeBufferPointer(start: logits.pointer, count: n * V)
+  }
+}
+
+/// A weight matrix `[rows, cols]` as the stepper's products read it: float32, or (precision
+/// bf16) stored once as bf16, two per 32-bit word, for `rc_sgemv_bf16`; emulated bf16 keeps
+/// float32 values rounded to bf16 and rounds each input vector (tests, any CPU).
+struct StepMatrix {
+  let rows: Int
+  let cols: Int
+  let storage: FloatBuffer
+  let compute: Compute
+
+  init(_ weight: Tensor, compute: Compute) {
+    precondition(weight.rank == 2, "StepMatrix: rank-2 weights only")
+    (rows, cols) = (weight.shape[0], weight.shape[1])
+    self.compute = compute
+    switch (compute.precision, compute.emulatesBFloat16) {
+    case (.float32, _):
+      storage = FloatBuffer(weight)
+    case (.bfloat16, true):
+      storage = FloatBuffer(Tensor(shape: weight.shape, scalars: weight.scalars.map { rc_round_bf16($0) }))
+    case (.bfloat16, false):
+      storage = FloatBuffer(uninitializedCount: (weight.count + 1) / 2)
+      storage.pointer.withMemoryRebound(to: UInt16.self, capacity: weight.count) { dst in
+        weight.withPointer { rc_convert_bf16($0, dst, weight.count) }
+      }
+    }
+  }
+
+  /// `y_v[r - rows.lowerBound] += W[r]·x_v` for the rows in `rows` and vectors `v < n`.
+  func multiply(
+    rows range: Range<Int>, threads: Int32, portable: Int32, _ x: UnsafePointer<Float>, ldx: Int,
+    into y: UnsafeMutablePointer<Float>, ldy: Int, n: Int
+  ) {
+    switch (compute.precision, compute.emulatesBFloat16) {
+    case (.float32, _):
+      rc_sgemv_batch(threads, portable, range.count, cols, storage.pointer + range.lowerBound * cols, cols, x, ldx, y, ldy, n)
+    case (.bfloat16, true):
+      var rounded = [Float](repeating: 0, count: n * cols)
+      for v in 0..<n {
+        for j in 0..<cols { rounded[v * cols + j] = rc_round_bf16(x[v * ldx + j]) }
+      }
+      rc_sgemv_batch(
+        threads, portable, range.count, cols, storage.pointer + range.lowerBound * cols, cols, rounded, cols, y, ldy, n)
+    case (.bfloat16, false):
+      storage.pointer.withMemoryRebound(to: UInt16.self, capacity: rows * cols) { w in
+        rc_sgemv_bf16(threads, range.count, cols, w + range.lowerBound * cols, cols, x, ldx, y, ldy, n)
+      }
+    }
   }
 }

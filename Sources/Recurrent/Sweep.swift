@@ -59,7 +59,7 @@ struct Sweep {
     // Each block of W_hhᵀ packed once per sweep: every step's product streams contiguous panels.
     let packed = weights.weightHH.withPointer { whh in
       cell.blocks.indices.map { i in
-        PackedMatrix(whh + columnOffset(i) * H, ldb: H, k: H, n: blockWidth(i), transposed: true)
+        PackedMatrix(whh + columnOffset(i) * H, ldb: H, k: H, n: blockWidth(i), transposed: true, compute: compute)
       }
     }
     // The recurrence of each batch row is independent: each thread runs the whole time loop
@@ -133,7 +133,7 @@ struct Sweep {
     // Each block of W_hh packed once as the right operand of the per-step products.
     let packed = weights.weightHH.withPointer { whh in
       cell.blocks.indices.map { i in
-        PackedMatrix(whh + columnOffset(i) * H, ldb: H, k: blockWidth(i), n: H, transposed: false)
+        PackedMatrix(whh + columnOffset(i) * H, ldb: H, k: blockWidth(i), n: H, transposed: false, compute: compute)
       }
     }
     let hiddenBlocks = cell.hiddenBlocks

@@ -116,7 +116,8 @@ struct Bench: ParsableCommand {
       selected = workloads.isEmpty ? Workload.all : Workload.all.filter { workloads.contains($0.name) }
     }
     for w in selected {
-      let result = try measure(w, compute: compute)
+      var result = try measure(w, compute: compute)
+      result.precision = compute.precision
       if json {
         print(result.json)
       } else {
@@ -128,6 +129,7 @@ struct Bench: ParsableCommand {
   struct Result {
     let workload: Workload
     let threads: Int
+    var precision = Precision.float32
     var tokensPerSecond: Double? = nil
     var msPerToken: Double? = nil
     let maxRSSKilobytes: Int
@@ -138,6 +140,7 @@ struct Bench: ParsableCommand {
     var json: String {
       JSONValue.object([
         ("workload", .string(workload.name)), ("implementation", "recurrent"), ("threads", .int(threads)),
+        ("precision", .string(precision.rawValue)),
         ("tokens_per_second", .optional(tokensPerSecond)), ("gflops", .optional(gflops)),
         ("ms_per_token", .optional(msPerToken)), ("max_rss_kb", .int(maxRSSKilobytes)),
       ]).text
@@ -175,6 +178,7 @@ struct Bench: ParsableCommand {
       let vocabulary = Vocabulary(kind: .word, tokens: (0..<w.vocabularySize).map { "w\($0)" })
       let tokens = (0..<(w.batch * (w.sequenceLength * 64 + 1))).map { _ in Int(rng.next() % UInt64(w.vocabularySize)) }
       var session = try TrainingSession(options: options, vocabulary: vocabulary, trainTokens: tokens, validTokens: [0, 1])
+      session.precision = compute.precision
       for _ in 0..<2 { try session.trainStep() }
       let start = now()
       var steps = 0

@@ -10,6 +10,7 @@ extension TokenizerKind: ExpressibleByArgument {}
 extension TextEncoding: ExpressibleByArgument {}
 extension OptimizerKind: ExpressibleByArgument {}
 extension NaNPolicy: ExpressibleByArgument {}
+extension Precision: ExpressibleByArgument {}
 
 /// The bundled corpus: Data/tinyshakespeare.txt in the working directory, else beside the
 /// sources this binary was built from.

@@ -77,6 +77,7 @@ struct Generate: ParsableCommand {
   @Option(help: "Sample only from the most likely tokens whose probability reaches p (0 < p <= 1).") var topP: Float?
   @Flag(help: "Always take the most likely token.") var greedy = false
   @Option(help: "Random seed: the same seed gives the same text.") var seed: UInt64 = 0
+  @Option(help: PrecisionOption.help) var precision: Precision?
 
   func validate() throws {
     guard length >= 0 else { throw ValidationError("--length must be >= 0") }
@@ -84,6 +85,7 @@ struct Generate: ParsableCommand {
     if let topK, topK <= 0 { throw ValidationError("--top-k must be > 0") }
     if let topP, !(topP > 0 && topP <= 1) { throw ValidationError("--top-p must be in (0, 1]") }
     if let prime, prime.isEmpty { throw ValidationError("--prime must not be empty") }
+    try PrecisionOption.check(precision)
   }
 
   func run() throws {
@@ -104,7 +106,8 @@ struct Generate: ParsableCommand {
     options.seed = seed
     if prime != nil { emit(primeText) }
     var streamer = TextStreamer(vocabulary: vocabulary, atLineStart: primeText.hasSuffix("\n"))
-    for id in TokenGenerator(model: loaded.model, prime: primeIDs, count: length, options: options) {
+    let compute = Compute(threads: 1, precision: precision ?? .float32)
+    for id in TokenGenerator(model: loaded.model, prime: primeIDs, count: length, options: options, compute: compute) {
       emit(streamer.push(id))
     }
     emit(streamer.flush())

@@ -98,22 +98,45 @@ struct OptimizerOptions<Defaults: CommandDefaults>: ParsableArguments {
   }
 }
 
-/// How a run runs: `--seed`, `--threads`.
+/// `--precision`: the matrix products' operand format.
+enum PrecisionOption {
+  static let help: ArgumentHelp = """
+    Matrix products in f32, or bf16 (bfloat16 operands, float32 accumulation; weights, optimizer \
+    state and checkpoints stay f32). bf16 needs a CPU with AVX512_BF16. [default: f32]
+    """
+
+  /// Refuses bf16 on a CPU without AVX512_BF16, in one line.
+  static func check(_ precision: Precision?) throws {
+    if precision == .bfloat16 && !Precision.bfloat16IsSupported {
+      throw ValidationError("--precision bf16 needs a CPU with AVX512_BF16 (avx512_bf16 in /proc/cpuinfo); this one lacks it")
+    }
+  }
+}
+
+/// How a run runs: `--seed`, `--threads`, `--precision`.
 struct RunOptions<Defaults: CommandDefaults>: ParsableArguments {
   @Option(help: "Random seed. [default: \(Defaults.seed)]") var seed: UInt64?
   @Option(help: "Threads; results are identical for any count. [default: all cores]") var threads: Int?
+  @Option(help: PrecisionOption.help) var precision: Precision?
 
   var randomSeed: UInt64 { seed ?? Defaults.seed }
-  var compute: Compute { Compute(threads: threads ?? System.coreCount) }
+  var compute: Compute { Compute(threads: threads ?? System.coreCount, precision: precision ?? .float32) }
 
-  func validate() throws { try Bounds.check(threads, Bounds.threads, "--threads") }
+  func validate() throws {
+    try Bounds.check(threads, Bounds.threads, "--threads")
+    try PrecisionOption.check(precision)
+  }
 }
 
-/// `--threads` alone, for commands without randomness or model options.
+/// `--threads` and `--precision`, for commands without randomness or model options.
 struct ThreadOptions: ParsableArguments {
   @Option(help: "Threads; results are identical for any count. [default: all cores]") var threads: Int?
-  var compute: Compute { Compute(threads: threads ?? System.coreCount) }
-  func validate() throws { try Bounds.check(threads, Bounds.threads, "--threads") }
+  @Option(help: PrecisionOption.help) var precision: Precision?
+  var compute: Compute { Compute(threads: threads ?? System.coreCount, precision: precision ?? .float32) }
+  func validate() throws {
+    try Bounds.check(threads, Bounds.threads, "--threads")
+    try PrecisionOption.check(precision)
+  }
 }
 
 /// The text a model is trained on and how it becomes tokens: `--text`, `--valid-text`,

@@ -270,6 +270,7 @@ struct Train: ParsableCommand {
             initialModel: initial?.model, world: world)
       }
     }
+    session.precision = runOptions.precision ?? .float32
     // Only rank 0 writes files and prints.
     let board = try isRoot ? tensorboard.map { try TensorBoardWriter(directory: $0) } : nil  // before any file of ours
     let metrics = try isRoot ? MetricsLog(checkpointPath: checkpoint, resuming: resume) : nil

@@ -33,6 +33,9 @@ public struct ServerCommand: AsyncParsableCommand {
   @Option(help: "Require `Authorization: Bearer KEY` on every endpoint but /health.") var apiKey: String?
   @Option(help: "Seconds active streams may take to finish after SIGTERM/SIGINT.") var shutdownTimeout: Double = 10
   @Option(help: "Threads of the model step. [default: half the cores, at least 1: the rest serve HTTP]") var threads: Int?
+  @Option(
+    help: "The model step's products: f32, or bf16 (bfloat16 operands, float32 accumulation; CPUs with AVX512_BF16). [default: f32]"
+  ) var precision: String?
 
   /// A command to be filled in by the parser.
   public init() {}
@@ -47,6 +50,12 @@ public struct ServerCommand: AsyncParsableCommand {
     guard shutdownTimeout >= 0 && shutdownTimeout.isFinite else { throw ValidationError("--shutdown-timeout must be >= 0") }
     if let threads, threads < 1 || threads > 256 { throw ValidationError("--threads must be in 1...256") }
     if let apiKey, apiKey.isEmpty { throw ValidationError("--api-key must not be empty") }
+    if let precision {
+      guard let chosen = Precision(rawValue: precision) else { throw ValidationError("--precision must be f32 or bf16, got \(precision)") }
+      if chosen == .bfloat16 && !Precision.bfloat16IsSupported {
+        throw ValidationError("--precision bf16 needs a CPU with AVX512_BF16 (avx512_bf16 in /proc/cpuinfo); this one lacks it")
+      }
+    }
   }
 
   /// Loads the checkpoint and serves until SIGTERM or SIGINT.
@@ -59,6 +68,7 @@ public struct ServerCommand: AsyncParsableCommand {
     scheduling.maxStreams = maxStreams
     scheduling.maxQueued = maxQueued ?? maxStreams
     scheduling.threads = threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / 2)
+    scheduling.precision = precision.flatMap(Precision.init(rawValue:)) ?? .float32
     let name = modelName ?? URL(fileURLWithPath: checkpoint).deletingPathExtension().lastPathComponent
     let state = ServerState(
       model: loaded.model, vocabulary: loaded.vocabulary, modelName: name, limits: limits, scheduler: scheduling,

@@ -173,6 +173,8 @@ public final class Scheduler: @unchecked Sendable {
     public var maxQueued = 256
     /// Threads of the model step.
     public var threads = 1
+    /// The model step's products: float32, or bf16 (`--precision bf16`, AVX512_BF16 only).
+    public var precision = Precision.float32
     /// Defaults.
     public init() {}
   }
@@ -197,7 +199,7 @@ public final class Scheduler: @unchecked Sendable {
     onStep: (@Sendable (_ seconds: Double, _ rows: Int) -> Void)? = nil
   ) {
     precondition(configuration.maxStreams >= 1 && configuration.maxQueued >= 0, "Scheduler: bad capacity")
-    stepper = LanguageModelStepper(model, capacity: configuration.maxStreams, compute: Compute(threads: configuration.threads))
+    stepper = LanguageModelStepper(model, capacity: configuration.maxStreams, compute: Compute(threads: configuration.threads, precision: configuration.precision))
     self.vocabulary = vocabulary
     self.configuration = configuration
     self.onStep = onStep

@@ -1,19 +1,68 @@
 import CKernels
 import Foundation
 
-/// How many threads the numeric kernels may use. Passed as an argument; never global.
+/// The number format of the matrix products' operands.
+public enum Precision: String, Sendable, CaseIterable, Codable {
+  /// float32 operands and accumulation.
+  case float32 = "f32"
+  /// Operands rounded to bfloat16 as they enter a product, float32 accumulation and results
+  /// (oneDNN's rules: weights, optimizer state, biases and everything pointwise stay float32).
+  case bfloat16 = "bf16"
+
+  /// Whether this CPU runs the bf16 products (AVX512_BF16), and `RECURRENT_MAX_ISA` does not
+  /// cap the kernels below AVX-512.
+  public static var bfloat16IsSupported: Bool { rc_cpu_level() >= RC_LEVEL_AVX512 && rc_cpu_has_avx512_bf16() != 0 }
+}
+
+/// How many threads the numeric kernels may use, and in which precision the matrix products
+/// run. Passed as an argument; never global.
 public struct Compute: Sendable, Equatable {
   /// Threads for matrix products (1 = the calling thread only).
   public var threads: Int
-  /// Work split over `threads` threads (at least 1).
-  public init(threads: Int) {
+  /// The matrix products' operand format.
+  public let precision: Precision
+  /// bf16 by rounding the operands and running the float32 kernels: the bf16 numerics on any
+  /// CPU, for tests only (slow).
+  package let emulatesBFloat16: Bool
+
+  /// Work split over `threads` threads (at least 1), products in `precision` (`.bfloat16` only
+  /// where `Precision.bfloat16IsSupported`).
+  public init(threads: Int, precision: Precision = .float32) {
+    precondition(threads >= 1, "Compute: threads must be >= 1, got \(threads)")
+    precondition(
+      precision == .float32 || Precision.bfloat16IsSupported, "Compute: this CPU has no AVX512_BF16 for bf16 products")
+    self.threads = threads
+    self.precision = precision
+    emulatesBFloat16 = false
+  }
+
+  /// bf16 numerics on any CPU by rounding operands (tests).
+  package init(threads: Int, emulatingBFloat16: Void) {
     precondition(threads >= 1, "Compute: threads must be >= 1, got \(threads)")
     self.threads = threads
+    precision = .bfloat16
+    emulatesBFloat16 = true
   }
+
   /// One thread per available core.
   public static var allCores: Compute { Compute(threads: max(1, System.coreCount)) }
   /// The calling thread only.
   public static let singleThread = Compute(threads: 1)
+
+  /// The same precision on one thread (work inside a `parallelFor` part).
+  public var oneThread: Compute {
+    var copy = self
+    copy.threads = 1
+    return copy
+  }
+
+  /// The C kernel a product runs: `kernel` for float32, else the bf16 one.
+  package func cKernel(_ kernel: GEMMKernel) -> rc_kernel {
+    switch precision {
+    case .float32: kernel.c
+    case .bfloat16: emulatesBFloat16 ? RC_KERNEL_BF16_EMULATED : RC_KERNEL_AVX512_BF16
+    }
+  }
 }
 
 /// Which register-blocked micro-kernel the GEMM uses.
@@ -84,7 +133,8 @@ public enum System {
 ///   - kernel: the micro-kernel; `.automatic` picks the fastest this CPU runs.
 ///   - compute: the output is split into blocks of whole rows or columns, one per thread;
 ///     every element is summed in the same order whatever the thread count, so results are
-///     bit-identical for any `compute.threads`.
+///     bit-identical for any `compute.threads`. `compute.precision` `.bfloat16` rounds both
+///     operands to bf16 (then `kernel` is not used).
 public func gemm(
   transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
   alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
@@ -100,7 +150,7 @@ public func gemm(
   if kernel == .avx512 { precondition(GEMMKernel.avx512IsSupported, "gemm: this CPU has no AVX-512") }
   rc_sgemm_threaded(
     Int32(compute.threads), transposeA ? 1 : 0, transposeB ? 1 : 0, m, n, k, alpha, a, lda,
-    b, ldb, beta, c, ldc, kernel.c)
+    b, ldb, beta, c, ldc, compute.cKernel(kernel))
 }
 
 /// The naive twin of `gemm`: a triple loop accumulating in Double. The test oracle.
@@ -184,22 +234,53 @@ public final class PackedMatrix: @unchecked Sendable {
   public let k: Int
   /// Columns of the packed matrix (the products' output width).
   public let n: Int
+  /// The products' precision (bf16: packed as bf16 pairs, or rounded for emulation).
+  let compute: Compute
   let buffer: FloatBuffer
 
-  /// Packs `op(B)`: `B` [k, n] with row stride `ldb`, or, if `transposed`, `Bᵀ` where `B` is [n, k].
-  public init(_ b: UnsafePointer<Float>, ldb: Int, k: Int, n: Int, transposed: Bool) {
+  /// Packs `op(B)`: `B` [k, n] with row stride `ldb`, or, if `transposed`, `Bᵀ` where `B` is [n, k];
+  /// in bf16 when `compute.precision` is `.bfloat16`.
+  public init(_ b: UnsafePointer<Float>, ldb: Int, k: Int, n: Int, transposed: Bool, compute: Compute = .singleThread) {
     self.k = k
     self.n = n
-    buffer = FloatBuffer(uninitializedCount: rc_packed_b_count(k, n))
-    rc_pack_b(transposed ? 1 : 0, k, n, b, ldb, buffer.pointer)
+    self.compute = compute
+    switch (compute.precision, compute.emulatesBFloat16) {
+    case (.bfloat16, false):
+      buffer = FloatBuffer(uninitializedCount: rc_packed_b_bf16_count(k, n))
+      buffer.pointer.withMemoryRebound(to: UInt32.self, capacity: buffer.count) {
+        rc_pack_b_bf16(transposed ? 1 : 0, k, n, b, ldb, $0)
+      }
+    case (.bfloat16, true):
+      let rows = transposed ? n : k
+      let rounded = FloatBuffer(uninitializedCount: rows * ldb)
+      for i in 0..<(rows * ldb) { rounded.pointer[i] = rc_round_bf16(b[i]) }
+      buffer = FloatBuffer(uninitializedCount: rc_packed_b_count(k, n))
+      rc_pack_b(transposed ? 1 : 0, k, n, rounded.pointer, ldb, buffer.pointer)
+    case (.float32, _):
+      buffer = FloatBuffer(uninitializedCount: rc_packed_b_count(k, n))
+      rc_pack_b(transposed ? 1 : 0, k, n, b, ldb, buffer.pointer)
+    }
   }
 
-  /// `C[m, n] = A[m, k] · B + beta · C` on the calling thread.
+  /// `C[m, n] = A[m, k] · B + beta · C` on the calling thread (A rounded to bf16 when packed so).
   public func multiply(
     _ a: UnsafePointer<Float>, lda: Int, m: Int, beta: Float, into c: UnsafeMutablePointer<Float>, ldc: Int,
     kernel: GEMMKernel = .automatic
   ) {
     precondition(lda >= k && ldc >= n, "PackedMatrix.multiply: lda \(lda) or ldc \(ldc) too small")
-    rc_sgemm_prepacked(m, n, k, a, lda, buffer.pointer, beta, c, ldc, kernel.c)
+    switch (compute.precision, compute.emulatesBFloat16) {
+    case (.bfloat16, false):
+      buffer.pointer.withMemoryRebound(to: UInt32.self, capacity: buffer.count) {
+        rc_sgemm_prepacked_bf16(m, n, k, a, lda, $0, beta, c, ldc)
+      }
+    case (.bfloat16, true):
+      let rounded = FloatBuffer(uninitializedCount: m * k)
+      for i in 0..<m {
+        for p in 0..<k { rounded.pointer[i * k + p] = rc_round_bf16(a[i * lda + p]) }
+      }
+      rc_sgemm_prepacked(m, n, k, rounded.pointer, k, buffer.pointer, beta, c, ldc, kernel.c)
+    case (.float32, _):
+      rc_sgemm_prepacked(m, n, k, a, lda, buffer.pointer, beta, c, ldc, kernel.c)
+    }
   }
 }

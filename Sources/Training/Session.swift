@@ -294,7 +294,11 @@ public struct TrainingSession: Sendable {
     return copy
   }
 
-  var compute: Compute { Compute(threads: options.threads) }
+  /// The matrix products' precision (`--precision`). Not part of the options or checkpoints:
+  /// weights stay float32 and a run may resume in either precision.
+  public var precision: Precision = .float32
+
+  var compute: Compute { Compute(threads: options.threads, precision: precision) }
 
   /// Fractional epochs done.
   public var epochProgress: Double { Double(epoch) + Double(window) / Double(train.windowCount) }

@@ -2,6 +2,7 @@
 #define RECURRENT_CKERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -12,7 +13,9 @@ typedef enum {
   RC_KERNEL_AUTO = 0,     ///< the fastest one this CPU supports
   RC_KERNEL_GENERIC = 1,  ///< portable C, vectorised by the compiler
   RC_KERNEL_AVX2 = 2,     ///< x86-64 AVX2 + FMA, 6x16 register block
-  RC_KERNEL_AVX512 = 3    ///< x86-64 AVX-512 (F, VL, BW, DQ), 12x32 register block
+  RC_KERNEL_AVX512 = 3,   ///< x86-64 AVX-512 (F, VL, BW, DQ), 12x32 register block
+  RC_KERNEL_AVX512_BF16 = 4,  ///< bf16 products (AVX512_BF16), f32 accumulation and C
+  RC_KERNEL_BF16_EMULATED = 5 ///< operands rounded to bf16, then the f32 kernel (tests, any CPU)
 } rc_kernel;
 
 /// Instruction-set levels of rc_cpu_level.
@@ -24,6 +27,28 @@ typedef enum {
 int rc_cpu_has_avx2_fma(void);
 /// 1 if the AVX-512 kernels (F, VL, BW, DQ) can run on this CPU.
 int rc_cpu_has_avx512(void);
+/// 1 if the bf16 GEMM (AVX512_BF16's VDPBF16PS) can run on this CPU.
+int rc_cpu_has_avx512_bf16(void);
+/// x rounded to bfloat16 (nearest even; denormals to zero, as VCVTNE2PS2BF16), back in a float.
+float rc_round_bf16(float x);
+/// rc_sgemm with op(A) and op(B) rounded to bf16 as they are packed and the products
+/// accumulated in float32 (VDPBF16PS). Only where rc_cpu_has_avx512_bf16().
+void rc_sgemm_bf16(int trans_a, int trans_b, long m, long n, long k, float alpha, const float *a, long lda,
+                   const float *b, long ldb, float beta, float *c, long ldc);
+/// 32-bit words needed to hold op(B) [k, n] packed in bf16 for rc_sgemm_prepacked_bf16.
+long rc_packed_b_bf16_count(long k, long n);
+/// Packs op(B) [k, n] once in bf16 (pairs of depth steps per word), for many products.
+void rc_pack_b_bf16(int trans_b, long k, long n, const float *b, long ldb, uint32_t *packed);
+/// C[m,n] = bf16(A)[m,k]·B + beta·C on one thread, with B packed by rc_pack_b_bf16.
+void rc_sgemm_prepacked_bf16(long m, long n, long k, const float *a, long lda, const uint32_t *packed, float beta,
+                             float *c, long ldc);
+/// dst[i] = x[i] rounded to bf16 (the bits), for weights a bf16 matrix-vector product reads.
+void rc_convert_bf16(const float *x, uint16_t *dst, long count);
+/// y_v[rows] += W·bf16(x_v) for n vectors (x_v = x + v*ldx, y_v = y + v*ldy), W stored in bf16
+/// (row stride ldw), float32 accumulation, split over up to `threads`. Each y_v is the same
+/// bits whatever n, v or `threads`. Only where rc_cpu_has_avx512_bf16().
+void rc_sgemv_bf16(int threads, long rows, long cols, const uint16_t *w, long ldw, const float *x, long ldx,
+                   float *y, long ldy, long n);
 /// The level every automatic dispatch uses: the best the CPU runs, capped by the environment
 /// variable RECURRENT_MAX_ISA (generic, avx2 or avx512; read once per process).
 int rc_cpu_level(void);
