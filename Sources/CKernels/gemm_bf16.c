@@ -40,7 +40,7 @@ static inline float op_at(int trans, const float *m, long ld, long row, long col
 }
 
 // Rows [i0, i0+mc) and depth [p0, p0+kc) of op(A) as MR-row panels of depth pairs.
-static void pack_a_bf16(int trans, const float *a, long lda, long i0, long p0, long mc, long kc, uint32_t *dst) {
+static void pack_a_bf16_scalar(int trans, const float *a, long lda, long i0, long p0, long mc, long kc, uint32_t *dst) {
   long kc2 = (kc + 1) / 2;
   for (long ir = 0; ir < mc; ir += MR) {
     long rows = mc - ir < MR ? mc - ir : MR;
@@ -61,7 +61,7 @@ static void pack_a_bf16(int trans, const float *a, long lda, long i0, long p0, l
 }
 
 // Depth [p0, p0+kc) and columns [j0, j0+nc) of op(B) as NR-column panels of depth pairs.
-static void pack_b_bf16(int trans, const float *b, long ldb, long p0, long j0, long kc, long nc, uint32_t *dst) {
+static void pack_b_bf16_scalar(int trans, const float *b, long ldb, long p0, long j0, long kc, long nc, uint32_t *dst) {
   long kc2 = (kc + 1) / 2;
   for (long jr = 0; jr < nc; jr += NR) {
     long cols = nc - jr < NR ? nc - jr : NR;
@@ -92,6 +92,102 @@ int rc_cpu_has_avx512_bf16(void) {
 
 #if RC_X86
 #define RC_BF16_TARGET __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512bf16,avx2,fma")))
+
+// Vectorised packing: VCVTNE2PS2BF16 rounds 32 floats at once (the same rounding as
+// bf16_bits), 16 depth pairs of one row or column per vector; words are then dealt to the
+// panels' layout through a small transpose buffer. Edges go through the scalar packers.
+RC_BF16_TARGET static inline __m512i round_pairs(const float *x) {
+  // 32 consecutive floats -> 16 words, word q = (bf16 x[2q], bf16 x[2q+1]).
+  return (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + 16), _mm512_loadu_ps(x));
+}
+
+RC_BF16_TARGET static inline __m512i round_interleaved(const float *lo, const float *hi) {
+  // 16 floats of two rows -> 16 words, word c = (bf16 lo[c], bf16 hi[c]).
+  const __m512i order = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21,
+                                         5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  __m512i both = (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(hi), _mm512_loadu_ps(lo));
+  return _mm512_permutexvar_epi16(order, both);
+}
+
+RC_BF16_TARGET static void pack_a_bf16(int trans, const float *a, long lda, long i0, long p0, long mc, long kc,
+                                       uint32_t *dst) {
+  long kc2 = (kc + 1) / 2, even = kc / 2;  // pairs, and pairs with both halves inside
+  if (!trans) {
+    long full = mc / MR * MR;
+    uint32_t words[MR][16] __attribute__((aligned(64)));
+    for (long ir = 0; ir < full; ir += MR) {
+      uint32_t *d = dst + ir * kc2;
+      long q = 0;
+      for (; q + 16 <= even; q += 16) {
+        for (int r = 0; r < MR; r++) _mm512_store_si512(words[r], round_pairs(a + (i0 + ir + r) * lda + p0 + 2 * q));
+        for (int w = 0; w < 16; w++)
+          for (int r = 0; r < MR; r++) d[(q + w) * MR + r] = words[r][w];
+      }
+      for (; q < kc2; q++) {
+        for (int r = 0; r < MR; r++) {
+          const float *row = a + (i0 + ir + r) * lda + p0;
+          uint32_t lo = bf16_bits(row[2 * q]), hi = 2 * q + 1 < kc ? bf16_bits(row[2 * q + 1]) : 0;
+          d[q * MR + r] = lo | hi << 16;
+        }
+      }
+    }
+    if (full < mc) pack_a_bf16_scalar(0, a, lda, i0 + full, p0, mc - full, kc, dst + full * kc2);
+    return;
+  }
+  // op(A)(i, p) = A[p, i]: rows 2q and 2q+1 of A give the words of every i at once.
+  uint32_t words[MC + 16] __attribute__((aligned(64)));
+  for (long q = 0; q < kc2; q++) {
+    const float *lo = a + (p0 + 2 * q) * lda + i0, *hi = lo + lda;
+    int second = 2 * q + 1 < kc;
+    long i = 0;
+    if (second)
+      for (; i + 16 <= mc; i += 16) _mm512_store_si512(words + i, round_interleaved(lo + i, hi + i));
+    for (; i < mc; i++) words[i] = bf16_bits(lo[i]) | (second ? bf16_bits(hi[i]) << 16 : 0);
+    for (long ir = 0; ir < mc; ir += MR) {
+      uint32_t *d = dst + ir * kc2 + q * MR;
+      long rows = mc - ir < MR ? mc - ir : MR;
+      long r = 0;
+      for (; r < rows; r++) d[r] = words[ir + r];
+      for (; r < MR; r++) d[r] = 0;
+    }
+  }
+}
+
+RC_BF16_TARGET static void pack_b_bf16(int trans, const float *b, long ldb, long p0, long j0, long kc, long nc,
+                                       uint32_t *dst) {
+  long kc2 = (kc + 1) / 2, even = kc / 2;
+  long full = nc / NR * NR;
+  if (!trans) {
+    for (long jr = 0; jr < full; jr += NR) {
+      uint32_t *d = dst + jr * kc2;
+      const float *col = b + p0 * ldb + j0 + jr;
+      long q = 0;
+      for (; q < even; q++) _mm512_storeu_si512(d + q * NR, round_interleaved(col + 2 * q * ldb, col + (2 * q + 1) * ldb));
+      if (q < kc2) {  // odd depth: the last pair's second half is zero
+        for (int c = 0; c < NR; c++) d[q * NR + c] = bf16_bits(col[2 * q * ldb + c]);
+      }
+    }
+  } else {
+    uint32_t words[NR][16] __attribute__((aligned(64)));
+    for (long jr = 0; jr < full; jr += NR) {
+      uint32_t *d = dst + jr * kc2;
+      long q = 0;
+      for (; q + 16 <= even; q += 16) {
+        for (int c = 0; c < NR; c++) _mm512_store_si512(words[c], round_pairs(b + (j0 + jr + c) * ldb + p0 + 2 * q));
+        for (int w = 0; w < 16; w++)
+          for (int c = 0; c < NR; c++) d[(q + w) * NR + c] = words[c][w];
+      }
+      for (; q < kc2; q++) {
+        for (int c = 0; c < NR; c++) {
+          const float *row = b + (j0 + jr + c) * ldb + p0;
+          uint32_t lo = bf16_bits(row[2 * q]), hi = 2 * q + 1 < kc ? bf16_bits(row[2 * q + 1]) : 0;
+          d[q * NR + c] = lo | hi << 16;
+        }
+      }
+    }
+  }
+  if (full < nc) pack_b_bf16_scalar(trans, b, ldb, p0, j0 + full, kc, nc - full, dst + full * kc2);
+}
 
 RC_BF16_TARGET static inline __attribute__((always_inline)) void tile_bf16(
     const int two_row_panels, const int two_col_panels, long kc2, const uint32_t *a, const uint32_t *b0,
@@ -169,6 +265,9 @@ static void sweep_bf16(long kc2, const uint32_t *abuf, long mc, const uint32_t *
     }
   }
 }
+#else
+#define pack_a_bf16 pack_a_bf16_scalar
+#define pack_b_bf16 pack_b_bf16_scalar
 #endif
 
 static _Thread_local uint32_t *bf16_a = NULL;
@@ -269,23 +368,32 @@ void rc_convert_bf16(const float *x, uint16_t *dst, long count) {
 }
 
 #if RC_X86
-// y[r] += W[r]·x for rows [start, end) against one vector; x padded with zeros to a multiple of
-// 32. Each row's sum is 16 lanes of pairs over the columns in order, then one reduction: the
-// same operations whatever the rows, vectors or threads around it (batch-invariant).
+// y[r] += W[r]·x for R rows from r against one vector; x padded with zeros to a multiple of 64.
+// Each row's sum: two 16-lane accumulators of pairs (even and odd 32-column chunks, in column
+// order), added, then one reduction: the same operations for every row, whatever R, the
+// vectors or the threads (batch-invariant). Eight rows at a time keep 16 chains in flight.
+RC_BF16_TARGET static inline __attribute__((always_inline)) void gemv_bf16_block(
+    const int R, long r, long cols, const uint16_t *w, long ldw, const uint16_t *x, float *y) {
+  __m512 even[8], odd[8];
+  for (int i = 0; i < R; i++) even[i] = odd[i] = _mm512_setzero_ps();
+  for (long c = 0; c < cols; c += 64) {
+    __mmask32 m0 = c + 32 <= cols ? 0xFFFFFFFFu : (__mmask32)((1u << (cols - c)) - 1);
+    __mmask32 m1 = c + 64 <= cols ? 0xFFFFFFFFu : c + 32 < cols ? (__mmask32)((1u << (cols - c - 32)) - 1) : 0;
+    __m512bh x0 = (__m512bh)_mm512_loadu_si512(x + c), x1 = (__m512bh)_mm512_loadu_si512(x + c + 32);
+    for (int i = 0; i < R; i++) {
+      const uint16_t *wr = w + (r + i) * ldw + c;
+      even[i] = _mm512_dpbf16_ps(even[i], (__m512bh)_mm512_maskz_loadu_epi16(m0, wr), x0);
+      odd[i] = _mm512_dpbf16_ps(odd[i], (__m512bh)_mm512_maskz_loadu_epi16(m1, wr + 32), x1);
+    }
+  }
+  for (int i = 0; i < R; i++) y[r + i] += _mm512_reduce_add_ps(_mm512_add_ps(even[i], odd[i]));
+}
+
 RC_BF16_TARGET static void gemv_bf16_rows(long start, long end, long cols, const uint16_t *w, long ldw,
                                           const uint16_t *x, float *y) {
   long r = start;
-  for (; r < end; r++) {
-    const uint16_t *wr = w + r * ldw;
-    __m512 acc = _mm512_setzero_ps();
-    for (long c = 0; c < cols; c += 32) {
-      __mmask32 mask = c + 32 <= cols ? 0xFFFFFFFFu : (__mmask32)((1u << (cols - c)) - 1);
-      __m512bh wv = (__m512bh)_mm512_maskz_loadu_epi16(mask, wr + c);
-      __m512bh xv = (__m512bh)_mm512_loadu_si512(x + c);
-      acc = _mm512_dpbf16_ps(acc, wv, xv);
-    }
-    y[r] += _mm512_reduce_add_ps(acc);
-  }
+  for (; r + 8 <= end; r += 8) gemv_bf16_block(8, r, cols, w, ldw, x, y);
+  for (; r < end; r++) gemv_bf16_block(1, r, cols, w, ldw, x, y);
 }
 #endif
 
@@ -310,7 +418,7 @@ void rc_sgemv_bf16(int threads, long rows, long cols, const uint16_t *w, long ld
                    float *y, long ldy, long n) {
   if (n <= 0 || rows <= 0) return;
   if (!rc_cpu_has_avx512_bf16()) abort();  // callers check first
-  long xpad = (cols + 31) / 32 * 32;
+  long xpad = (cols + 63) / 64 * 64;
   uint16_t *xb = calloc((size_t)(xpad * n), sizeof(uint16_t));
   if (xb == NULL) abort();
   for (long v = 0; v < n; v++) rc_convert_bf16(x + v * ldx, xb + v * xpad, cols);
