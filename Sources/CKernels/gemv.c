@@ -82,7 +82,56 @@ __attribute__((target("avx2,fma"))) static void gemv_avx2(long start, long end, 
     }
   }
 }
+// The AVX-512 path: per row and vector one 16-lane accumulator over the columns in order (the
+// ragged end by a masked load), then one reduction; eight rows at a time for one vector, four
+// for two or three (so 8-12 independent chains), the lone rows of a block by the same code.
+#define RC_AVX512_TARGET __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")))
+RC_AVX512_TARGET static inline __attribute__((always_inline)) void gemv512_block(
+    const int R, const int NV, long r, long cols, const float *w, long ldw, const float *const *xs, float *const *ys) {
+  __m512 acc[8][3];
+  for (int i = 0; i < R; i++)
+    for (int v = 0; v < NV; v++) acc[i][v] = _mm512_setzero_ps();
+  for (long c = 0; c < cols; c += 16) {
+    __mmask16 m = c + 16 <= cols ? 0xFFFF : (__mmask16)((1u << (cols - c)) - 1);
+    __m512 xv[3];
+    for (int v = 0; v < NV; v++) xv[v] = _mm512_maskz_loadu_ps(m, xs[v] + c);
+    for (int i = 0; i < R; i++) {
+      __m512 wv = _mm512_maskz_loadu_ps(m, w + (r + i) * ldw + c);
+      for (int v = 0; v < NV; v++) acc[i][v] = _mm512_fmadd_ps(wv, xv[v], acc[i][v]);
+    }
+  }
+  for (int i = 0; i < R; i++)
+    for (int v = 0; v < NV; v++) ys[v][r + i] += _mm512_reduce_add_ps(acc[i][v]);
+}
+
+#define GEMV512_ROWS(NV, BLOCK)                                                                       \
+  RC_AVX512_TARGET static void gemv512_rows_##NV(long start, long end, long cols, const float *w, long ldw, \
+                                                 const float *const *xs, float *const *ys) {           \
+    long r = start;                                                                                   \
+    for (; r + BLOCK <= end; r += BLOCK) gemv512_block(BLOCK, NV, r, cols, w, ldw, xs, ys);           \
+    for (; r < end; r++) gemv512_block(1, NV, r, cols, w, ldw, xs, ys);                               \
+  }
+GEMV512_ROWS(1, 8)
+GEMV512_ROWS(2, 4)
+GEMV512_ROWS(3, 4)
+
+static void gemv_avx512(long start, long end, long cols, const float *w, long ldw, const float *x, long ldx, float *y,
+                        long ldy, long n) {
+  for (long v0 = 0; v0 < n; v0 += 3) {
+    long nv = n - v0 < 3 ? n - v0 : 3;
+    const float *xs[3];
+    float *ys[3];
+    for (long v = 0; v < nv; v++) {
+      xs[v] = x + (v0 + v) * ldx;
+      ys[v] = y + (v0 + v) * ldy;
+    }
+    if (nv == 3) gemv512_rows_3(start, end, cols, w, ldw, xs, ys);
+    else if (nv == 2) gemv512_rows_2(start, end, cols, w, ldw, xs, ys);
+    else gemv512_rows_1(start, end, cols, w, ldw, xs, ys);
+  }
+}
 #endif
+
 
 // The portable path: each vector's outputs as four interleaved partial sums, the same for any
 // batch.
@@ -107,10 +156,15 @@ static void gemv_generic(long start, long end, long cols, const float *w, long l
   }
 }
 
-static void gemv_rows(int portable, long start, long end, long cols, const float *w, long ldw, const float *x,
+static void gemv_rows(int kernel, long start, long end, long cols, const float *w, long ldw, const float *x,
                       long ldx, float *y, long ldy, long n) {
 #if defined(__x86_64__)
-  if (!portable && rc_cpu_level() >= RC_LEVEL_AVX2) {
+  int level = rc_cpu_level();
+  if (kernel == RC_KERNEL_AVX512 || (kernel == RC_KERNEL_AUTO && level >= RC_LEVEL_AVX512)) {
+    gemv_avx512(start, end, cols, w, ldw, x, ldx, y, ldy, n);
+    return;
+  }
+  if (kernel == RC_KERNEL_AVX2 || (kernel == RC_KERNEL_AUTO && level >= RC_LEVEL_AVX2)) {
     gemv_avx2(start, end, cols, w, ldw, x, ldx, y, ldy, n);
     return;
   }
@@ -119,7 +173,7 @@ static void gemv_rows(int portable, long start, long end, long cols, const float
 }
 
 typedef struct {
-  int portable;
+  int kernel;
   long rows, cols, ldw, ldx, ldy, n;
   const float *w, *x;
   float *y;
@@ -131,10 +185,10 @@ static void gemv_part(void *ctx, int part) {
   long units = (j->rows + 3) / 4;
   long start = units * part / j->parts * 4, end = units * (part + 1) / j->parts * 4;
   if (end > j->rows) end = j->rows;
-  if (end > start) gemv_rows(j->portable, start, end, j->cols, j->w, j->ldw, j->x, j->ldx, j->y, j->ldy, j->n);
+  if (end > start) gemv_rows(j->kernel, start, end, j->cols, j->w, j->ldw, j->x, j->ldx, j->y, j->ldy, j->n);
 }
 
-void rc_sgemv_batch(int threads, int portable, long rows, long cols, const float *w, long ldw, const float *x,
+void rc_sgemv_batch(int threads, int kernel, long rows, long cols, const float *w, long ldw, const float *x,
                     long ldx, float *y, long ldy, long n) {
   if (n <= 0) return;
   // Below ~64k multiply-adds, waking a second thread costs more than it saves. Threads split the
@@ -144,10 +198,10 @@ void rc_sgemv_batch(int threads, int portable, long rows, long cols, const float
   if (parts > work) parts = work;
   if (parts > (rows + 3) / 4) parts = (rows + 3) / 4;
   if (parts <= 1) {
-    gemv_rows(portable, 0, rows, cols, w, ldw, x, ldx, y, ldy, n);
+    gemv_rows(kernel, 0, rows, cols, w, ldw, x, ldx, y, ldy, n);
     return;
   }
-  gemv_job j = {portable, rows, cols, ldw, ldx, ldy, n, w, x, y, (int)parts};
+  gemv_job j = {kernel, rows, cols, ldw, ldx, ldy, n, w, x, y, (int)parts};
   // Parts the pool could not start (no thread could be created) run here, so every block of y
   // is written.
   for (int part = rc_parallel_for((int)parts, gemv_part, &j); part < (int)parts; part++) gemv_part(&j, part);

@@ -14,7 +14,8 @@ import TensorCore
   for (rows, cols) in [(13, 7), (64, 40), (301, 129), (4, 8)] {
     let w = Tensor(normal: [rows, cols], using: &rng).scalars
     let xs = Tensor(normal: [9, cols], using: &rng).scalars
-    for portable: Int32 in [0, 1] {
+    // Every path this CPU runs (1 portable C, 2 AVX2, 3 AVX-512), each against the naive product.
+    for portable in GEMMKernel.supported.map({ Int32($0.c.rawValue) }) {
       // Each vector alone.
       var alone = [[Float]](repeating: [], count: 9)
       for v in 0..<9 {

@@ -137,9 +137,10 @@ void rc_sgemv(int threads, long rows, long cols, const float *w, long ldw, const
 
 /// y_v[rows] += W·x_v for n vectors x_v = x + v*ldx, y_v = y + v*ldy, sharing each load of W.
 /// Every y_v is bit for bit what rc_sgemv gives for x_v alone, whatever n, v or `threads`
-/// (batch-invariant: continuous batching relies on it). `portable`: the C fallback even where
-/// AVX2+FMA is available (to test both paths).
-void rc_sgemv_batch(int threads, int portable, long rows, long cols, const float *w, long ldw,
+/// (batch-invariant: continuous batching relies on it). `kernel` (an rc_kernel value): 0 the
+/// best this CPU runs, 1 the portable C, 2 AVX2, 3 AVX-512 (each only where the CPU has it; to
+/// test every path).
+void rc_sgemv_batch(int threads, int kernel, long rows, long cols, const float *w, long ldw,
                     const float *x, long ldx, float *y, long ldy, long n);
 
 /// One Adam/AdamW update of a parameter tensor (see Optimizers.swift's rule): l1 and l2 are
