@@ -7,7 +7,9 @@ Usage (from the repository root):
 It builds the release binary, then for 1 and 2 threads and each shape runs numpy and
 `recurrent bench-gemm` alternately `--rounds` times (each a median of `--repeats` products)
 and prints GFLOP/s and the median ratio ours / numpy. numpy's thread count is set with
-OPENBLAS_NUM_THREADS / OMP_NUM_THREADS in a fresh process.
+OPENBLAS_NUM_THREADS / OMP_NUM_THREADS in a fresh process, with OPENBLAS_CORETYPE and
+OPENBLAS_L2_SIZE removed from its environment (OpenBLAS then picks its own kernel: AVX-512 where
+the CPU has it; some machines here set OPENBLAS_CORETYPE=Haswell globally).
 """
 import argparse
 import json
@@ -39,6 +41,8 @@ print(2.0 * m * n * k / times[len(times) // 2] / 1e9)
 
 def numpy_gflops(m, n, k, threads, repeats):
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+    for key in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+        env.pop(key, None)
     out = subprocess.run([sys.executable, "-c", NUMPY_SNIPPET, str(m), str(n), str(k), str(repeats)],
                          env=env, check=True, capture_output=True, text=True).stdout
     return float(out.strip())
