@@ -59,6 +59,24 @@ public struct ServerCommand: AsyncParsableCommand {
   }
 
   /// Loads the checkpoint and serves until SIGTERM or SIGINT.
+  /// Parses and runs the command line; help and version print as ArgumentParser prints them,
+  /// every error is one line on stderr, `Error: ...` (usage errors point to `--help`), exit
+  /// status 1, or 64 for usage errors.
+  public static func runAndExit() async -> Never {
+    do {
+      let command = try parse()
+      try await command.run()
+      Foundation.exit(0)
+    } catch {
+      let code = exitCode(for: error)
+      if code == .success { exit(withError: error) }  // --help, --version
+      var line = message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+      if code == .validationFailure { line += " (see 'recurrent-server --help')" }
+      FileHandle.standardError.write(Data(("Error: " + line + "\n").utf8))
+      Foundation.exit(code.rawValue)
+    }
+  }
+
   public func run() async throws {
     let loaded = try Checkpoint.load(from: checkpoint)
     var limits = ServingLimits()

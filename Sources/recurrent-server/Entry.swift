@@ -4,6 +4,6 @@ import RecurrentServer
 @main
 struct Entry {
   static func main() async {
-    await ServerCommand.main()
+    await ServerCommand.runAndExit()
   }
 }
