@@ -58,7 +58,6 @@ public struct ServerCommand: AsyncParsableCommand {
     }
   }
 
-  /// Loads the checkpoint and serves until SIGTERM or SIGINT.
   /// Parses and runs the command line; help and version print as ArgumentParser prints them,
   /// every error is one line on stderr, `Error: ...` (usage errors point to `--help`), exit
   /// status 1, or 64 for usage errors.
@@ -77,6 +76,7 @@ public struct ServerCommand: AsyncParsableCommand {
     }
   }
 
+  /// Loads the checkpoint and serves until SIGTERM or SIGINT.
   public func run() async throws {
     let loaded = try Checkpoint.load(from: checkpoint)
     var limits = ServingLimits()
