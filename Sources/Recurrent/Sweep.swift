@@ -23,6 +23,9 @@ struct Sweep {
   let stride: Int
   let compute: Compute
 
+  /// Rows of one chunk of a forward step (two 6-row panels: one GEMM tile high).
+  static let chunkRows = 12
+
   /// The time index of processing step `step`.
   @inline(__always) func time(_ step: Int) -> Int { reverse ? steps - 1 - step : step }
 
@@ -73,12 +76,6 @@ struct Sweep {
       parallelFor(parts: parts) { part in
         let b0 = B * part / parts
         let rows = B * (part + 1) / parts - b0
-        let gh = ghBuffer.pointer + b0 * GH
-        let product: ForwardProduct = { index, operand, lda in
-          let offset = offsets[index]
-          broadcastRows(bhh + offset, rows: rows, columns: widths[index], into: gh + offset, ld: GH)
-          packed[index].multiply(operand, lda: lda, m: rows, beta: 1, into: gh + offset, ldc: GH)
-        }
         for step in 0..<T {
           let t = time(step)
           let current = keep ? step : step % 2
@@ -87,11 +84,22 @@ struct Sweep {
           let hNext = hs + next * B * H + b0 * H
           let cPrev = cs.map { $0 + current * B * H + b0 * H }
           let cNext = cs.map { $0 + next * B * H + b0 * H }
-          forwardStep(
-            ForwardStep(
-              gx: gx + (t * B + b0) * GH, gh: gh, hPrev: hPrev, hNext: hNext, cPrev: cPrev.map { UnsafePointer($0) },
-              cNext: cNext, saved: savedBase + ((keep ? step : 0) * B + b0) * S, rows: rows, hidden: H),
-            product)
+          // The step in chunks of rows as tall as the GEMM tile: each chunk's gates go from the
+          // product to the gate math while still in L1 (the whole block's `gh` would not be).
+          for first in Swift.stride(from: 0, to: rows, by: Sweep.chunkRows) {
+            let count = min(Sweep.chunkRows, rows - first)
+            let gh = ghBuffer.pointer + (b0 + first) * GH
+            forwardStep(
+              ForwardStep(
+                gx: gx + (t * B + b0 + first) * GH, gh: gh, hPrev: hPrev + first * H, hNext: hNext + first * H,
+                cPrev: cPrev.map { UnsafePointer($0 + first * H) }, cNext: cNext.map { $0 + first * H },
+                saved: savedBase + ((keep ? step : 0) * B + b0 + first) * S, rows: count, hidden: H)
+            ) { index, operand, lda in
+              let offset = offsets[index]
+              broadcastRows(bhh + offset, rows: count, columns: widths[index], into: gh + offset, ld: GH)
+              packed[index].multiply(operand, lda: lda, m: count, beta: 1, into: gh + offset, ldc: GH)
+            }
+          }
           for b in 0..<rows {
             let o = out + (t * B + b0 + b) * stride + column
             if isPadding(t, row: b0 + b) {
