@@ -23,6 +23,10 @@ public enum LongMemoryTask: String, CaseIterable, Sendable {
     /// Stacked recurrent layers, with `dropout` between them.
     public var layers: Int = 1
     public var dropout: Float = 0
+    /// How the recurrent weights are drawn (`--init`).
+    public var initialization: Initialization = .pytorch
+    /// The LSTMs' forget-gate bias at the start (`--forget-bias`), nil: as drawn.
+    public var forgetBias: Float? = nil
     public var batch: Int = 50
     public var steps: Int = 3000
     public var optimizer = OptimizerConfiguration(kind: .adam, learningRate: 3e-3)
@@ -119,7 +123,8 @@ public enum LongMemoryTask: String, CaseIterable, Sendable {
       if !last && o.dropout > 0 { layers.append(.dropout(o.dropout)) }
     }
     layers.append(self == .adding ? .dense(1) : .dense(9, activation: .softmax))
-    var model = try Sequential(inputFeatures: self == .adding ? 2 : 10, layers, using: &rng)
+    var model = try Sequential(
+      inputFeatures: self == .adding ? 2 : 10, layers, initialization: o.initialization, forgetBias: o.forgetBias, using: &rng)
     model.compile(
       loss: self == .adding ? .meanSquaredError : .categoricalCrossEntropy, optimizer: o.optimizer, clipNorm: o.clip)
     return model

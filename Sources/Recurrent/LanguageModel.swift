@@ -57,8 +57,13 @@ public struct LanguageModel: Parameterized, Sendable, Equatable {
   /// The output layer. When `tied`, its weight is empty: the decoder uses `encoder.weight`.
   public var decoder: Linear
 
-  /// A model with PyTorch's initialisation for each part, drawn from `rng`.
-  public init(_ configuration: LanguageModelConfiguration, using rng: inout some RandomNumberGenerator) {
+  /// A model with PyTorch's initialisation for each part, drawn from `rng`; the recurrent layers'
+  /// as `initialization` says, with the LSTM forget-gate bias `forgetBias` when given (see
+  /// `RecurrentLayer.init`).
+  public init(
+    _ configuration: LanguageModelConfiguration, initialization: Initialization = .pytorch, forgetBias: Float? = nil,
+    using rng: inout some RandomNumberGenerator
+  ) {
     precondition(!configuration.tied || configuration.hiddenSize == configuration.embeddingSize,
       "LanguageModel: tied embeddings need hiddenSize == embeddingSize")
     self.configuration = configuration
@@ -66,7 +71,8 @@ public struct LanguageModel: Parameterized, Sendable, Equatable {
       vocabularySize: configuration.vocabularySize, embeddingSize: configuration.embeddingSize, using: &rng)
     rnn = RecurrentLayer(
       kind: configuration.cell, inputSize: configuration.embeddingSize, hiddenSize: configuration.hiddenSize,
-      layerCount: configuration.layers, dropout: configuration.dropout, using: &rng)
+      layerCount: configuration.layers, dropout: configuration.dropout, initialization: initialization,
+      forgetBias: forgetBias, using: &rng)
     decoder = Linear(inputSize: configuration.hiddenSize, outputSize: configuration.vocabularySize, using: &rng)
     // Tied: the decoder's weight is the embedding itself, never a copy that could go stale.
     if configuration.tied { decoder.weight = Tensor(zeros: [0, configuration.hiddenSize]) }

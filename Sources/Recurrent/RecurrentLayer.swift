@@ -82,14 +82,20 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
   /// Features of each output step: `D * H`.
   public var outputSize: Int { directionCount * hiddenSize }
 
-  /// Parameters drawn from U(-1/√H, 1/√H), as PyTorch.
+  /// Parameters drawn as `initialization` says: `.pytorch` (every weight and bias from
+  /// U(-1/√H, 1/√H), PyTorch's `nn.GRU`/`nn.LSTM`) or `.keras` (Glorot-uniform `weight_ih`,
+  /// orthogonal `weight_hh`, zero biases, Keras's defaults). `forgetBias` (LSTM only) then sets
+  /// the forget gate's bias to that value: `bias_ih`'s forget block to `forgetBias` and
+  /// `bias_hh`'s to 0, so their sum is `forgetBias` (Keras's `unit_forget_bias` is 1).
   public init(
     kind: CellKind, inputSize: Int, hiddenSize: Int, layerCount: Int = 1,
-    bidirectional: Bool = false, dropout: Float = 0, using rng: inout some RandomNumberGenerator
+    bidirectional: Bool = false, dropout: Float = 0, initialization: Initialization = .pytorch,
+    forgetBias: Float? = nil, using rng: inout some RandomNumberGenerator
   ) {
     precondition(inputSize > 0 && hiddenSize > 0 && layerCount > 0,
       "RecurrentLayer: sizes must be positive (input \(inputSize), hidden \(hiddenSize), layers \(layerCount))")
     precondition(dropout >= 0 && dropout < 1, "RecurrentLayer: dropout must be in [0, 1), got \(dropout)")
+    precondition(forgetBias == nil || kind == .lstm, "RecurrentLayer: a forget-gate bias needs an LSTM, not \(kind)")
     self.kind = kind
     self.inputSize = inputSize
     self.hiddenSize = hiddenSize
@@ -102,12 +108,28 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
     for layer in 0..<layerCount {
       let width = layer == 0 ? inputSize : (bidirectional ? 2 : 1) * hiddenSize
       for _ in 0..<(bidirectional ? 2 : 1) {
-        weights.append(
-          RecurrentWeights(
+        var w: RecurrentWeights
+        switch initialization {
+        case .pytorch:
+          w = RecurrentWeights(
             weightIH: Tensor(uniform: [gh, width], low: -bound, high: bound, using: &rng),
             weightHH: Tensor(uniform: [gh, hiddenSize], low: -bound, high: bound, using: &rng),
             biasIH: Tensor(uniform: [gh], low: -bound, high: bound, using: &rng),
-            biasHH: Tensor(uniform: [gh], low: -bound, high: bound, using: &rng)))
+            biasHH: Tensor(uniform: [gh], low: -bound, high: bound, using: &rng))
+        case .keras:
+          let limit = (6 / Float(width + gh)).squareRoot()  // Glorot over Keras's [width, G*H] kernel
+          w = RecurrentWeights(
+            weightIH: Tensor(uniform: [gh, width], low: -limit, high: limit, using: &rng),
+            weightHH: Tensor(orthogonalColumns: [gh, hiddenSize], using: &rng),
+            biasIH: Tensor(zeros: [gh]), biasHH: Tensor(zeros: [gh]))
+        }
+        if let forgetBias {
+          for j in hiddenSize..<(2 * hiddenSize) {  // LSTM gates i, f, g, o: f is the second block
+            w.biasIH.scalars[j] = forgetBias
+            w.biasHH.scalars[j] = 0
+          }
+        }
+        weights.append(w)
       }
     }
     self.weights = weights
@@ -406,4 +428,43 @@ func dropoutMask(
     for i in 0..<count { mask.pointer[i] = draw(i) }
   }
   return mask
+}
+
+/// How a recurrent layer's parameters are drawn (`--init`).
+public enum Initialization: String, Codable, Sendable, CaseIterable {
+  /// U(-1/√H, 1/√H) for every weight and bias, as PyTorch.
+  case pytorch
+  /// Glorot-uniform input weights, orthogonal recurrent weights, zero biases, as Keras.
+  case keras
+}
+
+extension Tensor {
+  /// A `[rows, columns]` matrix (rows >= columns) with orthonormal columns: a normal random
+  /// matrix orthonormalised by modified Gram-Schmidt in Double, each column's sign that of
+  /// R's diagonal (Keras's and PyTorch's `orthogonal` initialisers for `Wᵀ` as they store it).
+  public init(orthogonalColumns shape: [Int], using rng: inout some RandomNumberGenerator) {
+    precondition(shape.count == 2 && shape[0] >= shape[1] && shape[1] > 0, "orthogonalColumns: needs [rows >= columns > 0], got \(shape)")
+    let (rows, columns) = (shape[0], shape[1])
+    let normal = Tensor(normal: [rows * columns], using: &rng).scalars
+    var q = [[Double]](repeating: [Double](repeating: 0, count: rows), count: columns)
+    for j in 0..<columns {
+      for i in 0..<rows { q[j][i] = Double(normal[i * columns + j]) }
+    }
+    for j in 0..<columns {
+      for k in 0..<j {
+        var dot = 0.0
+        for i in 0..<rows { dot += q[k][i] * q[j][i] }
+        for i in 0..<rows { q[j][i] -= dot * q[k][i] }
+      }
+      var norm = 0.0
+      for i in 0..<rows { norm += q[j][i] * q[j][i] }
+      norm = norm.squareRoot()
+      for i in 0..<rows { q[j][i] /= norm }
+    }
+    var scalars = [Float](repeating: 0, count: rows * columns)
+    for i in 0..<rows {
+      for j in 0..<columns { scalars[i * columns + j] = Float(q[j][i]) }
+    }
+    self.init(shape: shape, scalars: scalars)
+  }
 }

@@ -11,6 +11,7 @@ extension TextEncoding: ExpressibleByArgument {}
 extension OptimizerKind: ExpressibleByArgument {}
 extension NaNPolicy: ExpressibleByArgument {}
 extension Precision: ExpressibleByArgument {}
+extension Initialization: ExpressibleByArgument {}
 
 /// The bundled corpus: Data/tinyshakespeare.txt in the working directory, else beside the
 /// sources this binary was built from.

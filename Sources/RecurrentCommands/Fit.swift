@@ -257,7 +257,9 @@ struct Fit: ParsableCommand {
     for units in try denseUnits() { layerList.append(.dense(units, activation: .relu)) }
     layerList.append(.dense(units, activation: task.activation))
     var rng = SplitMix64(seed: runOptions.randomSeed)  // initialisation, missing word vectors, shuffling, dropout
-    var model = try Sequential(inputFeatures: embedding == nil ? input.shape[2] : nil, layerList, using: &rng)
+    var model = try Sequential(
+      inputFeatures: embedding == nil ? input.shape[2] : nil, layerList, initialization: modelOptions.initialization ?? .pytorch,
+      forgetBias: modelOptions.forgetBias, using: &rng)
     if let initial, let initFrom { try Self.transfer(from: initial, into: &model, path: initFrom) }
     if let wordVectors, let words = vocabularyWords, let embedding {
       let vectors: WordVectors

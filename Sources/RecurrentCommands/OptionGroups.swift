@@ -54,6 +54,10 @@ struct ModelOptions<Defaults: CommandDefaults>: ParsableArguments {
   @Option(help: "Recurrent layers. [default: \(Defaults.layers)]") var layers: Int?
   @Option(help: "Units per recurrent layer. [default: \(Defaults.hidden)]") var hidden: Int?
   @Option(help: "Dropout probability. [default: 0]") var dropout: Float?
+  @Option(name: .customLong("init"), help: "How the recurrent weights are drawn: pytorch or keras (Glorot-uniform input weights, orthogonal recurrent weights, zero biases). [default: pytorch]")
+  var initialization: Initialization?
+  @Option(help: "LSTM: the forget gate's bias at the start (Keras and char-rnn use 1). [default: as --init draws it]")
+  var forgetBias: Float?
 
   var cellKind: CellKind { cell ?? Defaults.cell }
   var layerCount: Int { layers ?? Defaults.layers }
@@ -64,6 +68,8 @@ struct ModelOptions<Defaults: CommandDefaults>: ParsableArguments {
     try Bounds.check(layers, Bounds.layers, "--layers")
     try Bounds.check(hidden, Bounds.hidden, "--hidden")
     if let dropout, !(dropout >= 0 && dropout < 1) { throw ValidationError("--dropout must be in [0, 1), got \(dropout)") }
+    if let forgetBias, !forgetBias.isFinite { throw ValidationError("--forget-bias must be a finite number, got \(forgetBias)") }
+    if forgetBias != nil && cellKind != .lstm { throw ValidationError("--forget-bias needs --cell lstm") }
   }
 }
 

@@ -61,6 +61,8 @@ struct TaskCommand: ParsableCommand {
     o.layers = modelOptions.layerCount
     o.hidden = modelOptions.hiddenSize
     o.dropout = modelOptions.dropoutProbability
+    o.initialization = modelOptions.initialization ?? .pytorch
+    o.forgetBias = modelOptions.forgetBias
     o.length = t
     if let batch { o.batch = batch }
     if let steps { o.steps = steps }

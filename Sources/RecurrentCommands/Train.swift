@@ -69,6 +69,9 @@ struct Train: ParsableCommand {
   var validTokens: String?
 
   func validate() throws {
+    if (modelOptions.initialization != nil || modelOptions.forgetBias != nil) && (resume || initFrom != nil) {
+      throw ValidationError("--init and --forget-bias draw a new model; they do not go with --resume or --init-from")
+    }
     try Bounds.check(embedding, Bounds.embedding, "--embedding")
     try Bounds.positive(batch, "--batch")
     try Bounds.positive(seqLen, "--seq-len")
@@ -139,6 +142,8 @@ struct Train: ParsableCommand {
     if let sampleEvery { o.sampleEvery = sampleEvery }
     if let checkpointEvery { o.checkpointEvery = checkpointEvery }
     if let onNan { o.onNaN = onNan }
+    if let initialization = modelOptions.initialization { o.initialization = initialization }
+    if let forgetBias = modelOptions.forgetBias { o.forgetBias = forgetBias }
     // Stopping rules belong to this invocation. With none given: 2000 steps, and at most
     // 570 seconds so that the run with no options ends within 10 minutes on a slow machine.
     let noStoppingRule = steps == nil && epochs == nil && timeLimit == nil

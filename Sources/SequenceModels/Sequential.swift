@@ -172,11 +172,14 @@ public struct Sequential: Parameterized, Sendable {
   /// Whether the output has a time axis (`[N, T, K]`) or not (`[N, K]`).
   public let outputIsSequence: Bool
 
-  /// Builds the layers with PyTorch's initialisation drawn from `rng`.
+  /// Builds the layers with PyTorch's initialisation drawn from `rng`; the recurrent layers'
+  /// as `initialization` says (`.keras`: Glorot-uniform input weights, orthogonal recurrent
+  /// weights, zero biases), and every LSTM's forget-gate bias set to `forgetBias` when given.
   /// - Throws: `ModelError` when the stack cannot work (a recurrent layer after one that
   ///   returns a single vector, an embedding not first, sizes not positive, ...).
   public init(
-    inputFeatures: Int? = nil, _ layers: [Layer], using rng: inout some RandomNumberGenerator
+    inputFeatures: Int? = nil, _ layers: [Layer], initialization: Initialization = .pytorch, forgetBias: Float? = nil,
+    using rng: inout some RandomNumberGenerator
   ) throws {
     guard !layers.isEmpty else { throw ModelError.invalidModel("a Sequential model needs at least one layer") }
     var parts: [SequentialPart] = []
@@ -216,7 +219,9 @@ public struct Sequential: Parameterized, Sendable {
           throw ModelError.invalidModel(
             "\(position) needs a sequence, but the layer before returns one vector per sequence (give it returnSequences: true)")
         }
-        let r = RecurrentLayer(kind: kind, inputSize: width, hiddenSize: units, bidirectional: bidirectional, using: &rng)
+        let r = RecurrentLayer(
+          kind: kind, inputSize: width, hiddenSize: units, bidirectional: bidirectional, initialization: initialization,
+          forgetBias: kind == .lstm ? forgetBias : nil, using: &rng)
         parts.append(.recurrent(r, returnSequences: returnSequences))
         width = r.outputSize
         isSequence = returnSequences

@@ -48,6 +48,10 @@ public struct TrainingOptions: Codable, Sendable, Equatable {
   public var checkpointEvery = 0
   /// What a NaN or infinite loss or gradient does.
   public var onNaN: NaNPolicy = .stop
+  /// How a new model's recurrent layers are drawn (`--init`); nil: PyTorch's. Only a new run uses it.
+  public var initialization: Initialization? = nil
+  /// The LSTM forget-gate bias of a new model (`--forget-bias`); nil: as `initialization` draws it.
+  public var forgetBias: Float? = nil
 
   /// The defaults of `recurrent train`.
   public init() {}
@@ -180,7 +184,9 @@ public struct TrainingSession: Sendable {
     if let initialModel {
       model = initialModel.transferred(to: options.modelConfiguration(vocabulary.count), using: &rng)
     } else {
-      model = LanguageModel(options.modelConfiguration(vocabulary.count), using: &rng)
+      model = LanguageModel(
+        options.modelConfiguration(vocabulary.count), initialization: options.initialization ?? .pytorch,
+        forgetBias: options.forgetBias, using: &rng)
     }
     self.rng = rng
     trainer = TrainingStep(optimizer: Optimizer(options.optimizer), clipNorm: options.clip, onNaN: options.onNaN)

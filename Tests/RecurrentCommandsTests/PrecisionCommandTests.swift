@@ -57,3 +57,24 @@ func trainEvaluateAndGenerateRunInBFloat16() throws {
     ["generate", "--checkpoint", "m.safetensors", "--length", "20", "--precision", "bf16"], in: folder)
   #expect(generated.status == 0 && !generated.stdout.isEmpty, "\(generated.stderr)")
 }
+
+@Test func initAndForgetBiasDrawANewModelOrAreRefusedInOneLine() throws {
+  let folder = folderWithText()
+  defer { try? FileManager.default.removeItem(atPath: folder) }
+  let drawn = try runRecurrent(tiny + ["--cell", "lstm", "--init", "keras", "--forget-bias", "1"], in: folder)
+  #expect(drawn.status == 0, "\(drawn.stderr)")
+  let task = try runRecurrent(
+    ["task", "adding", "--cell", "lstm", "--forget-bias", "1", "--init", "keras", "--length", "5", "--hidden", "8",
+     "--steps", "3", "--test-samples", "20"], in: folder)
+  #expect(task.status == 0, "\(task.stderr)")
+  for arguments in [
+    tiny + ["--cell", "gru", "--forget-bias", "1"],
+    tiny + ["--cell", "lstm", "--init", "glorot"],
+    tiny + ["--cell", "lstm", "--forget-bias", "1", "--resume"],
+    ["task", "adding", "--cell", "gru", "--forget-bias", "1", "--steps", "3"],
+  ] {
+    let outcome = try runRecurrent(arguments, in: folder)
+    #expect(outcome.status != 0, "\(arguments)")
+    #expect(outcome.stderr.split(separator: "\n").filter { !$0.isEmpty }.count == 1, "\(outcome.stderr)")
+  }
+}

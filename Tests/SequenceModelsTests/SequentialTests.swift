@@ -207,3 +207,26 @@ private func checkGradient(_ model: Sequential, _ x: Tensor, _ y: Tensor, length
   _ = try model.trainOnBatch(x, y, using: &rng)
   #expect(model.parts != before)
 }
+
+@Test func sequentialDrawsKerasInitialisationAndTheForgetBias() throws {
+  var rng = SplitMix64(seed: 12)
+  let model = try Sequential(
+    inputFeatures: 3, [.lstm(8, returnSequences: true), .gru(5), .dense(1)], initialization: .keras, forgetBias: 1,
+    using: &rng)
+  var recurrent: [RecurrentLayer] = []
+  for part in model.parts {
+    if case .recurrent(let layer, _) = part { recurrent.append(layer) }
+  }
+  #expect(recurrent.count == 2)
+  let lstm = recurrent[0].weights[0]
+  #expect(Array(lstm.biasIH.scalars[8..<16]) == [Float](repeating: 1, count: 8))  // the forget block
+  #expect(lstm.biasIH.scalars.enumerated().allSatisfy { $0.offset >= 8 && $0.offset < 16 || $0.element == 0 })
+  #expect(lstm.biasHH.scalars.allSatisfy { $0 == 0 })
+  // The GRU after it: no forget gate, zero biases, orthonormal recurrent columns.
+  let gru = recurrent[1].weights[0]
+  #expect(gru.biasIH.scalars.allSatisfy { $0 == 0 })
+  let gram = gru.weightHH.matmul(gru.weightHH, transposeSelf: true)
+  for i in 0..<5 {
+    for j in 0..<5 { #expect(abs(gram.scalars[i * 5 + j] - (i == j ? 1 : 0)) < 1e-5) }
+  }
+}
