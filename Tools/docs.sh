@@ -8,6 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-.build/docs}
 python3 Tools/check_doc_comments.py Sources
+# The plugin extracts symbols with every trait's code compiled, the MPI trait's included.
+if ! pkg-config --exists ompi-c 2>/dev/null; then
+  echo "docs.sh: the DocC plugin compiles the MPI trait's code too: install Open MPI's headers first (Debian: apt-get install -y libopenmpi-dev)" >&2
+  exit 1
+fi
 targets=(TensorCore Recurrent Formats TextCorpus SequenceModels Training Baselines ONNXExport Serving)
 args=()
 for target in "${targets[@]}"; do args+=(--target "$target"); done
