@@ -258,6 +258,12 @@ public enum ONNXExporter {
     _ g: inout GraphBuilder, _ r: RecurrentLayer, layer: Int, input: String, initialH: String?, initialC: String?,
     sequenceLens: String?, prefix: String
   ) throws -> (sequence: String, finalH: String, finalC: String?) {
+    // ONNX's GRU, LSTM and RNN operators compute h' = h_new; zoneout's inference form
+    // p·h + (1-p)·h_new would need the loop unrolled, so such a model is refused.
+    guard r.zoneout == 0 else {
+      throw ONNXExportError(
+        "the model uses zoneout \(r.zoneout), which ONNX's recurrent operators cannot express (train with --zoneout 0 to export)")
+    }
     let D = r.directionCount
     let H = r.hiddenSize
     let order = gateOrder(r.kind)

@@ -205,15 +205,21 @@ public struct Embedding: Parameterized, Sendable, Equatable {
 }
 
 /// Inverted dropout: in training each value is zeroed with probability p and the rest
-/// scaled by 1/(1-p); in evaluation it is the identity (PyTorch `nn.Dropout`).
+/// scaled by 1/(1-p); in evaluation it is the identity (PyTorch `nn.Dropout`). Locked
+/// (variational, Gal & Ghahramani 2016; AWD-LSTM's `LockedDropout`): for time-major `[T, B, W]`
+/// values one mask `[B, W]` is drawn and used at every step, so a sequence loses the same
+/// features throughout.
 public struct Dropout: Sendable, Equatable {
   /// Chance `p` in [0, 1) that a value is zeroed in training.
   public var probability: Float
+  /// One mask per sequence, shared by all steps of `[T, B, W]` values.
+  public var locked: Bool
 
-  /// Dropout with chance `probability` in [0, 1).
-  public init(probability: Float) {
+  /// Dropout with chance `probability` in [0, 1); `locked`: one mask per sequence.
+  public init(probability: Float, locked: Bool = false) {
     precondition(probability >= 0 && probability < 1, "Dropout: probability must be in [0, 1)")
     self.probability = probability
+    self.locked = locked
   }
 
   /// - Parameters:
@@ -227,8 +233,11 @@ public struct Dropout: Sendable, Equatable {
     _ input: Tensor, training: Bool, rows: BatchRows? = nil, using rng: inout some RandomNumberGenerator
   ) -> (output: Tensor, mask: Tensor?) {
     guard training && probability > 0 else { return (input, nil) }
-    let mask = dropoutMask(count: input.count, probability: probability, shape: input.shape, rows: rows, using: &rng)
-      .tensor(shape: input.shape)
+    let mask =
+      locked
+      ? lockedDropoutMask(shape: input.shape, probability: probability, rows: rows, using: &rng)
+      : dropoutMask(count: input.count, probability: probability, shape: input.shape, rows: rows, using: &rng)
+        .tensor(shape: input.shape)
     var out = input
     for i in 0..<out.count { out.scalars[i] *= mask.scalars[i] }
     return (out, mask)
@@ -241,6 +250,21 @@ public struct Dropout: Sendable, Equatable {
     for i in 0..<dx.count { dx.scalars[i] *= mask.scalars[i] }
     return dx
   }
+}
+
+/// A locked dropout mask for `[T, B, W]` values: one `[B, W]` mask (drawn per global row with
+/// `rows`, as `dropoutMask`) repeated at every step.
+func lockedDropoutMask(
+  shape: [Int], probability: Float, rows: BatchRows?, using rng: inout some RandomNumberGenerator
+) -> Tensor {
+  precondition(shape.count == 3, "locked dropout: expected [T, B, W] values, got \(shape)")
+  let (T, B, W) = (shape[0], shape[1], shape[2])
+  let one = dropoutMask(count: B * W, probability: probability, shape: [1, B, W], rows: rows, using: &rng)
+  var scalars = [Float](repeating: 0, count: T * B * W)
+  for t in 0..<T {
+    for i in 0..<(B * W) { scalars[t * B * W + i] = one.pointer[i] }
+  }
+  return Tensor(shape: shape, scalars: scalars)
 }
 
 /// Softmax of `count` values in place, shifted by their maximum so large inputs do not overflow.

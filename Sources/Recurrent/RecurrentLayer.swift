@@ -45,6 +45,9 @@ public struct RecurrentTrace: @unchecked Sendable {
     let saved: FloatBuffer  // [T, B, S*H] by processing step
     let hs: FloatBuffer  // [T+1, B, H] by processing step; hs[0] = initial state
     let cs: FloatBuffer?  // [T+1, B, H], LSTM only
+    var zoneout: RecurrentSweepZoneout? = nil  // training with zoneout: its masks and h_new
+    var weights: RecurrentWeights? = nil  // with weight drop: the weights this sweep ran with
+    var weightMask: FloatBuffer? = nil  // with weight drop: W_hh's mask [G*H, H]
   }
   let sequenceLength: Int
   let batchSize: Int
@@ -74,6 +77,18 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
   public let bidirectional: Bool
   /// Dropout probability on the outputs of each layer but the last, in training only.
   public var dropout: Float
+  /// Locked (variational) dropout on the outputs of each layer but the last, in training only:
+  /// one mask per sequence, the same at every step (see `Dropout.locked`).
+  public var lockedDropout: Float = 0
+  /// Weight drop (DropConnect on `W_hh`, AWD-LSTM): in training each recurrent weight is zeroed
+  /// with this probability and the rest scaled by 1/(1-p), one mask per forward pass (a window)
+  /// for every step and row; the gradient reaches only the kept weights. The identity at inference.
+  public var weightDrop: Float = 0
+  /// Zoneout probability on `h` (haste's form, not on an LSTM's `c`): in training each unit
+  /// keeps its previous value with this probability, `h = d⊙h_prev + (1-d)⊙h_new`; at
+  /// inference `h = p·h_prev + (1-p)·h_new`, the expectation. Unlike the others this changes
+  /// the model at inference, so checkpoints store it.
+  public var zoneout: Float = 0
   /// Index `layer * directionCount + direction`.
   public var weights: [RecurrentWeights]
 
@@ -146,6 +161,13 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
     }
   }
 
+  /// Checks the regularizers' rates (each in [0, 1)).
+  func checkRates() {
+    for (name, p) in [("lockedDropout", lockedDropout), ("weightDrop", weightDrop), ("zoneout", zoneout)] {
+      precondition(p >= 0 && p < 1, "RecurrentLayer: \(name) must be in [0, 1), got \(p)")
+    }
+  }
+
   /// A zero state for batch size `batchSize`.
   public func zeroState(batchSize: Int) -> RecurrentState {
     let shape = [layerCount * directionCount, batchSize, hiddenSize]
@@ -214,6 +236,7 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
           "RecurrentLayer: LSTM needs an initial cell state \(stateShape)")
       }
     }
+    checkRates()
     let h0 = initialState.map { FloatBuffer($0.hidden) }
     let c0 = initialState?.cell.map { FloatBuffer($0) }
     let finalH = FloatBuffer(count: L * D * B * H)
@@ -228,12 +251,36 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
       let out = FloatBuffer(uninitializedCount: T * B * D * H)  // every column written by a sweep
       for direction in 0..<D {
         let index = layer * D + direction
-        let buffers = makeSweepBuffers(T: T, B: B, keep: keepTrace)
+        var buffers = makeSweepBuffers(T: T, B: B, keep: keepTrace)
         if let h0 { buffers.hs.pointer.update(from: h0.pointer + index * B * H, count: B * H) }
         if let c0, let cs = buffers.cs { cs.pointer.update(from: c0.pointer + index * B * H, count: B * H) }
-        let sweep = Sweep(
-          cell: kind.kernels, weights: weights[index], buffers: buffers, steps: T, batch: B, hidden: H, width: width,
+        var used = weights[index]
+        if training && weightDrop > 0 {
+          // One key per direction and layer: every rank and row group draws the same mask.
+          let mask = dropoutMask(count: used.weightHH.count, probability: weightDrop, using: &rng)
+          used.weightHH.withMutablePointer { w in
+            for i in 0..<mask.count { w[i] *= mask.pointer[i] }
+          }
+          buffers.weights = used
+          buffers.weightMask = mask
+        }
+        var zone: Sweep.Zoneout? = nil
+        if zoneout > 0 {
+          if training {
+            // d = 1 (keep h_prev) where a dropout mask over [T, B, H] drops, so masks are per global row.
+            let drawn = dropoutMask(count: T * B * H, probability: zoneout, shape: [T, B, H], rows: rows, using: &rng)
+            for i in 0..<drawn.count { drawn.pointer[i] = drawn.pointer[i] == 0 ? 1 : 0 }
+            let fresh = FloatBuffer(uninitializedCount: T * B * H)
+            zone = .training(keep: drawn, fresh: fresh)
+            buffers.zoneout = RecurrentSweepZoneout(keep: drawn, fresh: fresh)
+          } else {
+            zone = .inference(zoneout)
+          }
+        }
+        var sweep = Sweep(
+          cell: kind.kernels, weights: used, buffers: buffers, steps: T, batch: B, hidden: H, width: width,
           reverse: direction == 1, lengths: lengths, column: direction * H, stride: D * H, compute: compute)
+        sweep.zoneout = zone
         sweep.forward(x: layerInput.pointer, out: out.pointer, keep: keepTrace)
         let last = keepTrace ? T : T % 2
         (finalH.pointer + index * B * H).update(from: buffers.hs.pointer + last * B * H, count: B * H)
@@ -246,6 +293,15 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
       if layer < L - 1 && training && dropout > 0 {
         let m = dropoutMask(count: out.count, probability: dropout, shape: [T, B, D * H], rows: rows, using: &rng)
         for i in 0..<out.count { out.pointer[i] *= m.pointer[i] }
+        mask = m
+      }
+      if layer < L - 1 && training && lockedDropout > 0 {
+        let m = FloatBuffer(
+          lockedDropoutMask(shape: [T, B, D * H], probability: lockedDropout, rows: rows, using: &rng))
+        for i in 0..<out.count { out.pointer[i] *= m.pointer[i] }
+        if let mask {
+          for i in 0..<out.count { m.pointer[i] *= mask.pointer[i] }  // the one mask backward applies
+        }
         mask = m
       }
       masks.append(mask)
@@ -296,14 +352,32 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
       let dIn = FloatBuffer(count: T * B * width)
       for direction in 0..<D {
         let index = layer * D + direction
-        let sweep = Sweep(
-          cell: kind.kernels, weights: weights[index], buffers: trace.sweeps[index], steps: T, batch: B, hidden: H,
-          width: width, reverse: direction == 1, lengths: trace.lengths, column: direction * H, stride: D * H,
-          compute: compute)
+        let buffers = trace.sweeps[index]
+        var sweep = Sweep(
+          cell: kind.kernels, weights: buffers.weights ?? weights[index], buffers: buffers, steps: T, batch: B,
+          hidden: H, width: width, reverse: direction == 1, lengths: trace.lengths, column: direction * H,
+          stride: D * H, compute: compute)
+        if let z = buffers.zoneout { sweep.zoneout = .training(keep: z.keep, fresh: z.fresh) }
+        // Weight drop: this pass's W_hh gradient is computed alone, then only the kept weights
+        // get it (scaled as they were).
+        var held: Tensor? = nil
+        if buffers.weightMask != nil {
+          held = Tensor(zeros: gradient.weights[index].weightHH.shape)
+          swap(&held!, &gradient.weights[index].weightHH)
+        }
         sweep.backward(
           x: trace.layerInputs[layer].pointer, dOut: dOut.pointer, dhT: dhT.map { $0.pointer + index * B * H },
           dcT: dcT.map { $0.pointer + index * B * H }, dx: dIn.pointer, dh0: dH0.pointer + index * B * H,
           dc0: dC0.map { $0.pointer + index * B * H }, into: &gradient.weights[index])
+        if let mask = buffers.weightMask, var fresh = held {
+          held = nil
+          swap(&fresh, &gradient.weights[index].weightHH)  // back to the accumulated gradient
+          gradient.weights[index].weightHH.withMutablePointer { g in
+            fresh.withPointer { f in
+              for i in 0..<mask.count { g[i] += mask.pointer[i] * f[i] }
+            }
+          }
+        }
       }
       layerReady?(layer, gradient.weights[(layer * D)..<((layer + 1) * D)])
       if layer > 0, let mask = trace.masks[layer - 1] {
@@ -377,6 +451,13 @@ extension RecurrentLayer {
       }
     }
   }
+}
+
+/// Zoneout's training record for one sweep: `keep` `[T, B, H]` by time (1 where a unit kept its
+/// previous value), `fresh` `[T, B, H]` by processing step (the cell's new state before zoneout).
+struct RecurrentSweepZoneout {
+  let keep: FloatBuffer
+  let fresh: FloatBuffer
 }
 
 /// The rows of a global batch that a forward pass holds: a data-parallel rank holds rows

@@ -34,6 +34,8 @@ public final class LanguageModelStepper: @unchecked Sendable {
   /// The cell's table entry, and each recurrent block's first gate row and rows (× H).
   let kernels: CellKernels
   let blocks: [(offset: Int, width: Int)]
+  /// Zoneout at inference: `h = p·h_prev + (1-p)·h_new` (0: none).
+  let zoneout: Float
 
   /// A stepper holding a copy of `model`'s weights and a zero state for `capacity` rows.
   /// `portableKernels`: the C fallback products even where AVX2+FMA is available (tests).
@@ -65,6 +67,7 @@ public final class LanguageModelStepper: @unchecked Sendable {
     portable = portableKernels ? 1 : 0
     kernels = c.cell.kernels
     blocks = kernels.blocks.map { (offset: $0.gates.lowerBound * H, width: $0.gates.count * H) }
+    zoneout = model.rnn.zoneout
   }
 
   /// Back to the zero state, every row.
@@ -153,7 +156,12 @@ public final class LanguageModelStepper: @unchecked Sendable {
         whh.multiply(rows: offset..<(offset + width), threads: threads, portable: portable, operand, ldx: lda, into: ghp + offset, ldy: GH, n: n)
       }
       if hasCell { cell[l].pointer.update(from: nextCell.pointer, count: n * H) }
-      h.update(from: nextHidden.pointer, count: n * H)
+      if zoneout > 0 {
+        let (p, next) = (zoneout, nextHidden.pointer)  // as RecurrentLayer at inference
+        for i in 0..<(n * H) { h[i] = p * h[i] + (1 - p) * next[i] }
+      } else {
+        h.update(from: nextHidden.pointer, count: n * H)
+      }
       x = UnsafePointer(h)
     }
     let V = c.vocabularySize

@@ -22,6 +22,19 @@ struct Sweep {
   let column: Int
   let stride: Int
   let compute: Compute
+  /// Zoneout of this sweep, nil for none.
+  var zoneout: Zoneout? = nil
+
+  /// Zoneout (Krueger et al. 2017, haste's form) on h: `h = d⊙h_prev + (1-d)⊙h_new`, where in
+  /// training d is 1 (the unit keeps its previous value) with probability p and 0 otherwise,
+  /// and at inference d = p, the expectation. Padded steps are left alone.
+  enum Zoneout {
+    /// `keep` `[T, B, H]` by time: d in {0, 1}; `fresh` `[T, B, H]` by processing step: h_new,
+    /// which the cell's backward needs where h' differs from it.
+    case training(keep: FloatBuffer, fresh: FloatBuffer)
+    /// d = p everywhere.
+    case inference(Float)
+  }
 
   /// Rows of one chunk of a forward step (two 6-row panels: one GEMM tile high).
   static let chunkRows = 12
@@ -108,11 +121,26 @@ struct Sweep {
               if let cPrev, let cNext { (cNext + b * H).update(from: cPrev + b * H, count: H) }
               o.update(repeating: 0, count: H)
             } else {
+              if let zoneout { zone(zoneout, hPrev: hPrev + b * H, hNext: hNext + b * H, t: t, step: step, row: b0 + b) }
               o.update(from: hNext + b * H, count: H)
             }
           }
         }
       }
+    }
+  }
+
+  /// Zoneout of one row's new state `hNext` `[H]` in place (see `Zoneout`).
+  @inline(__always)
+  func zone(_ zoneout: Zoneout, hPrev: UnsafePointer<Float>, hNext: UnsafeMutablePointer<Float>, t: Int, step: Int, row: Int) {
+    let H = hidden
+    switch zoneout {
+    case .training(let keep, let fresh):
+      (fresh.pointer + (step * batch + row) * H).update(from: hNext, count: H)
+      let d = keep.pointer + (t * batch + row) * H
+      for j in 0..<H { hNext[j] = d[j] * hPrev[j] + (1 - d[j]) * hNext[j] }
+    case .inference(let p):
+      for j in 0..<H { hNext[j] = p * hPrev[j] + (1 - p) * hNext[j] }
     }
   }
 
@@ -148,12 +176,16 @@ struct Sweep {
     let offsets = cell.blocks.indices.map(columnOffset)
     let (hs, cs, savedBase) = (buffers.hs.pointer, buffers.cs?.pointer, buffers.saved.pointer)
     let backwardStep = cell.backward
+    var zone: (keep: FloatBuffer, fresh: FloatBuffer)? = nil
+    if case .training(let keep, let fresh) = zoneout { zone = (keep, fresh) }
     parallelFor(parts: parts) { part in
       let b0 = B * part / parts
       let rows = B * (part + 1) / parts - b0
       var d = dhA.pointer + b0 * H  // ∂/∂h of this step's output
       var dPrev = dhB.pointer + b0 * H  // becomes ∂/∂h of the step before
       let dcRows = cell.hasCellState ? dc.pointer + b0 * H : nil
+      // Zoneout: the share of ∂/∂h that goes straight to h_prev (d⊙dh), added after the step.
+      let dKept = FloatBuffer(count: zone != nil ? rows * H : 0)
       // Padded rows keep their cell-state gradient through a step: saved here, restored after.
       let dcKept = FloatBuffer(count: lengths != nil && cell.hasCellState ? rows * H : 0)
       let product: BackwardProduct = { index, dghRows, into, beta in
@@ -172,9 +204,27 @@ struct Sweep {
         let hPrev = hs + step * B * H + b0 * H
         let dgxt = dgx.pointer + (t * B + b0) * GH
         let dghs = dgh.pointer + (step * B + b0) * GH
+        if let zone {
+          // h = d⊙h_prev + (1-d)⊙h_new: h_new gets (1-d)⊙dh, h_prev d⊙dh (padded rows: none).
+          for b in 0..<rows {
+            let k = dKept.pointer + b * H
+            if isPadding(t, row: b0 + b) {
+              k.update(repeating: 0, count: H)
+              continue
+            }
+            let keep = zone.keep.pointer + (t * B + b0 + b) * H
+            for j in 0..<H {
+              k[j] = keep[j] * d[b * H + j]
+              d[b * H + j] -= k[j]
+            }
+          }
+        }
+        // With zoneout the cell's own new state (h_new) is not h' = hs[step + 1].
+        let hNew: UnsafePointer<Float> =
+          if let zone { UnsafePointer(zone.fresh.pointer + (step * B + b0) * H) } else { UnsafePointer(hPrev + B * H) }
         backwardStep(
           BackwardStep(
-            saved: savedBase + (step * B + b0) * S, hPrev: hPrev, hNext: hPrev + B * H,
+            saved: savedBase + (step * B + b0) * S, hPrev: hPrev, hNext: hNew,
             cPrev: cs.map { UnsafePointer($0 + step * B * H + b0 * H) }, dh: d, dc: dcRows,
             dgx: dgxt, dgh: dghs, dhPrev: dPrev, scratch: scratch.pointer + b0 * H, rows: rows, hidden: H),
           product)
@@ -187,6 +237,9 @@ struct Sweep {
             (dPrev + b * H).update(from: d + b * H, count: H)
             if let dcRows { (dcRows + b * H).update(from: dcKept.pointer + b * H, count: H) }
           }
+        }
+        if zone != nil {
+          for i in 0..<(rows * H) { dPrev[i] += dKept.pointer[i] }
         }
         for index in hiddenBlocks { product(index, dghs, dPrev, 1) }  // dh += dgh·W_hh
         swap(&d, &dPrev)

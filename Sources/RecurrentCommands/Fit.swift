@@ -101,6 +101,7 @@ struct Fit: ParsableCommand {
   @Option(help: "Task: regression, binary, multiclass.") var task: FitTask
   @Option(help: "Real steps of each right-padded sequence: integer array [N].") var lengths: String?
   @OptionGroup(title: "Model (dropout after each recurrent layer)") var modelOptions: ModelOptions<FitDefaults>
+  @OptionGroup(title: "Regularization (AWD-LSTM, haste; all 0 by default)") var regularizationOptions: RegularizationOptions
   @Flag(help: "Bidirectional recurrent layers.") var bidirectional = false
   @Flag(help: "Predict at every step (targets [N, T, ...]) instead of once per sequence.") var returnSequences = false
   @Option(help: "Hidden Dense relu layers after the recurrent ones, e.g. 64,32.") var dense: String?
@@ -126,6 +127,9 @@ struct Fit: ParsableCommand {
   @Flag(help: "One JSON object per line: each epoch's history, then a summary.") var json = false
 
   func validate() throws {
+    if regularizationOptions.embeddingDropout ?? 0 > 0 && embedding == nil {
+      throw ValidationError("--embedding-dropout drops token ids' vectors: it needs --embedding")
+    }
     try Bounds.positive(epochs, "--epochs")
     try Bounds.positive(batch, "--batch")
     if !(validationSplit >= 0 && validationSplit < 1) {
@@ -259,7 +263,7 @@ struct Fit: ParsableCommand {
     var rng = SplitMix64(seed: runOptions.randomSeed)  // initialisation, missing word vectors, shuffling, dropout
     var model = try Sequential(
       inputFeatures: embedding == nil ? input.shape[2] : nil, layerList, initialization: modelOptions.initialization ?? .pytorch,
-      forgetBias: modelOptions.forgetBias, using: &rng)
+      forgetBias: modelOptions.forgetBias, regularization: regularizationOptions.regularization(base: nil), using: &rng)
     if let initial, let initFrom { try Self.transfer(from: initial, into: &model, path: initFrom) }
     if let wordVectors, let words = vocabularyWords, let embedding {
       let vectors: WordVectors

@@ -73,6 +73,52 @@ struct ModelOptions<Defaults: CommandDefaults>: ParsableArguments {
   }
 }
 
+/// The regularizers of AWD-LSTM and haste: `--weight-drop`, `--locked-dropout`,
+/// `--embedding-dropout`, `--zoneout`, `--ar`, `--tar`. Values are nil when left out.
+struct RegularizationOptions: ParsableArguments {
+  @Option(help: "DropConnect on the recurrent weights W_hh, one mask per window (AWD-LSTM). [default: 0]")
+  var weightDrop: Float?
+  @Option(help: "Variational dropout, one mask per sequence for all its steps, on the embeddings, between layers and before the output (train); on each recurrent layer's output (fit). [default: 0]")
+  var lockedDropout: Float?
+  @Option(help: "Drops whole tokens: rows of the embedding, every occurrence in the window. [default: 0]")
+  var embeddingDropout: Float?
+  @Option(help: "Zoneout on h: in training each unit keeps its previous value with this probability; at inference h = p*h_prev + (1-p)*h_new. [default: 0]")
+  var zoneout: Float?
+  @Option(name: .customLong("ar"), help: "Activation regularization: adds AR * mean(o^2) of the last recurrent layer's output (after dropout) to the loss. [default: 0]")
+  var activation: Float?
+  @Option(name: .customLong("tar"), help: "Temporal activation regularization: adds TAR * mean((h_t - h_{t-1})^2) of the last recurrent layer's output to the loss. [default: 0]")
+  var temporalActivation: Float?
+
+  /// Whether any was given.
+  var given: Bool {
+    [weightDrop, lockedDropout, embeddingDropout, zoneout, activation, temporalActivation].contains { $0 != nil }
+  }
+
+  /// `base` (a resumed run's, or none) with what was given.
+  func regularization(base: Regularization?) -> Regularization {
+    var r = base ?? Regularization()
+    if let weightDrop { r.weightDrop = weightDrop }
+    if let lockedDropout { r.lockedDropout = lockedDropout }
+    if let embeddingDropout { r.embeddingDropout = embeddingDropout }
+    if let zoneout { r.zoneout = zoneout }
+    if let activation { r.activation = activation }
+    if let temporalActivation { r.temporalActivation = temporalActivation }
+    return r
+  }
+
+  func validate() throws {
+    for (flag, p) in [
+      ("--weight-drop", weightDrop), ("--locked-dropout", lockedDropout), ("--embedding-dropout", embeddingDropout),
+      ("--zoneout", zoneout),
+    ] {
+      if let p, !(p >= 0 && p < 1) { throw ValidationError("\(flag) must be in [0, 1), got \(p)") }
+    }
+    for (flag, f) in [("--ar", activation), ("--tar", temporalActivation)] {
+      if let f, !(f >= 0 && f.isFinite) { throw ValidationError("\(flag) must be a finite number >= 0, got \(f)") }
+    }
+  }
+}
+
 /// How the weights move: `--optimizer`, `--lr`, `--weight-decay`, `--clip`.
 struct OptimizerOptions<Defaults: CommandDefaults>: ParsableArguments {
   @Option(help: "Optimizer (torch.optim's update rules). [default: \(Defaults.optimizer.rawValue)]")

@@ -35,6 +35,7 @@ struct Train: ParsableCommand {
 
   @OptionGroup(title: "Data (without --valid-text, the last 10% of --text validates)") var data: TextDataOptions
   @OptionGroup(title: "Model") var modelOptions: ModelOptions<TrainDefaults>
+  @OptionGroup(title: "Regularization (AWD-LSTM, haste; all 0 by default)") var regularizationOptions: RegularizationOptions
   @Option(help: "Embedding size. [default: \(TrainDefaults.options.embeddingSize); the hidden size with --tied]")
   var embedding: Int?
   @Flag(help: "Tie the input embedding and the output layer (needs --embedding equal to --hidden).") var tied = false
@@ -132,6 +133,7 @@ struct Train: ParsableCommand {
     if let embedding { o.embeddingSize = embedding } else if tied, base == nil { o.embeddingSize = o.hiddenSize }
     if tied { o.tied = true }
     if let dropout = modelOptions.dropout { o.dropout = dropout }
+    if regularizationOptions.given { o.regularization = regularizationOptions.regularization(base: o.regularization) }
     if let batch { o.batchSize = batch }
     if let seqLen { o.sequenceLength = seqLen }
     if let seed = runOptions.seed { o.seed = seed }

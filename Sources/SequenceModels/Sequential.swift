@@ -171,17 +171,24 @@ public struct Sequential: Parameterized, Sendable {
   public let outputUnits: Int
   /// Whether the output has a time axis (`[N, T, K]`) or not (`[N, K]`).
   public let outputIsSequence: Bool
+  /// The regularizers (all off by default): weight drop and zoneout on every recurrent layer,
+  /// locked dropout on each recurrent layer's output sequence, embedding dropout on the first
+  /// layer's embedding, AR and TAR on the last recurrent layer's output sequence (real steps).
+  /// Zoneout also acts at inference; the others in training only.
+  public let regularization: Regularization
 
   /// Builds the layers with PyTorch's initialisation drawn from `rng`; the recurrent layers'
   /// as `initialization` says (`.keras`: Glorot-uniform input weights, orthogonal recurrent
   /// weights, zero biases), and every LSTM's forget-gate bias set to `forgetBias` when given.
+  /// `regularization`: see `regularization`.
   /// - Throws: `ModelError` when the stack cannot work (a recurrent layer after one that
-  ///   returns a single vector, an embedding not first, sizes not positive, ...).
+  ///   returns a single vector, an embedding not first, sizes not positive, a rate out of range, ...).
   public init(
     inputFeatures: Int? = nil, _ layers: [Layer], initialization: Initialization = .pytorch, forgetBias: Float? = nil,
-    using rng: inout some RandomNumberGenerator
+    regularization: Regularization = Regularization(), using rng: inout some RandomNumberGenerator
   ) throws {
     guard !layers.isEmpty else { throw ModelError.invalidModel("a Sequential model needs at least one layer") }
+    if let problem = regularization.problem { throw ModelError.invalidModel(problem) }
     var parts: [SequentialPart] = []
     var width: Int
     var isSequence = true
@@ -219,9 +226,11 @@ public struct Sequential: Parameterized, Sendable {
           throw ModelError.invalidModel(
             "\(position) needs a sequence, but the layer before returns one vector per sequence (give it returnSequences: true)")
         }
-        let r = RecurrentLayer(
+        var r = RecurrentLayer(
           kind: kind, inputSize: width, hiddenSize: units, bidirectional: bidirectional, initialization: initialization,
           forgetBias: kind == .lstm ? forgetBias : nil, using: &rng)
+        r.weightDrop = regularization.weightDrop
+        r.zoneout = regularization.zoneout
         parts.append(.recurrent(r, returnSequences: returnSequences))
         width = r.outputSize
         isSequence = returnSequences
@@ -240,6 +249,7 @@ public struct Sequential: Parameterized, Sendable {
     self.parts = parts
     self.outputUnits = width
     self.outputIsSequence = isSequence
+    self.regularization = regularization
   }
 
   /// A layer as Keras would print it: "GRU(64, return_sequences)", "Dense(1, sigmoid)".
@@ -387,8 +397,11 @@ public struct Sequential: Parameterized, Sendable {
   // MARK: - Forward and backward
 
   enum Saved {
-    case embedding(ids: [Int])
-    case recurrent(RecurrentTrace, steps: Int)
+    /// `wordMask`: embedding dropout's factor per token.
+    case embedding(ids: [Int], wordMask: FloatBuffer?)
+    /// `lockedMask`: locked dropout's mask on the output sequence; `activity`: the last
+    /// recurrent layer's output sequence before and after it, for AR and TAR.
+    case recurrent(RecurrentTrace, steps: Int, lockedMask: Tensor?, activity: (output: Tensor, dropped: Tensor)?)
     case dense(LinearTrace, Linear)
     case dropout(Tensor?)
   }
@@ -409,7 +422,13 @@ public struct Sequential: Parameterized, Sendable {
       var ids = [Int](repeating: 0, count: B * T)  // time-major
       for b in 0..<B { for t in 0..<T { ids[t * B + b] = Int(x.scalars[b * T + t]) } }
       h = e(ids, shape: [T, B])
-      saved.append(.embedding(ids: ids))
+      var wordMask: FloatBuffer? = nil
+      if training && regularization.embeddingDropout > 0 {
+        let mask = tokenDropoutMask(vocabularySize: e.vocabularySize, probability: regularization.embeddingDropout, using: &rng)
+        scaleRows(&h, ids: ids, by: mask)
+        wordMask = mask
+      }
+      saved.append(.embedding(ids: ids, wordMask: wordMask))
       start = 1
     } else {
       h = swapFirstAxes(x)
@@ -421,8 +440,14 @@ public struct Sequential: Parameterized, Sendable {
       case .recurrent(let r, let returnSequences):
         let (out, _, trace) = r.forward(
           h, initialState: nil, lengths: lengths, training: training, keepTrace: training, using: &rng, compute: compute)
-        saved.append(.recurrent(trace, steps: T))
-        h = returnSequences ? out : r.lastStep(of: out, lengths: lengths)
+        let locked = Dropout(probability: regularization.lockedDropout, locked: true)
+        let (dropped, lockedMask) = locked.forward(out, training: training, using: &rng)
+        var activity: (output: Tensor, dropped: Tensor)? = nil
+        if training && index == lastRecurrentIndex && (regularization.activation > 0 || regularization.temporalActivation > 0) {
+          activity = (out, dropped)
+        }
+        saved.append(.recurrent(trace, steps: T, lockedMask: lockedMask, activity: activity))
+        h = returnSequences ? dropped : r.lastStep(of: dropped, lengths: lengths)
         isSequence = returnSequences
       case .dense(var l):
         if raw && index == parts.count - 1 && (l.activation == .sigmoid || l.activation == .softmax) {
@@ -455,15 +480,27 @@ public struct Sequential: Parameterized, Sendable {
         }
       }
       switch (parts[index], saved[index]) {
-      case (.embedding(let e, _, let trainable), .embedding(let ids)):
+      case (.embedding(let e, _, let trainable), .embedding(let ids, let wordMask)):
         guard trainable, case .embedding(var g, let maskZero, _) = gradient.parts[index] else { continue }
         gradient.parts[index] = .dropout(Dropout(probability: 0))
+        if let wordMask { scaleRows(&d, ids: ids, by: wordMask) }
         e.backward(ids: ids, outputGradient: d, into: &g)
         gradient.parts[index] = .embedding(g, maskZero: maskZero, trainable: trainable)
-      case (.recurrent(let r, let returnSequences), .recurrent(let trace, let T)):
+      case (.recurrent(let r, let returnSequences), .recurrent(let trace, let T, let lockedMask, let activity)):
         guard case .recurrent(var g, _) = gradient.parts[index] else { continue }
         gradient.parts[index] = .dropout(Dropout(probability: 0))
-        let dOut = returnSequences ? d : r.lastStepBackward(d, sequenceLength: T, lengths: lengths)
+        var dOut = returnSequences ? d : r.lastStepBackward(d, sequenceLength: T, lengths: lengths)
+        let count = activity.map { $0.output.count } ?? 1
+        if let activity, regularization.activation > 0 {
+          ActivityPenalty.addActivationGradient(
+            &dOut, dropped: activity.dropped, factor: regularization.activation, meanCount: count)
+        }
+        dOut = Dropout(probability: regularization.lockedDropout, locked: true).backward(dOut, mask: lockedMask)
+        if let activity, regularization.temporalActivation > 0 {
+          ActivityPenalty.addTemporalGradient(
+            &dOut, output: activity.output, factor: regularization.temporalActivation, lengths: lengths,
+            meanCount: count)
+        }
         d = r.backward(trace, outputGradient: dOut, into: &g, compute: compute).input
         gradient.parts[index] = .recurrent(g, returnSequences: returnSequences)
       case (.dense, .dense(let trace, let l)):
@@ -477,6 +514,22 @@ public struct Sequential: Parameterized, Sendable {
         preconditionFailure("Sequential.backward: trace does not match the layers")
       }
     }
+  }
+
+  /// The index of the last recurrent part (AR and TAR act on its output), nil without one.
+  var lastRecurrentIndex: Int? {
+    parts.lastIndex { if case .recurrent = $0 { true } else { false } }
+  }
+
+  /// AR + TAR of a batch `run` saved (0 when both are off): means over the last recurrent
+  /// layer's `[T, B, W]` output. Not part of the loss `fit` reports, only of what it minimises.
+  func activityPenalty(_ saved: [Saved], lengths: [Int]?) -> Float {
+    for case .recurrent(_, _, _, let activity?) in saved {
+      return ActivityPenalty.loss(
+        output: activity.output, dropped: activity.dropped, activation: regularization.activation,
+        temporal: regularization.temporalActivation, lengths: lengths, meanCount: activity.output.count)
+    }
+    return 0
   }
 
   /// Whether the loss is computed from logits of a final sigmoid/softmax Dense.

@@ -15,13 +15,16 @@ public enum SequentialCheckpoint {
     var loss: LossFunction?
     var metrics: [Metric]
     var task: String?
+    /// Absent when every regularizer is off (and in files from before them).
+    var regularization: Regularization?
   }
 
   /// Writes the model atomically; `task` is a free label kept in the configuration.
   public static func save(_ model: Sequential, task: String? = nil, to path: String) throws {
     let stored = Stored(
       layers: model.layers, input_features: model.inputFeatures, loss: model.compiled?.loss,
-      metrics: model.compiled?.metrics ?? [], task: task)
+      metrics: model.compiled?.metrics ?? [], task: task,
+      regularization: model.regularization == Regularization() ? nil : model.regularization)
     let file = try CheckpointEnvelope.file(kind: kind, config: stored, tensors: model.namedParameters)
     try CheckpointEnvelope.write(file, to: path)
   }
@@ -44,7 +47,9 @@ public enum SequentialCheckpoint {
     var model: Sequential
     do {
       var rng = SplitMix64(seed: 0)  // every parameter is then read from the file
-      model = try Sequential(inputFeatures: stored.input_features, stored.layers, using: &rng)
+      model = try Sequential(
+        inputFeatures: stored.input_features, stored.layers, regularization: stored.regularization ?? Regularization(),
+        using: &rng)
     } catch let error as ModelError {
       throw CheckpointError.badMetadata(key: CheckpointEnvelope.configKey, reason: error.description)
     }

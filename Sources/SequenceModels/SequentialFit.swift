@@ -252,7 +252,9 @@ extension Sequential {
 
 extension Sequential {
   /// The compiled loss on `x` → `y` and its gradient with respect to every parameter (same
-  /// structure as the model), without dropout: for hand-written training loops and checks.
+  /// structure as the model), without dropout layers: for hand-written training loops and
+  /// checks. With regularizers, the loss includes AR and TAR, and the masks of weight drop,
+  /// zoneout, locked and embedding dropout are drawn from a fixed seed (the same every call).
   /// `parametersReady` is told each layer's final gradients during backward, from the output.
   public func lossAndGradient(
     _ x: Tensor, _ y: Tensor, lengths: [Int]? = nil, compute: Compute = .singleThread,
@@ -277,6 +279,6 @@ extension Sequential {
     forward.backward(
       saved, outputGradient: dOut, lengths: effective, into: &gradient, compute: compute,
       parametersReady: parametersReady)
-    return (score.loss / max(score.rows, 1), gradient)
+    return (score.loss / max(score.rows, 1) + Double(forward.activityPenalty(saved, lengths: effective)), gradient)
   }
 }

@@ -23,6 +23,9 @@ public struct StoredConfiguration: Codable, Equatable, Sendable {
   public var tokenizer: TokenizerKind
   /// How text is read for this model; absent in files from before encodings (UTF-8).
   public var encoding: TextEncoding?
+  /// The regularizers of training; absent when all are off (and in files from before them).
+  /// Zoneout also acts at inference, so a model's outputs depend on it.
+  public var regularization: Regularization?
 }
 
 /// Where a training run stands, for an exact `--resume`.
@@ -85,7 +88,8 @@ public struct Checkpoint: Sendable {
     return StoredConfiguration(
       cell: c.cell, layers: c.layers, hidden_size: c.hiddenSize, embedding_size: c.embeddingSize,
       vocab_size: c.vocabularySize, tied: c.tied, dropout: c.dropout, tokenizer: vocabulary.kind,
-      encoding: vocabulary.encoding == .utf8 ? nil : vocabulary.encoding)
+      encoding: vocabulary.encoding == .utf8 ? nil : vocabulary.encoding,
+      regularization: c.regularization == Regularization() ? nil : c.regularization)
   }
 
   /// The safetensors content: the model's PyTorch `state_dict` (`encoder.weight`,
@@ -142,6 +146,9 @@ public struct Checkpoint: Sendable {
       config.vocab_size <= 1 << 24, config.dropout >= 0, config.dropout < 1,
       !config.tied || config.hidden_size == config.embedding_size
     else { throw CheckpointError.badMetadata(key: "recurrent.config", reason: "sizes out of range") }
+    if let problem = config.regularization?.problem {
+      throw CheckpointError.badMetadata(key: "recurrent.config", reason: problem)
+    }
     let vocabulary = try Vocabulary.stored(in: envelope, kind: config.tokenizer, encoding: config.encoding ?? .utf8)
     guard vocabulary.count == config.vocab_size else {
       throw CheckpointError.badMetadata(
@@ -156,12 +163,12 @@ public struct Checkpoint: Sendable {
     }
     try envelope.checkBudget(needed: needed)
     var rng = SplitMix64(seed: 0)
-    var model = LanguageModel(
-      LanguageModelConfiguration(
-        cell: config.cell, layers: config.layers, hiddenSize: config.hidden_size,
-        embeddingSize: config.embedding_size, vocabularySize: config.vocab_size, dropout: config.dropout,
-        tied: config.tied),
-      using: &rng)
+    var configuration = LanguageModelConfiguration(
+      cell: config.cell, layers: config.layers, hiddenSize: config.hidden_size,
+      embeddingSize: config.embedding_size, vocabularySize: config.vocab_size, dropout: config.dropout,
+      tied: config.tied)
+    configuration.regularization = config.regularization ?? Regularization()
+    var model = LanguageModel(configuration, using: &rng)
     try envelope.assign { try model.forEachParameter($0) }
     if config.tied {
       // The decoder's weight is the embedding: stored for PyTorch, equal to encoder.weight.

@@ -52,6 +52,9 @@ public struct TrainingOptions: Codable, Sendable, Equatable {
   public var initialization: Initialization? = nil
   /// The LSTM forget-gate bias of a new model (`--forget-bias`); nil: as `initialization` draws it.
   public var forgetBias: Float? = nil
+  /// Weight drop, locked and embedding dropout, zoneout, AR and TAR; nil: all off (and absent
+  /// from checkpoints of runs before them).
+  public var regularization: Regularization? = nil
 
   /// The defaults of `recurrent train`.
   public init() {}
@@ -76,15 +79,19 @@ public struct TrainingOptions: Codable, Sendable, Equatable {
       changes.append("clip \(old.clip.map { "\($0)" } ?? "off") -> \(clip.map { "\($0)" } ?? "off")")
     }
     if dropout != old.dropout { changes.append("dropout \(old.dropout) -> \(dropout)") }
+    let (new, before) = (regularization ?? Regularization(), old.regularization ?? Regularization())
+    if new != before { changes.append("regularization \(before.summary) -> \(new.summary)") }
     if onNaN != old.onNaN { changes.append("on-nan \(old.onNaN.rawValue) -> \(onNaN.rawValue)") }
     return changes
   }
 
   var modelConfiguration: (Int) -> LanguageModelConfiguration {
     { vocabularySize in
-      LanguageModelConfiguration(
+      var c = LanguageModelConfiguration(
         cell: cell, layers: layers, hiddenSize: hiddenSize, embeddingSize: embeddingSize,
         vocabularySize: vocabularySize, dropout: dropout, tied: tied)
+      c.regularization = regularization ?? Regularization()
+      return c
     }
   }
 }
@@ -213,11 +220,11 @@ public struct TrainingSession: Sendable {
     var hash = stableHashSeed
     let trajectory = [
       options.fingerprint, "\(options.optimizer)", options.schedule.summary, "\(options.clip ?? 0)",
-      "\(options.dropout)", options.onNaN.rawValue, "\(options.steps ?? -1)", "\(options.epochs ?? -1)",
+      "\(options.dropout)", (options.regularization ?? Regularization()).summary, options.onNaN.rawValue, "\(options.steps ?? -1)", "\(options.epochs ?? -1)",
       "\(options.evalEvery)", "\(options.sampleEvery)", "\(options.checkpointEvery)", "\(step)",
     ].joined(separator: "|")
     stableHash(trajectory.utf8, into: &hash)
-    try agree("the options (\(options.fingerprint), optimizer, schedule, clip, dropout, stopping and checkpoint steps, resume step)", hash)
+    try agree("the options (\(options.fingerprint), optimizer, schedule, clip, dropout, regularization, stopping and checkpoint steps, resume step)", hash)
     hash = stableHashSeed
     stableHash(vocabulary.tokens.joined(separator: "\u{0}").utf8, into: &hash)
     for stream in [train, valid] {
@@ -254,7 +261,7 @@ public struct TrainingSession: Sendable {
     self.options = options
     vocabulary = checkpoint.vocabulary
     model = checkpoint.model
-    model = Self.withDropout(model, options.dropout)
+    model = Self.withRegularization(model, options)
     // The moments must be the ones this run's optimizer keeps (another kind, or momentum or
     // centering switched, would read state that means something else).
     let resumed: Optimizer
@@ -287,15 +294,18 @@ public struct TrainingSession: Sendable {
     }
   }
 
-  static func withDropout(_ model: LanguageModel, _ p: Float) -> LanguageModel {
-    guard model.configuration.dropout != p else { return model }
+  /// `model` with this run's dropout and regularizers (a resumed run may change them).
+  static func withRegularization(_ model: LanguageModel, _ options: TrainingOptions) -> LanguageModel {
+    let regularization = options.regularization ?? Regularization()
+    guard model.configuration.dropout != options.dropout || model.configuration.regularization != regularization
+    else { return model }
     var configuration = model.configuration
-    configuration.dropout = p
+    configuration.dropout = options.dropout
+    configuration.regularization = regularization
     var rng = SplitMix64(seed: 0)
     var copy = LanguageModel(configuration, using: &rng)
     copy.encoder = model.encoder
     copy.rnn.weights = model.rnn.weights
-    copy.rnn.dropout = p
     copy.decoder = model.decoder
     return copy
   }

@@ -230,3 +230,40 @@ private func checkGradient(_ model: Sequential, _ x: Tensor, _ y: Tensor, length
     for j in 0..<5 { #expect(abs(gram.scalars[i * 5 + j] - (i == j ? 1 : 0)) < 1e-5) }
   }
 }
+
+@Test func sequentialRegularizerGradientsMatchFiniteDifferencesAndZoneoutSurvivesACheckpoint() throws {
+  var rng = SplitMix64(seed: 14)
+  let r = Regularization(
+    embeddingDropout: 0.3, lockedDropout: 0.3, weightDrop: 0.3, zoneout: 0.3, activation: 2, temporalActivation: 1)
+  var model = try Sequential(
+    [.embedding(7, 3, maskZero: true), .gru(4, returnSequences: true), .lstm(3, returnSequences: true), .dense(2)],
+    regularization: r, using: &rng)
+  model.compile(loss: .meanSquaredError)
+  let lengths = [5, 3, 4]
+  let x = paddedIds(lengths, steps: 5, vocabulary: 7, using: &rng)
+  let y = Tensor(normal: [3, 5, 2], using: &rng)
+  try checkGradient(model, x, y, lengths: nil, "every regularizer at 0.3, AR 2, TAR 1")
+  // The penalty is part of the loss lossAndGradient returns, and the masks are fixed: twice the same.
+  var plain = try Sequential(
+    [.embedding(7, 3, maskZero: true), .gru(4, returnSequences: true), .lstm(3, returnSequences: true), .dense(2)],
+    using: &rng)
+  plain.parts = model.parts
+  plain.compile(loss: .meanSquaredError)
+  #expect(try model.lossAndGradient(x, y).loss == model.lossAndGradient(x, y).loss)
+  #expect(try model.lossAndGradient(x, y).loss != plain.lossAndGradient(x, y).loss)
+  // Only zoneout acts at inference, and a checkpoint keeps it.
+  let folder = temporaryFolder("regularized")
+  try SequentialCheckpoint.save(model, to: folder + "/m.safetensors")
+  let loaded = try SequentialCheckpoint.load(from: folder + "/m.safetensors").model
+  #expect(loaded.regularization == r)
+  #expect(try loaded.predict(x) == model.predict(x))
+  var unzoned = model.parts
+  for i in unzoned.indices {
+    if case .recurrent(var layer, let s) = unzoned[i] {
+      layer.zoneout = 0
+      unzoned[i] = .recurrent(layer, returnSequences: s)
+    }
+  }
+  plain.parts = unzoned
+  #expect(try plain.predict(x) != model.predict(x))
+}

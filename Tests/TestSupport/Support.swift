@@ -83,3 +83,28 @@ public func bundledCorpus() -> String {
   URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .deletingLastPathComponent().appendingPathComponent("Data/tinyshakespeare.txt").path
 }
+
+/// Compares `analytic` (the gradient entries at `indices` of `tensor`) with central
+/// differences, counting only entries where differences at two step sizes (1e-2, 2.5e-3) agree:
+/// a unit on a kink (ReLU) makes them disagree, and such entries are skipped and counted.
+/// - Returns: how many entries were skipped.
+@discardableResult
+public func expectCloseWhereSmooth(
+  _ analytic: [Float], of tensor: Tensor, indices: [Int], rtol: Float, atol: Float, _ label: String,
+  loss: (Tensor) -> Double, sourceLocation: SourceLocation = #_sourceLocation
+) -> Int {
+  let coarse = numericGradient(of: tensor, indices: indices, epsilon: 1e-2, loss: loss)
+  let fine = numericGradient(of: tensor, indices: indices, epsilon: 2.5e-3, loss: loss)
+  var (a, n): ([Float], [Float]) = ([], [])
+  var skipped = 0
+  for i in indices.indices {
+    if abs(coarse[i] - fine[i]) > 1e-2 * max(1, abs(coarse[i])) {
+      skipped += 1
+      continue
+    }
+    a.append(analytic[i])
+    n.append(coarse[i])
+  }
+  expectClose(a, n, rtol: rtol, atol: atol, label, sourceLocation: sourceLocation)
+  return skipped
+}
