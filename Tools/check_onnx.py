@@ -23,7 +23,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-CELLS = ["gru", "gru-reset-before", "lstm", "rnn-tanh", "rnn-relu"]
+CELLS = ["gru", "gru-reset-before", "lstm", "lstm-peephole", "rnn-tanh", "rnn-relu"]
 TOLERANCE = 1e-5
 
 
@@ -80,7 +80,7 @@ def language_models(binary, work, rng):
             T, B, H = 7, 3, 24
             tokens = rng.integers(0, vocab, size=(T, B)).astype(np.int64)
             np.save(os.path.join(work, "tokens.npy"), tokens)
-            lstm = cell == "lstm"
+            lstm = cell.startswith("lstm")
             for with_state in (False, True):
                 args = ["predict", "--checkpoint", ckpt, "--x", os.path.join(work, "tokens.npy"),
                         "--out", os.path.join(work, "logits.npy"), "--final-h", os.path.join(work, "h.npy")]

@@ -256,6 +256,9 @@ def export_keras(path):
     if metadata.get("recurrent.format") != "recurrent-sequential":
         raise Refused(f"{path}: not a Sequential checkpoint of recurrent fit (format {metadata.get('recurrent.format')})")
     config = json.loads(metadata["recurrent.config"])
+    zoneout = (config.get("regularization") or {}).get("zoneout", 0)
+    if zoneout:
+        raise Refused(f"{path}: the model uses zoneout {zoneout}, which Keras's recurrent layers do not compute")
     layers_config = config["layers"]
     first = layers_config[0]
     if "embedding" in first:

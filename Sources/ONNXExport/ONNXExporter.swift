@@ -49,7 +49,7 @@ public enum ONNXExporter {
     let L = c.layers
     let H = c.hiddenSize
     let tokens = g.input("tokens", .int64, ["time", "batch"])
-    let lstm = c.cell == .lstm
+    let lstm = c.cell.hasCellState
     // Optional initial states: graph inputs whose initializers are the defaults.
     let hDefault = g.floats("initial_h", [Float](repeating: 0, count: L * H), shape: [L, 1, H])
     g.inputs.append(GraphBuilder.value(hDefault, .float, [.fixed(L), "state_batch", .fixed(H)]))
@@ -239,7 +239,7 @@ public enum ONNXExporter {
   static func gateOrder(_ kind: CellKind) -> [Int] {
     switch kind {
     case .gru, .gruResetBefore: [1, 0, 2]  // r,z,n -> z,r,h
-    case .lstm: [0, 3, 1, 2]  // i,f,g,o -> i,o,f,c
+    case .lstm, .lstmPeephole: [0, 3, 1, 2]  // i,f,g,o -> i,o,f,c
     case .rnnTanh, .rnnRelu: [0]
     }
   }
@@ -292,7 +292,7 @@ public enum ONNXExporter {
     case .gruResetBefore:
       op = "GRU"
       attributes.append(GraphBuilder.int("linear_before_reset", 0))
-    case .lstm:
+    case .lstm, .lstmPeephole:
       op = "LSTM"
     case .rnnTanh:
       op = "RNN"
@@ -305,6 +305,12 @@ public enum ONNXExporter {
     if op == "LSTM" {
       inputs.append(initialC ?? "")
       outputs.append("\(prefix).Y_c")
+    }
+    if r.kind == .lstmPeephole {
+      // ONNX's P [D, 3H] holds the peepholes as i|o|f; ours are i|f|o.
+      var p: [Float] = []
+      for d in 0..<D { p += reordered(r.weights[layer * D + d].cellParameters!.reshaped([3 * H, 1]), blocks: [0, 2, 1], hidden: H) }
+      inputs.append(g.floats("\(prefix).P", p, shape: [D, 3 * H]))
     }
     while inputs.last == "" { inputs.removeLast() }
     let names = g.node(op, inputs, outputs: outputs, attributes: attributes, name: prefix)

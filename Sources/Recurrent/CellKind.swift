@@ -6,6 +6,10 @@ public enum CellKind: String, Codable, CaseIterable, Sendable {
   case rnnRelu = "rnn-relu"
   /// LSTM with forget gate, gate order i|f|g|o (PyTorch `nn.LSTM`).
   case lstm
+  /// LSTM with peephole connections (Gers & Schmidhuber 2000): diagonal weights from c_{t-1}
+  /// into the i and f gates and from c_t into the o gate, `peephole_l{k}` `[3H]` in the order
+  /// i|f|o (TensorFlow's `use_peepholes`; ONNX LSTM's `P` holds them as i|o|f).
+  case lstmPeephole = "lstm-peephole"
   /// GRU with the reset gate applied after the recurrent product, gate order r|z|n
   /// (PyTorch `nn.GRU`, cuDNN, Keras `reset_after=True`).
   case gru
@@ -21,4 +25,13 @@ public enum CellKind: String, Codable, CaseIterable, Sendable {
 
   /// H-wide slots per step the forward saves for the backward.
   package var savedSlots: Int { kernels.savedSlots }
+
+  /// Whether the gates are an LSTM's i|f|g|o (a forget gate whose bias `--forget-bias` sets).
+  public var isLSTM: Bool { self == .lstm || self == .lstmPeephole }
+
+  /// The cell's own per-unit parameters besides PyTorch's four tensors: their name (without the
+  /// `_l{k}` suffix) and how many H-wide blocks they hold; nil for none.
+  public var cellParameters: (name: String, blocks: Int)? {
+    kernels.parameterBlocks > 0 ? (kernels.parameterName, kernels.parameterBlocks) : nil
+  }
 }

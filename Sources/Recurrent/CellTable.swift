@@ -51,6 +51,8 @@ package struct ForwardStep {
   package let saved: UnsafeMutablePointer<Float>  // [rows, S]
   package let rows: Int
   package let hidden: Int
+  /// The cell's own parameters `[P*H]` (peepholes), nil for cells without.
+  package var parameters: UnsafePointer<Float>? = nil
 }
 
 /// One time step of the backward pass. `dh` holds ∂/∂h' on entry; the step writes dgx, dgh
@@ -70,6 +72,11 @@ package struct BackwardStep {
   package let scratch: UnsafeMutablePointer<Float>
   package let rows: Int
   package let hidden: Int
+  /// The cell's own parameters `[P*H]`, nil for cells without.
+  package var parameters: UnsafePointer<Float>? = nil
+  /// Each row's gradient of the cell's own parameters `[rows, P*H]`, written (not added) by the
+  /// step; the sweep sums the rows over all steps, as it does for the biases.
+  package var parameterGradient: UnsafeMutablePointer<Float>? = nil
 }
 
 /// Computes block `index` of the recurrent product into `step.gh`: bias plus operand·W_blockᵀ.
@@ -89,6 +96,9 @@ package struct CellKernels: Sendable {
   package let hasCellState: Bool
   /// The recurrent product's blocks, in gate order.
   package let blocks: [RecurrentBlock]
+  /// H-wide blocks of the cell's own parameters (peepholes: 3), 0 for none, and their name.
+  package var parameterBlocks = 0
+  package var parameterName = ""
   /// One step forward: calls `product` for each block, then the fused pointwise kernel.
   package let forward: @Sendable (ForwardStep, ForwardProduct) -> Void
   /// One step backward: the fused pointwise backward, and the products of non-`.hidden` blocks.
@@ -105,6 +115,7 @@ extension CellKind {
     case .rnnTanh: CellKernels.elmanTanh
     case .rnnRelu: CellKernels.elmanRelu
     case .lstm: CellKernels.lstm
+    case .lstmPeephole: CellKernels.lstmPeephole
     case .gru: CellKernels.gru
     case .gruResetBefore: CellKernels.gruResetBefore
     }
@@ -139,6 +150,26 @@ extension CellKernels {
     backward: { s, _ in
       rc_lstm_backward(s.saved, s.cPrev!, s.dh, s.dc!, s.dgx, s.dgh, s.dhPrev, s.rows, s.hidden)
     })
+
+  /// Peephole LSTM, gates i|f|g|o, peepholes p = p_i|p_f|p_o: i and f see c, o sees c'.
+  /// Saves i, f, g, o, tanh(c'), c'.
+  static let lstmPeephole: CellKernels = {
+    var k = CellKernels(
+      gateCount: 4, savedSlots: 6, hasCellState: true, blocks: [RecurrentBlock(gates: 0..<4, operand: .hidden)],
+      forward: { s, product in
+        product(0, s.hPrev, s.hidden)
+        lstmForward(
+          gx: s.gx, gh: s.gh, cPrev: s.cPrev!, hNext: s.hNext, cNext: s.cNext!, saved: s.saved, B: s.rows, H: s.hidden,
+          peephole: s.parameters!)
+      },
+      backward: { s, _ in
+        lstmBackward(
+          saved: s.saved, cPrev: s.cPrev!, dh: s.dh, dc: s.dc!, dgx: s.dgx, dgh: s.dgh, dhPrev: s.dhPrev, B: s.rows,
+          H: s.hidden, peephole: s.parameters!, dPeephole: s.parameterGradient!)
+      })
+    (k.parameterBlocks, k.parameterName) = (3, "peephole")
+    return k
+  }()
 
   /// GRU, reset after the recurrent product, gates r|z|n: n = tanh(gx_n + r⊙gh_n),
   /// h' = (1-z)⊙n + z⊙h. Saves r, z, n, gh_n.

@@ -100,13 +100,14 @@ public struct RNNCell: RecurrentCell {
   }
 }
 
-/// LSTM cell (PyTorch `nn.LSTMCell`), gate order i|f|g|o.
+/// LSTM cell (PyTorch `nn.LSTMCell`), gate order i|f|g|o; with `peephole`, Gers &
+/// Schmidhuber's peephole connections (`CellKind.lstmPeephole`, parameter `peephole`).
 public struct LSTMCell: RecurrentCell {
   /// The one-layer, one-direction layer that holds the weights.
   public var layer: RecurrentLayer
-  /// An LSTM cell with PyTorch's `LSTMCell` initialisation, U(-1/sqrt(H), 1/sqrt(H)).
-  public init(inputSize: Int, hiddenSize: Int, using rng: inout some RandomNumberGenerator) {
-    layer = RecurrentLayer(kind: .lstm, inputSize: inputSize, hiddenSize: hiddenSize, using: &rng)
+  /// An LSTM cell with PyTorch's `LSTMCell` initialisation, U(-1/sqrt(H), 1/sqrt(H)) (the peepholes too).
+  public init(inputSize: Int, hiddenSize: Int, peephole: Bool = false, using rng: inout some RandomNumberGenerator) {
+    layer = RecurrentLayer(kind: peephole ? .lstmPeephole : .lstm, inputSize: inputSize, hiddenSize: hiddenSize, using: &rng)
   }
   /// `(h', c') = cell(x, (h, c))`.
   public func callAsFunction(_ input: Tensor, _ state: (hidden: Tensor, cell: Tensor)) -> (hidden: Tensor, cell: Tensor) {

@@ -246,7 +246,7 @@ public struct LanguageModel: Parameterized, Sendable, Equatable {
     _ trace: LanguageModelTrace, logitsGradient: Tensor, into gradient: inout LanguageModel,
     compute: Compute = .singleThread, parametersReady: ParametersReady? = nil
   ) {
-    let perLayer = 4 * rnn.directionCount
+    let perLayer = rnn.tensorsPerDirection * rnn.directionCount
     let rnnStart = 1  // after encoder.weight
     let T = trace.sequenceLength
     let B = trace.batchSize
@@ -278,7 +278,7 @@ public struct LanguageModel: Parameterized, Sendable, Equatable {
       trace.rnn, outputGradient: dOutput, into: &gradient.rnn, compute: compute,
       layerReady: parametersReady.map { ready in
         { layer, weights in
-          let tensors = weights.flatMap { [$0.weightIH, $0.weightHH, $0.biasIH, $0.biasHH] }
+          let tensors = weights.flatMap(\.tensors)
           ready((rnnStart + perLayer * layer)..<(rnnStart + perLayer * (layer + 1)), tensors)
         }
       })

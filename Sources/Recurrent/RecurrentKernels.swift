@@ -37,19 +37,25 @@ package func rnnBackward(relu useRelu: Bool, hNext: CP, dh: CP, dgx: P, dgh: P, 
 }
 
 /// LSTM, gates i|f|g|o: c' = f⊙c + i⊙g, h' = o⊙tanh(c'). Saves i, f, g, o, tanh(c').
-package func lstmForward(gx: CP, gh: CP, cPrev: CP, hNext: P, cNext: P, saved: P, B: Int, H: Int) {
+/// With `peephole` p_i|p_f|p_o `[3H]` (Gers & Schmidhuber 2000; the peephole LSTM's kernel,
+/// used by the layers as it is, with no C twin yet): i = σ(·+ p_i⊙c), f = σ(·+ p_f⊙c),
+/// o = σ(·+ p_o⊙c'), and c' is saved too (a sixth slot).
+package func lstmForward(
+  gx: CP, gh: CP, cPrev: CP, hNext: P, cNext: P, saved: P, B: Int, H: Int, peephole p: CP? = nil
+) {
   let G = 4 * H
-  let S = 5 * H
+  let S = (p == nil ? 5 : 6) * H
   for b in 0..<B {
     let x = gx + b * G
     let h = gh + b * G
     let s = saved + b * S
     for j in 0..<H {
-      let i = sigmoid(x[j] + h[j])
-      let f = sigmoid(x[H + j] + h[H + j])
+      let cp = cPrev[b * H + j]
+      let i = sigmoid(x[j] + h[j] + (p.map { $0[j] * cp } ?? 0))
+      let f = sigmoid(x[H + j] + h[H + j] + (p.map { $0[H + j] * cp } ?? 0))
       let g = tanh(x[2 * H + j] + h[2 * H + j])
-      let o = sigmoid(x[3 * H + j] + h[3 * H + j])
-      let c = f * cPrev[b * H + j] + i * g
+      let c = f * cp + i * g
+      let o = sigmoid(x[3 * H + j] + h[3 * H + j] + (p.map { $0[2 * H + j] * c } ?? 0))
       let tc = tanh(c)
       cNext[b * H + j] = c
       hNext[b * H + j] = o * tc
@@ -58,16 +64,19 @@ package func lstmForward(gx: CP, gh: CP, cPrev: CP, hNext: P, cNext: P, saved: P
       s[2 * H + j] = g
       s[3 * H + j] = o
       s[4 * H + j] = tc
+      if p != nil { s[5 * H + j] = c }
     }
   }
 }
 
-/// LSTM backward. `dc` holds ∂/∂c' on entry and ∂/∂c on exit (in place).
+/// LSTM backward. `dc` holds ∂/∂c' on entry and ∂/∂c on exit (in place). With `peephole`,
+/// `dPeephole` `[B, 3H]` gets each row's gradient of p_i|p_f|p_o (written, not added).
 package func lstmBackward(
-  saved: CP, cPrev: CP, dh: CP, dc: P, dgx: P, dgh: P, dhPrev: P, B: Int, H: Int
+  saved: CP, cPrev: CP, dh: CP, dc: P, dgx: P, dgh: P, dhPrev: P, B: Int, H: Int, peephole p: CP? = nil,
+  dPeephole: P? = nil
 ) {
   let G = 4 * H
-  let S = 5 * H
+  let S = (p == nil ? 5 : 6) * H
   for b in 0..<B {
     let s = saved + b * S
     let dx = dgx + b * G
@@ -79,11 +88,11 @@ package func lstmBackward(
       let o = s[3 * H + j]
       let tc = s[4 * H + j]
       let k = b * H + j
-      let dct = dc[k] + dh[k] * o * (1 - tc * tc)
+      let dO = dh[k] * tc * o * (1 - o)
+      let dct = dc[k] + dh[k] * o * (1 - tc * tc) + (p.map { dO * $0[2 * H + j] } ?? 0)
       let di = dct * g * i * (1 - i)
       let df = dct * cPrev[k] * f * (1 - f)
       let dg = dct * i * (1 - g * g)
-      let dO = dh[k] * tc * o * (1 - o)
       dx[j] = di
       dx[H + j] = df
       dx[2 * H + j] = dg
@@ -93,6 +102,12 @@ package func lstmBackward(
       dhh[2 * H + j] = dg
       dhh[3 * H + j] = dO
       dc[k] = dct * f
+      if let p, let dp = dPeephole.map({ $0 + b * 3 * H }) {
+        dc[k] += di * p[j] + df * p[H + j]
+        dp[j] = di * cPrev[k]
+        dp[H + j] = df * cPrev[k]
+        dp[2 * H + j] = dO * s[5 * H + j]
+      }
       dhPrev[k] = 0
     }
   }

@@ -12,14 +12,21 @@ public struct RecurrentWeights: Sendable, Equatable {
   public var biasIH: Tensor  // [G*H]
   /// Recurrent bias `[G*H]`.
   public var biasHH: Tensor  // [G*H]
+  /// The cell's own parameters `[P*H]` (`CellKind.cellParameters`: a peephole LSTM's p_i|p_f|p_o),
+  /// nil for cells without.
+  public var cellParameters: Tensor?
 
   /// Weights from their tensors (shapes are checked by the layer).
-  public init(weightIH: Tensor, weightHH: Tensor, biasIH: Tensor, biasHH: Tensor) {
+  public init(weightIH: Tensor, weightHH: Tensor, biasIH: Tensor, biasHH: Tensor, cellParameters: Tensor? = nil) {
     self.weightIH = weightIH
     self.weightHH = weightHH
     self.biasIH = biasIH
     self.biasHH = biasHH
+    self.cellParameters = cellParameters
   }
+
+  /// The tensors in `forEachParameter` order.
+  public var tensors: [Tensor] { [weightIH, weightHH, biasIH, biasHH] + (cellParameters.map { [$0] } ?? []) }
 }
 
 /// Hidden (and, for LSTM, cell) state of a recurrent layer: `[L*D, B, H]` each, index
@@ -110,7 +117,7 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
     precondition(inputSize > 0 && hiddenSize > 0 && layerCount > 0,
       "RecurrentLayer: sizes must be positive (input \(inputSize), hidden \(hiddenSize), layers \(layerCount))")
     precondition(dropout >= 0 && dropout < 1, "RecurrentLayer: dropout must be in [0, 1), got \(dropout)")
-    precondition(forgetBias == nil || kind == .lstm, "RecurrentLayer: a forget-gate bias needs an LSTM, not \(kind)")
+    precondition(forgetBias == nil || kind.isLSTM, "RecurrentLayer: a forget-gate bias needs an LSTM, not \(kind)")
     self.kind = kind
     self.inputSize = inputSize
     self.hiddenSize = hiddenSize
@@ -138,6 +145,13 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
             weightHH: Tensor(orthogonalColumns: [gh, hiddenSize], using: &rng),
             biasIH: Tensor(zeros: [gh]), biasHH: Tensor(zeros: [gh]))
         }
+        if let own = kind.cellParameters {
+          // Peepholes: PyTorch-style U(-1/√H, 1/√H), or zeros as Keras starts its biases.
+          let shape = [own.blocks * hiddenSize]
+          w.cellParameters =
+            initialization == .pytorch
+            ? Tensor(uniform: shape, low: -bound, high: bound, using: &rng) : Tensor(zeros: shape)
+        }
         if let forgetBias {
           for j in hiddenSize..<(2 * hiddenSize) {  // LSTM gates i, f, g, o: f is the second block
             w.biasIH.scalars[j] = forgetBias
@@ -158,8 +172,14 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
       try body("weight_hh" + suffix, &weights[index].weightHH)
       try body("bias_ih" + suffix, &weights[index].biasIH)
       try body("bias_hh" + suffix, &weights[index].biasHH)
+      if let name = kind.cellParameters?.name, weights[index].cellParameters != nil {
+        try body(name + suffix, &weights[index].cellParameters!)
+      }
     }
   }
+
+  /// Tensors per direction and layer: PyTorch's four, and the cell's own parameters if any.
+  public var tensorsPerDirection: Int { kind.cellParameters == nil ? 4 : 5 }
 
   /// Checks the regularizers' rates (each in [0, 1)).
   func checkRates() {

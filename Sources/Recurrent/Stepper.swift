@@ -19,6 +19,7 @@ public final class LanguageModelStepper: @unchecked Sendable {
     let inputSize: Int
     let wih, whh: StepMatrix
     let bih, bhh: FloatBuffer
+    let own: FloatBuffer?  // the cell's own parameters (peepholes)
   }
   let embedding: FloatBuffer  // [V, E]
   let layers: [Layer]
@@ -50,7 +51,8 @@ public final class LanguageModelStepper: @unchecked Sendable {
     layers = model.rnn.weights.enumerated().map { index, w in
       Layer(
         inputSize: index == 0 ? c.embeddingSize : H, wih: StepMatrix(w.weightIH, compute: compute),
-        whh: StepMatrix(w.weightHH, compute: compute), bih: FloatBuffer(w.biasIH), bhh: FloatBuffer(w.biasHH))
+        whh: StepMatrix(w.weightHH, compute: compute), bih: FloatBuffer(w.biasIH), bhh: FloatBuffer(w.biasHH),
+        own: w.cellParameters.map { FloatBuffer($0) })
     }
     decoderWeight = StepMatrix(c.tied ? model.encoder.weight : model.decoder.weight, compute: compute)
     decoderBias = FloatBuffer(model.decoder.bias ?? Tensor(zeros: [c.vocabularySize]))
@@ -144,12 +146,12 @@ public final class LanguageModelStepper: @unchecked Sendable {
       layer.wih.multiply(rows: 0..<GH, threads: threads, portable: portable, x, ldx: layer.inputSize, into: gx.pointer, ldy: GH, n: n)
       let (whh, bhh) = (layer.whh, layer.bhh.pointer)
       let hasCell = kernels.hasCellState
-      kernels.forward(
-        ForwardStep(
-          gx: gx.pointer, gh: ghp, hPrev: h, hNext: nextHidden.pointer,
-          cPrev: hasCell ? UnsafePointer(cell[l].pointer) : nil, cNext: hasCell ? nextCell.pointer : nil,
-          saved: saved.pointer, rows: n, hidden: H)
-      ) { index, operand, lda in
+      var s = ForwardStep(
+        gx: gx.pointer, gh: ghp, hPrev: h, hNext: nextHidden.pointer,
+        cPrev: hasCell ? UnsafePointer(cell[l].pointer) : nil, cNext: hasCell ? nextCell.pointer : nil,
+        saved: saved.pointer, rows: n, hidden: H)
+      s.parameters = layer.own.map { UnsafePointer($0.pointer) }
+      kernels.forward(s) { index, operand, lda in
         // The recurrent product: one batch-invariant matrix-vector product per block and row.
         let (offset, width) = blocks[index]
         for row in 0..<n { (ghp + row * GH + offset).update(from: bhh + offset, count: width) }

@@ -85,6 +85,7 @@ struct Sweep {
     let (hs, cs, savedBase) = (buffers.hs.pointer, buffers.cs?.pointer, buffers.saved.pointer)
     let forwardStep = cell.forward
     let parts = RecurrentLayer.rowParts(batch: B, compute: compute)
+    let own = weights.cellParameters.map { FloatBuffer($0) }  // the cell's own parameters, if any
     weights.biasHH.withPointer { bhh in
       parallelFor(parts: parts) { part in
         let b0 = B * part / parts
@@ -102,12 +103,12 @@ struct Sweep {
           for first in Swift.stride(from: 0, to: rows, by: Sweep.chunkRows) {
             let count = min(Sweep.chunkRows, rows - first)
             let gh = ghBuffer.pointer + (b0 + first) * GH
-            forwardStep(
-              ForwardStep(
-                gx: gx + (t * B + b0 + first) * GH, gh: gh, hPrev: hPrev + first * H, hNext: hNext + first * H,
-                cPrev: cPrev.map { UnsafePointer($0 + first * H) }, cNext: cNext.map { $0 + first * H },
-                saved: savedBase + ((keep ? step : 0) * B + b0 + first) * S, rows: count, hidden: H)
-            ) { index, operand, lda in
+            var s = ForwardStep(
+              gx: gx + (t * B + b0 + first) * GH, gh: gh, hPrev: hPrev + first * H, hNext: hNext + first * H,
+              cPrev: cPrev.map { UnsafePointer($0 + first * H) }, cNext: cNext.map { $0 + first * H },
+              saved: savedBase + ((keep ? step : 0) * B + b0 + first) * S, rows: count, hidden: H)
+            s.parameters = own.map { UnsafePointer($0.pointer) }
+            forwardStep(s) { index, operand, lda in
               let offset = offsets[index]
               broadcastRows(bhh + offset, rows: count, columns: widths[index], into: gh + offset, ld: GH)
               packed[index].multiply(operand, lda: lda, m: count, beta: 1, into: gh + offset, ldc: GH)
@@ -163,6 +164,10 @@ struct Sweep {
     let dhB = FloatBuffer(count: B * H)
     let dc = FloatBuffer(count: cell.hasCellState ? B * H : 0)
     let scratch = FloatBuffer(count: cell.hiddenBlocks.count < cell.blocks.count ? B * H : 0)
+    // The cell's own parameters, and each step's and row's gradient of them (summed after the loop).
+    let PH = cell.parameterBlocks * H
+    let own = weights.cellParameters.map { FloatBuffer($0) }
+    let dOwn = FloatBuffer(uninitializedCount: own != nil ? T * B * PH : 0)
     if let dhT { dhA.pointer.update(from: dhT, count: B * H) }
     if let dcT { dc.pointer.update(from: dcT, count: B * H) }
     let parts = RecurrentLayer.rowParts(batch: B, compute: compute)
@@ -222,16 +227,19 @@ struct Sweep {
         // With zoneout the cell's own new state (h_new) is not h' = hs[step + 1].
         let hNew: UnsafePointer<Float> =
           if let zone { UnsafePointer(zone.fresh.pointer + (step * B + b0) * H) } else { UnsafePointer(hPrev + B * H) }
-        backwardStep(
-          BackwardStep(
-            saved: savedBase + (step * B + b0) * S, hPrev: hPrev, hNext: hNew,
-            cPrev: cs.map { UnsafePointer($0 + step * B * H + b0 * H) }, dh: d, dc: dcRows,
-            dgx: dgxt, dgh: dghs, dhPrev: dPrev, scratch: scratch.pointer + b0 * H, rows: rows, hidden: H),
-          product)
+        var s = BackwardStep(
+          saved: savedBase + (step * B + b0) * S, hPrev: hPrev, hNext: hNew,
+          cPrev: cs.map { UnsafePointer($0 + step * B * H + b0 * H) }, dh: d, dc: dcRows,
+          dgx: dgxt, dgh: dghs, dhPrev: dPrev, scratch: scratch.pointer + b0 * H, rows: rows, hidden: H)
+        let dOwnRows = own == nil ? nil : dOwn.pointer + (step * B + b0) * PH
+        s.parameters = own.map { UnsafePointer($0.pointer) }
+        s.parameterGradient = dOwnRows
+        backwardStep(s, product)
         if lengths != nil {
           // Padded steps are the identity on the state: the gradient passes straight through
           // and nothing reaches the gates or the weights.
           for b in 0..<rows where isPadding(t, row: b0 + b) {
+            dOwnRows.map { ($0 + b * PH).update(repeating: 0, count: PH) }
             (dgxt + b * GH).update(repeating: 0, count: GH)
             (dghs + b * GH).update(repeating: 0, count: GH)
             (dPrev + b * H).update(from: d + b * H, count: H)
@@ -268,6 +276,9 @@ struct Sweep {
       }
     }
     g.biasHH.withMutablePointer { addColumnSums(dgh.pointer, rows: T * B, columns: GH, ld: GH, into: $0) }
+    if own != nil {
+      g.cellParameters!.withMutablePointer { addColumnSums(dOwn.pointer, rows: T * B, columns: PH, ld: PH, into: $0) }
+    }
     weights.weightIH.withPointer { wih in
       gemm(
         transposeA: false, transposeB: false, m: T * B, n: width, k: GH, a: dgx.pointer, lda: GH,

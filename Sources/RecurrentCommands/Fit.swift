@@ -429,13 +429,13 @@ struct Predict: ParsableCommand {
       guard array.shape == stateShape else { throw CommandError("\(option) \(path): shape \(array.shape), expected \(stateShape)") }
       return array.tensor
     }
-    if initialC != nil || finalC != nil, c.cell != .lstm {
+    if initialC != nil || finalC != nil, !c.cell.hasCellState {
       throw ValidationError("--initial-c and --final-c are for LSTM models; this one is \(c.cell.rawValue)")
     }
     for path in [finalH, finalC].compactMap({ $0 }) { try ensureWritable(path, option: "--final-h/--final-c") }
     var initial: RecurrentState? = nil
     if let h = try state(initialH, "--initial-h") {
-      initial = RecurrentState(hidden: h, cell: try state(initialC, "--initial-c") ?? (c.cell == .lstm ? Tensor(zeros: stateShape) : nil))
+      initial = RecurrentState(hidden: h, cell: try state(initialC, "--initial-c") ?? (c.cell.hasCellState ? Tensor(zeros: stateShape) : nil))
     } else if let cell = try state(initialC, "--initial-c") {
       initial = RecurrentState(hidden: Tensor(zeros: stateShape), cell: cell)
     }

@@ -69,7 +69,7 @@ struct ModelOptions<Defaults: CommandDefaults>: ParsableArguments {
     try Bounds.check(hidden, Bounds.hidden, "--hidden")
     if let dropout, !(dropout >= 0 && dropout < 1) { throw ValidationError("--dropout must be in [0, 1), got \(dropout)") }
     if let forgetBias, !forgetBias.isFinite { throw ValidationError("--forget-bias must be a finite number, got \(forgetBias)") }
-    if forgetBias != nil && cellKind != .lstm { throw ValidationError("--forget-bias needs --cell lstm") }
+    if forgetBias != nil && !cellKind.isLSTM { throw ValidationError("--forget-bias needs --cell lstm or lstm-peephole") }
   }
 }
 

@@ -24,6 +24,10 @@ public indirect enum Layer: Codable, Sendable, Equatable {
   public static func lstm(_ units: Int, returnSequences: Bool = false) -> Layer {
     .recurrent(kind: .lstm, units: units, returnSequences: returnSequences)
   }
+  /// An LSTM with peephole connections (`CellKind.lstmPeephole`; TensorFlow's `PeepholeLSTMCell`).
+  public static func peepholeLSTM(_ units: Int, returnSequences: Bool = false) -> Layer {
+    .recurrent(kind: .lstmPeephole, units: units, returnSequences: returnSequences)
+  }
   /// Keras `SimpleRNN` (Elman), `activation` `.tanh` or `.relu`.
   public static func simpleRNN(_ units: Int, activation: Activation = .tanh, returnSequences: Bool = false) -> Layer {
     .recurrent(kind: activation == .relu ? .rnnRelu : .rnnTanh, units: units, returnSequences: returnSequences)
@@ -228,7 +232,7 @@ public struct Sequential: Parameterized, Sendable {
         }
         var r = RecurrentLayer(
           kind: kind, inputSize: width, hiddenSize: units, bidirectional: bidirectional, initialization: initialization,
-          forgetBias: kind == .lstm ? forgetBias : nil, using: &rng)
+          forgetBias: kind.isLSTM ? forgetBias : nil, using: &rng)
         r.weightDrop = regularization.weightDrop
         r.zoneout = regularization.zoneout
         parts.append(.recurrent(r, returnSequences: returnSequences))
@@ -271,6 +275,7 @@ public struct Sequential: Parameterized, Sendable {
       switch kind {
       case .gru, .gruResetBefore: "GRU"
       case .lstm: "LSTM"
+      case .lstmPeephole: "PeepholeLSTM"
       case .rnnTanh, .rnnRelu: "SimpleRNN"
       }
     case .bidirectional(let inner): "Bidirectional(\(name(of: inner)))"
@@ -604,6 +609,7 @@ extension Sequential {
         let gates = kind.gateCount * units
         for _ in 0..<directions {
           guard add(gates, width + units + 2) else { return nil }
+          if let own = kind.cellParameters, !add(own.blocks, units) { return nil }
         }
         width = directions * units
       case .dense(let units, _):

@@ -159,7 +159,7 @@ public struct Checkpoint: Sendable {
     if !config.tied { needed += config.vocab_size * config.hidden_size }
     for layer in 0..<config.layers {
       let width = layer == 0 ? config.embedding_size : config.hidden_size
-      needed += gates * (width + config.hidden_size) + 2 * gates
+      needed += gates * (width + config.hidden_size) + 2 * gates + (config.cell.cellParameters?.blocks ?? 0) * config.hidden_size
     }
     try envelope.checkBudget(needed: needed)
     var rng = SplitMix64(seed: 0)

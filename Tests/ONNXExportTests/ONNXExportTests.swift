@@ -41,7 +41,7 @@ func languageModelGraphsHoldEveryWeightInONNXLayout(cell: CellKind) throws {
   let proto = try Onnx_ModelProto(serializedBytes: try ONNXExporter.languageModel(model))
   #expect(proto.opsetImport.first?.version == ONNXExporter.opset && proto.irVersion == ONNXExporter.irVersion)
   let graph = proto.graph
-  let lstm = cell == .lstm
+  let lstm = cell.isLSTM
   #expect(graph.input.map(\.name) == ["tokens", "initial_h"] + (lstm ? ["initial_c"] : []))
   #expect(graph.output.map(\.name) == ["logits", "final_h"] + (lstm ? ["final_c"] : []))
   #expect(dims(graph.input[0]) == ["time", "batch"] && graph.input[0].type.tensorType.elemType == 7)
@@ -56,7 +56,7 @@ func languageModelGraphsHoldEveryWeightInONNXLayout(cell: CellKind) throws {
   #expect(floats(initializers["encoder.weight"]!) == model.encoder.weight.scalars)
   let order: [Int] = switch cell {
   case .gru, .gruResetBefore: [1, 0, 2]
-  case .lstm: [0, 3, 1, 2]
+  case .lstm, .lstmPeephole: [0, 3, 1, 2]
   case .rnnTanh, .rnnRelu: [0]
   }
   for layer in 0..<2 {
@@ -77,7 +77,13 @@ func languageModelGraphsHoldEveryWeightInONNXLayout(cell: CellKind) throws {
     case .gruResetBefore: #expect(attributes["linear_before_reset"]?.i == 0)
     case .rnnRelu: #expect(attributes["activations"]?.strings == [Data("Relu".utf8)])
     case .rnnTanh, .lstm: #expect(attributes["activations"] == nil)
+    case .lstmPeephole:
+      // ONNX's P input (the operator's eighth) holds the peepholes as i|o|f.
+      #expect(node.input.count == 8 && node.input[7] == "rnn.l\(layer).P")
+      let p = w.cellParameters!.scalars
+      #expect(floats(initializers["rnn.l\(layer).P"]!) == Array(p[0..<6] + p[12..<18] + p[6..<12]))
     }
+    if cell != .lstmPeephole { #expect(node.input.count <= 7) }
   }
   // The decoder is stored transposed, [H, V].
   let decoder = initializers["decoder.weight_t"]!

@@ -14,11 +14,12 @@ func layerOverOneStepEqualsItsCell(kind: CellKind) {
     case .rnnTanh: RNNCell(inputSize: I, hiddenSize: H, using: &rng)
     case .rnnRelu: RNNCell(inputSize: I, hiddenSize: H, relu: true, using: &rng)
     case .lstm: LSTMCell(inputSize: I, hiddenSize: H, using: &rng)
+    case .lstmPeephole: LSTMCell(inputSize: I, hiddenSize: H, peephole: true, using: &rng)
     case .gru: GRUCell(inputSize: I, hiddenSize: H, using: &rng)
     case .gruResetBefore: GRUCell(inputSize: I, hiddenSize: H, resetAfter: false, using: &rng)
     }
   cell.layer.weights = layer.weights
-  #expect(cell.namedParameters.map(\.name) == ["weight_ih", "weight_hh", "bias_ih", "bias_hh"])
+  #expect(cell.namedParameters.map(\.name) == ["weight_ih", "weight_hh", "bias_ih", "bias_hh"] + (kind == .lstmPeephole ? ["peephole"] : []))
   // Several steps of the cell equal the layer over the whole sequence.
   let T = 4
   let x = Tensor(normal: [T, B, I], using: &rng)

@@ -7,7 +7,9 @@ Command that produced the committed fixtures (from the repository root, torch 2.
 Everything is computed in float64 from parameters and inputs that are exact float32 values,
 so the fixtures are the exact answers and the Swift float32 results are compared to them.
 The GRU with the reset gate before the recurrent product (Cho et al. 2014, Keras
-reset_after=False) has no PyTorch module: it is the short loop in `gru_reset_before` below.
+reset_after=False) has no PyTorch module: it is the short loop in `gru_reset_before` below; nor
+has the peephole LSTM (Gers & Schmidhuber 2000): `lstm_peephole` below, on an `nn.LSTM`'s four
+tensors per direction plus `peephole_l{k}` [3H] (p_i|p_f|p_o).
 """
 import json
 import os
@@ -55,12 +57,40 @@ def gru_reset_before(x, h0, params, layers, dirs):
     return layer_in, torch.stack(finals)
 
 
+def lstm_peephole(x, h0, c0, params, layers, dirs):
+    layer_in = x
+    finals_h, finals_c = [], []
+    for l in range(layers):
+        outs = []
+        for d in range(dirs):
+            sfx = f"_l{l}" + ("_reverse" if d else "")
+            w_ih, w_hh = params["weight_ih" + sfx], params["weight_hh" + sfx]
+            b = params["bias_ih" + sfx] + params["bias_hh" + sfx]
+            p_i, p_f, p_o = params["peephole" + sfx].chunk(3)
+            h, c = h0[l * dirs + d], c0[l * dirs + d]
+            out = [None] * x.shape[0]
+            steps = range(x.shape[0]) if d == 0 else reversed(range(x.shape[0]))
+            for t in steps:
+                gi, gf, gg, go = (layer_in[t] @ w_ih.T + h @ w_hh.T + b).chunk(4, dim=1)
+                i = torch.sigmoid(gi + p_i * c)
+                f = torch.sigmoid(gf + p_f * c)
+                c = f * c + i * torch.tanh(gg)
+                o = torch.sigmoid(go + p_o * c)
+                h = o * torch.tanh(c)
+                out[t] = h
+            outs.append(torch.stack(out))
+            finals_h.append(h)
+            finals_c.append(c)
+        layer_in = torch.cat(outs, dim=2)
+    return layer_in, torch.stack(finals_h), torch.stack(finals_c)
+
+
 def recurrent_case(cell, layers, bidirectional, seed):
     g = torch.Generator().manual_seed(seed)
     dirs = 2 if bidirectional else 1
     if cell in ("rnn-tanh", "rnn-relu"):
         module = torch.nn.RNN(I, H, layers, nonlinearity=cell[4:], bidirectional=bidirectional)
-    elif cell == "lstm":
+    elif cell in ("lstm", "lstm-peephole"):
         module = torch.nn.LSTM(I, H, layers, bidirectional=bidirectional)
     else:
         module = torch.nn.GRU(I, H, layers, bidirectional=bidirectional)
@@ -69,11 +99,24 @@ def recurrent_case(cell, layers, bidirectional, seed):
         with torch.no_grad():
             p.copy_(f32(torch.rand(p.shape, generator=g) * 2 - 1) * 0.6)
         params[name] = p
+    names = [n for n, _ in module.named_parameters()]
+    if cell == "lstm-peephole":
+        # Our order: each direction's four tensors, then its peepholes.
+        ordered = []
+        for n in names:
+            ordered.append(n)
+            if n.startswith("bias_hh"):
+                peephole = "peephole" + n[len("bias_hh"):]
+                params[peephole] = f32(torch.rand(3 * H, generator=g) * 2 - 1).requires_grad_()
+                ordered.append(peephole)
+        names = ordered
     x = f32(torch.randn(T, B, I, generator=g)).requires_grad_()
     h0 = f32(torch.randn(layers * dirs, B, H, generator=g) * 0.5).requires_grad_()
     c0 = f32(torch.randn(layers * dirs, B, H, generator=g) * 0.5).requires_grad_()
     if cell == "lstm":
         out, (hn, cn) = module(x, (h0, c0))
+    elif cell == "lstm-peephole":
+        out, hn, cn = lstm_peephole(x, h0, c0, params, layers, dirs)
     elif cell == "gru-reset-before":
         out, hn = gru_reset_before(x, h0, params, layers, dirs)
         cn = None
@@ -87,8 +130,8 @@ def recurrent_case(cell, layers, bidirectional, seed):
     if cn is not None:
         g_cn = f32(torch.randn(cn.shape, generator=g))
         loss = loss + (cn * g_cn).sum()
-    names = [n for n, _ in module.named_parameters()]
-    inputs = [x, h0] + ([c0] if cell == "lstm" else []) + [params[n] for n in names]
+    has_c = cell in ("lstm", "lstm-peephole")
+    inputs = [x, h0] + ([c0] if has_c else []) + [params[n] for n in names]
     grads = torch.autograd.grad(loss, inputs)
     case = {
         "cell": cell, "layers": layers, "bidirectional": bidirectional,
@@ -100,7 +143,7 @@ def recurrent_case(cell, layers, bidirectional, seed):
         "grad_x": flat(grads[0]), "grad_h0": flat(grads[1]),
     }
     offset = 2
-    if cell == "lstm":
+    if has_c:
         case.update({"c0": flat(c0), "c_n": flat(cn), "grad_c_n": flat(g_cn), "grad_c0": flat(grads[2])})
         offset = 3
     case["grad_parameters"] = {n: flat(grads[offset + i]) for i, n in enumerate(names)}
@@ -248,7 +291,7 @@ def main():
     os.makedirs(out_dir, exist_ok=True)
     cases = []
     seed = 1
-    for cell in ["rnn-tanh", "rnn-relu", "lstm", "gru", "gru-reset-before"]:
+    for cell in ["rnn-tanh", "rnn-relu", "lstm", "gru", "gru-reset-before", "lstm-peephole"]:
         for layers in (1, 2):
             for bidirectional in (False, True):
                 cases.append(recurrent_case(cell, layers, bidirectional, seed))
