@@ -237,3 +237,34 @@ func ranksTrainAsOneProcessOnTheWholeBatch(optimizer: OptimizerKind, dropout: Fl
   #expect(sums[0] == [3, 3, (0.1 as Float) + 0.1 + 0.1])
   #expect(sums.allSatisfy { $0 == sums[0] })
 }
+
+@Test func regularizedRanksTrainAsOneProcessOnTheWholeBatch() throws {
+  // Weight drop draws one mask per window from the shared key, locked dropout and zoneout per
+  // global row, embedding dropout per token, and AR/TAR average over the global batch: 2 ranks
+  // compute what one process computes on the whole batch.
+  let options = {
+    var o = parallelOptions(.sgd, dropout: 0.1, cell: .lstm)
+    o.regularization = Regularization(
+      embeddingDropout: 0.1, lockedDropout: 0.2, weightDrop: 0.3, zoneout: 0.2, activation: 1, temporalActivation: 1)
+    return o
+  }()
+  var single = try session(options)
+  var parts = try session(options)
+  parts.microBatches = 2
+  let perRank = try onRanks(2) { world -> [[[Float]]] in
+    var s = try session(options, world: world)
+    return try (0..<3).map { _ in
+      try s.trainStep()
+      return flat(s.model)
+    }
+  }
+  for step in 0..<3 {
+    try single.trainStep()
+    try parts.trainStep()
+    #expect(perRank[1][step] == perRank[0][step], "ranks differ at step \(step + 1)")
+    #expect(perRank[0][step] == flat(parts.model), "ranks against micro-batches, step \(step + 1)")
+    let difference = relativeDifference(perRank[0][step], flat(single.model))
+    #expect(difference <= 1e-6, "step \(step + 1): relative difference \(difference)")
+  }
+  #expect(relativeDifference(perRank[0][2], flat(try session(options).model)) > 1e-3)
+}
