@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Recurrent
 import TextCorpus
+import Training
 
 /// Bounds of the options, each written once.
 enum Bounds {
@@ -74,19 +75,21 @@ struct ModelOptions<Defaults: CommandDefaults>: ParsableArguments {
 }
 
 /// The regularizers of AWD-LSTM and haste: `--weight-drop`, `--locked-dropout`,
-/// `--embedding-dropout`, `--zoneout`, `--ar`, `--tar`. Values are nil when left out.
+/// `--embedding-dropout`, `--zoneout`, `--ar`, `--tar`. Values are nil when left out (train:
+/// the recipe's, `TrainingOptions.recipe`; fit: 0).
 struct RegularizationOptions: ParsableArguments {
-  @Option(help: "DropConnect on the recurrent weights W_hh, one mask per window (AWD-LSTM). [default: 0]")
+  static let recipe = TrainingOptions.recipe
+  @Option(help: "DropConnect on the recurrent weights W_hh, one mask per window (AWD-LSTM). [default: train \(recipe.weightDrop), fit 0]")
   var weightDrop: Float?
-  @Option(help: "Variational dropout, one mask per sequence for all its steps, on the embeddings, between layers and before the output (train); on each recurrent layer's output (fit). [default: 0]")
+  @Option(help: "Variational dropout, one mask per sequence for all its steps, on the embeddings, between layers and before the output (train); on each recurrent layer's output (fit). [default: train \(recipe.lockedDropout), fit 0]")
   var lockedDropout: Float?
-  @Option(help: "Drops whole tokens: rows of the embedding, every occurrence in the window. [default: 0]")
+  @Option(help: "Drops whole tokens: rows of the embedding, every occurrence in the window. [default: train \(recipe.embeddingDropout), fit 0]")
   var embeddingDropout: Float?
-  @Option(help: "Zoneout on h: in training each unit keeps its previous value with this probability; at inference h = p*h_prev + (1-p)*h_new. [default: 0]")
+  @Option(help: "Zoneout on h: in training each unit keeps its previous value with this probability; at inference h = p*h_prev + (1-p)*h_new. [default: train \(recipe.zoneout), fit 0]")
   var zoneout: Float?
-  @Option(name: .customLong("ar"), help: "Activation regularization: adds AR * mean(o^2) of the last recurrent layer's output (after dropout) to the loss. [default: 0]")
+  @Option(name: .customLong("ar"), help: "Activation regularization: adds AR * mean(o^2) of the last recurrent layer's output (after dropout) to the loss. [default: train \(recipe.activation), fit 0]")
   var activation: Float?
-  @Option(name: .customLong("tar"), help: "Temporal activation regularization: adds TAR * mean((h_t - h_{t-1})^2) of the last recurrent layer's output to the loss. [default: 0]")
+  @Option(name: .customLong("tar"), help: "Temporal activation regularization: adds TAR * mean((h_t - h_{t-1})^2) of the last recurrent layer's output to the loss. [default: train \(recipe.temporalActivation), fit 0]")
   var temporalActivation: Float?
 
   /// Whether any was given.

@@ -17,6 +17,15 @@ public struct RecurrentCommand: ParsableCommand {
   /// A command to be filled in by the parser.
   public init() {}
 
+  /// ArgumentParser's message for `error` as one line: its first line, with a list of allowed
+  /// values (which it prints one `- value` per line) folded in.
+  public static func oneLineMessage(for error: Error) -> String {
+    let lines = message(for: error).split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+    guard let first = lines.first else { return "\(error)" }
+    let values = lines.dropFirst().filter { $0.hasPrefix("- ") }.map { $0.dropFirst(2) }
+    return values.isEmpty ? first : first + " " + values.joined(separator: ", ")
+  }
+
   /// Parses and runs the command line. Help and version print as ArgumentParser prints them;
   /// every error is one line on stderr, `Error: ...` (with a pointer to `--help` for usage
   /// errors), and exit status 1, or 64 for usage errors.
@@ -30,7 +39,7 @@ public struct RecurrentCommand: ParsableCommand {
     } catch {
       let code = exitCode(for: error)
       if code == .success { exit(withError: error) }  // --help, --version
-      var line = message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+      var line = oneLineMessage(for: error)
       if code == .validationFailure { line += " (see 'recurrent --help')" }
       FileHandle.standardError.write(Data(("Error: " + line + "\n").utf8))
       Foundation.exit(code.rawValue)

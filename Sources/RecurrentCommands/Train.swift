@@ -19,7 +19,7 @@ enum TrainDefaults: CommandDefaults {
 
 /// `recurrent train`: train a language model on a text file.
 struct Train: ParsableCommand {
-  static let defaultSteps = 2000
+  static let defaultSteps = 4800
   static let defaultTimeLimit = 570.0
 
   static let configuration = CommandConfiguration(
@@ -35,7 +35,7 @@ struct Train: ParsableCommand {
 
   @OptionGroup(title: "Data (without --valid-text, the last 10% of --text validates)") var data: TextDataOptions
   @OptionGroup(title: "Model") var modelOptions: ModelOptions<TrainDefaults>
-  @OptionGroup(title: "Regularization (AWD-LSTM, haste; all 0 by default)") var regularizationOptions: RegularizationOptions
+  @OptionGroup(title: "Regularization (AWD-LSTM, haste; by default the recipe of weight drop and locked dropout)") var regularizationOptions: RegularizationOptions
   @Option(help: "Embedding size. [default: \(TrainDefaults.options.embeddingSize); the hidden size with --tied]")
   var embedding: Int?
   @Flag(help: "Tie the input embedding and the output layer (needs --embedding equal to --hidden).") var tied = false
@@ -146,7 +146,7 @@ struct Train: ParsableCommand {
     if let onNan { o.onNaN = onNan }
     if let initialization = modelOptions.initialization { o.initialization = initialization }
     if let forgetBias = modelOptions.forgetBias { o.forgetBias = forgetBias }
-    // Stopping rules belong to this invocation. With none given: 2000 steps, and at most
+    // Stopping rules belong to this invocation. With none given: defaultSteps, and at most
     // 570 seconds so that the run with no options ends within 10 minutes on a slow machine.
     let noStoppingRule = steps == nil && epochs == nil && timeLimit == nil
     o.steps = steps ?? (noStoppingRule ? Self.defaultSteps : nil)

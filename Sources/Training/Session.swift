@@ -52,9 +52,13 @@ public struct TrainingOptions: Codable, Sendable, Equatable {
   public var initialization: Initialization? = nil
   /// The LSTM forget-gate bias of a new model (`--forget-bias`); nil: as `initialization` draws it.
   public var forgetBias: Float? = nil
-  /// Weight drop, locked and embedding dropout, zoneout, AR and TAR; nil: all off (and absent
-  /// from checkpoints of runs before them).
-  public var regularization: Regularization? = nil
+  /// Weight drop, locked and embedding dropout, zoneout, AR and TAR: by default the recipe
+  /// `TrainingOptions.recipe` (chosen by measurement, README "The default recipe"); nil: all off
+  /// (what runs saved before them decode to).
+  public var regularization: Regularization? = TrainingOptions.recipe
+
+  /// The regularizers of `recurrent train`'s default run.
+  public static let recipe = Regularization(lockedDropout: 0.1, weightDrop: 0.2)
 
   /// The defaults of `recurrent train`.
   public init() {}

@@ -40,7 +40,7 @@ private func parseError(_ arguments: [String]) -> String? {
     _ = try RecurrentCommand.parseAsRoot(arguments)
     return nil
   } catch {
-    return RecurrentCommand.message(for: error)
+    return RecurrentCommand.oneLineMessage(for: error)
   }
 }
 
