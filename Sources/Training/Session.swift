@@ -58,7 +58,7 @@ public struct TrainingOptions: Codable, Sendable, Equatable {
   public var regularization: Regularization? = TrainingOptions.recipe
 
   /// The regularizers of `recurrent train`'s default run.
-  public static let recipe = Regularization(lockedDropout: 0.1, weightDrop: 0.2)
+  public static let recipe = Regularization(lockedDropout: 0.05, weightDrop: 0.1)
 
   /// The defaults of `recurrent train`.
   public init() {}
