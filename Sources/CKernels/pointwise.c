@@ -10,7 +10,8 @@
   static const rc_step_kernels table_##suffix = {                                                      \
       rc_rnn_forward_##suffix,  rc_lstm_forward_##suffix,  rc_gru_forward_##suffix,                    \
       rc_gru_reset_before_gates_##suffix, rc_gru_reset_before_output_##suffix, rc_rnn_backward_##suffix, \
-      rc_lstm_backward_##suffix, rc_gru_backward_##suffix, rc_xent_rows_##suffix};
+      rc_lstm_backward_##suffix, rc_gru_backward_##suffix, rc_xent_rows_##suffix,                       \
+      rc_min_forward_##suffix, rc_min_backward_##suffix};
 TABLE(generic)
 
 #if defined(__x86_64__)
@@ -81,6 +82,14 @@ void rc_lstm_backward(const float *saved, const float *c_prev, const float *dh, 
 void rc_gru_backward(const float *saved, const float *h_prev, const float *dh, float *dgx,
                      float *dgh, float *dh_prev, long B, long H) {
   automatic()->gru_backward(saved, h_prev, dh, dgx, dgh, dh_prev, B, H);
+}
+
+void rc_min_forward(int lstm, const float *gx, const float *h_prev, float *h_next, long B, long H) {
+  automatic()->min_forward(lstm, gx, h_prev, h_next, B, H);
+}
+void rc_min_backward(int lstm, const float *gx, const float *h_prev, const float *dh, float *dgx, float *dh_prev,
+                     long B, long H) {
+  automatic()->min_backward(lstm, gx, h_prev, dh, dgx, dh_prev, B, H);
 }
 
 typedef struct {

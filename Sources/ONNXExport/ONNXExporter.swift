@@ -241,6 +241,7 @@ public enum ONNXExporter {
     case .gru, .gruResetBefore: [1, 0, 2]  // r,z,n -> z,r,h
     case .lstm, .lstmPeephole: [0, 3, 1, 2]  // i,f,g,o -> i,o,f,c
     case .rnnTanh, .rnnRelu: [0]
+    case .minGRU, .minLSTM: []  // refused by `recurrent` before it asks
     }
   }
 
@@ -263,6 +264,10 @@ public enum ONNXExporter {
     guard r.zoneout == 0 else {
       throw ONNXExportError(
         "the model uses zoneout \(r.zoneout), which ONNX's recurrent operators cannot express (train with --zoneout 0 to export)")
+    }
+    // ONNX has no operator for a cell without a recurrent product; a Scan body would express one.
+    guard r.kind.hasRecurrentWeights else {
+      throw ONNXExportError("the model's \(r.kind.rawValue) layers have no ONNX operator (export supports rnn, lstm and gru cells)")
     }
     let D = r.directionCount
     let H = r.hiddenSize
@@ -299,6 +304,8 @@ public enum ONNXExporter {
     case .rnnRelu:
       op = "RNN"
       attributes.append(GraphBuilder.strings("activations", [String](repeating: "Relu", count: D)))
+    case .minGRU, .minLSTM:
+      preconditionFailure("refused above")
     }
     var inputs = [input, W, R, B, sequenceLens ?? "", initialH ?? ""]
     var outputs = ["\(prefix).Y", "\(prefix).Y_h"]

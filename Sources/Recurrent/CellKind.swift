@@ -16,6 +16,15 @@ public enum CellKind: String, Codable, CaseIterable, Sendable {
   /// GRU with the reset gate applied before the recurrent product (Cho et al. 2014;
   /// Keras `reset_after=False`): `n = tanh(W_in x + b_in + W_hn (r ⊙ h) + b_hn)`.
   case gruResetBefore = "gru-reset-before"
+  /// minGRU (Feng et al. 2024, "Were RNNs All We Needed?"): gates from x only, z|h,
+  /// `h' = (1-z)⊙h + z⊙g(k_h)` with `z = σ(k_z)`, g(x) = x + 0.5 for x >= 0 and σ(x) otherwise.
+  /// Parameters `weight_ih_l{k}` `[2H, I]` and `bias_ih_l{k}` `[2H]` only (no `weight_hh`):
+  /// trained in parallel over time (one product over all T·B rows, then a scan in log space),
+  /// stepped one token at a time for generation.
+  case minGRU = "min-gru"
+  /// minLSTM (Feng et al. 2024): gates from x only, f|i|h, `h' = (f⊙h + i⊙g(k_h)) / (f + i)`
+  /// with `f = σ(k_f)`, `i = σ(k_i)`; `weight_ih_l{k}` `[3H, I]`, `bias_ih_l{k}` `[3H]`.
+  case minLSTM = "min-lstm"
 
   /// Gate blocks G in the weight matrices (`[G*H, in]`).
   public var gateCount: Int { kernels.gateCount }
@@ -28,6 +37,9 @@ public enum CellKind: String, Codable, CaseIterable, Sendable {
 
   /// Whether the gates are an LSTM's i|f|g|o (a forget gate whose bias `--forget-bias` sets).
   public var isLSTM: Bool { self == .lstm || self == .lstmPeephole }
+
+  /// Whether the cell has a recurrent product (`weight_hh`, `bias_hh`); the min cells have none.
+  public var hasRecurrentWeights: Bool { !kernels.blocks.isEmpty }
 
   /// The cell's own per-unit parameters besides PyTorch's four tensors: their name (without the
   /// `_l{k}` suffix) and how many H-wide blocks they hold; nil for none.

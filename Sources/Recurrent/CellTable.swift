@@ -15,8 +15,9 @@ import TensorCore
 // - peepholes: the entry's pointwise kernels read c and the diagonal weights;
 // - a gate epilogue fused into the recurrent product: `product` is the single place where
 //   bias + GEMM are issued, so a fused kernel replaces it there;
-// - cells trained in parallel over time (minGRU/minLSTM): an entry will name a whole-sweep
-//   kernel that `Sweep` calls instead of its time loop.
+// - cells trained in parallel over time (minGRU/minLSTM): no blocks, so the sweep's one
+//   product over all T·B rows is all the matrix work; its time loop is then a pointwise scan
+//   (no product per step), split over rows like every other cell's.
 // Parameters beyond PyTorch's four per direction (projection, gains, peepholes) are then
 // extra named tensors of `RecurrentWeights`.
 //
@@ -74,6 +75,9 @@ package struct BackwardStep {
   package let hidden: Int
   /// The cell's own parameters `[P*H]`, nil for cells without.
   package var parameters: UnsafePointer<Float>? = nil
+  /// This step's gate pre-activations from x `[rows, G*H]` (the forward's `gx`), for cells that
+  /// recompute their gates instead of saving them (the min cells).
+  package var gx: UnsafePointer<Float>? = nil
   /// Each row's gradient of the cell's own parameters `[rows, P*H]`, written (not added) by the
   /// step; the sweep sums the rows over all steps, as it does for the biases.
   package var parameterGradient: UnsafeMutablePointer<Float>? = nil
@@ -103,6 +107,9 @@ package struct CellKernels: Sendable {
   package let forward: @Sendable (ForwardStep, ForwardProduct) -> Void
   /// One step backward: the fused pointwise backward, and the products of non-`.hidden` blocks.
   package let backward: @Sendable (BackwardStep, BackwardProduct) -> Void
+  /// The step the batch-1 stepper takes (generation, serving), where it is computed another
+  /// way than in the layer's sweep (the min cells: linear space); nil: `forward`.
+  package var sequentialForward: (@Sendable (ForwardStep, ForwardProduct) -> Void)? = nil
 
   /// Blocks whose operand is h: their products add dgh·W_hh into dhPrev after `backward`.
   package var hiddenBlocks: [Int] { blocks.indices.filter { blocks[$0].operand == .hidden } }
@@ -118,6 +125,8 @@ extension CellKind {
     case .lstmPeephole: CellKernels.lstmPeephole
     case .gru: CellKernels.gru
     case .gruResetBefore: CellKernels.gruResetBefore
+    case .minGRU: CellKernels.minGRU
+    case .minLSTM: CellKernels.minLSTM
     }
   }
 }
@@ -204,4 +213,20 @@ extension CellKernels {
       gruResetBeforeBackwardGates(
         saved: s.saved, hPrev: s.hPrev, dRH: s.scratch, dgx: s.dgx, dgh: s.dgh, dhPrev: s.dhPrev, B: s.rows, H: H)
     })
+
+  static let minGRU = min(lstm: false)
+  static let minLSTM = min(lstm: true)
+
+  /// minGRU (gates z|h) or minLSTM (f|i|h): no recurrent product, nothing saved (the backward
+  /// recomputes the gates from gx, which the sweep keeps). The sweep's step is the paper's
+  /// log-space form (`rc_min_forward`); the stepper's is the linear form (`minStep`).
+  static func min(lstm: Bool) -> CellKernels {
+    let flag: Int32 = lstm ? 1 : 0
+    var k = CellKernels(
+      gateCount: lstm ? 3 : 2, savedSlots: 0, hasCellState: false, blocks: [],
+      forward: { s, _ in rc_min_forward(flag, s.gx, s.hPrev, s.hNext, s.rows, s.hidden) },
+      backward: { s, _ in rc_min_backward(flag, s.gx!, s.hPrev, s.dh, s.dgx, s.dhPrev, s.rows, s.hidden) })
+    k.sequentialForward = { s, _ in minStep(lstm: lstm, gx: s.gx, hPrev: s.hPrev, hNext: s.hNext, B: s.rows, H: s.hidden) }
+    return k
+  }
 }

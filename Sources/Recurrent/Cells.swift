@@ -78,7 +78,7 @@ extension RecurrentCell {
     )
   }
 
-  /// PyTorch cell names: `weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`.
+  /// PyTorch cell names: `weight_ih`, `weight_hh`, `bias_ih`, `bias_hh` (the min cells: `weight_ih`, `bias_ih`).
   public mutating func forEachParameter(_ body: (String, inout Tensor) throws -> Void) rethrows {
     try layer.forEachParameter { name, tensor in
       try body(String(name.dropLast(3)), &tensor)  // drop "_l0"
@@ -125,6 +125,22 @@ public struct GRUCell: RecurrentCell {
   public init(inputSize: Int, hiddenSize: Int, resetAfter: Bool = true, using rng: inout some RandomNumberGenerator) {
     layer = RecurrentLayer(
       kind: resetAfter ? .gru : .gruResetBefore, inputSize: inputSize, hiddenSize: hiddenSize, using: &rng)
+  }
+  /// `h' = cell(x, h)`: input `[B, I]`, hidden `[B, H]`.
+  public func callAsFunction(_ input: Tensor, _ hidden: Tensor) -> Tensor {
+    forward(input, state: CellState(hidden: hidden)).state.hidden
+  }
+}
+
+/// minGRU cell (`CellKind.minGRU`): gates z|h from the input only, `h' = (1-z)⊙h + z⊙g(k_h)`;
+/// with `lstm`, minLSTM (`CellKind.minLSTM`): gates f|i|h, `h' = (f⊙h + i⊙g(k_h)) / (f + i)`.
+/// Parameters `weight_ih` `[G*H, I]` and `bias_ih` `[G*H]` only.
+public struct MinCell: RecurrentCell {
+  /// The one-layer, one-direction layer that holds the weights.
+  public var layer: RecurrentLayer
+  /// A minGRU (or, with `lstm`, minLSTM) cell, weights U(-1/sqrt(H), 1/sqrt(H)) as PyTorch's cells.
+  public init(inputSize: Int, hiddenSize: Int, lstm: Bool = false, using rng: inout some RandomNumberGenerator) {
+    layer = RecurrentLayer(kind: lstm ? .minLSTM : .minGRU, inputSize: inputSize, hiddenSize: hiddenSize, using: &rng)
   }
   /// `h' = cell(x, h)`: input `[B, I]`, hidden `[B, H]`.
   public func callAsFunction(_ input: Tensor, _ hidden: Tensor) -> Tensor {

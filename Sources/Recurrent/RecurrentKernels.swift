@@ -242,3 +242,94 @@ func gruResetBeforeBackwardGates(
     }
   }
 }
+
+// MARK: - minGRU / minLSTM (Feng et al. 2024, "Were RNNs All We Needed?")
+// Gates from x only: gx [B, G*H], G = 2 (z|h, minGRU) or 3 (f|i|h, minLSTM); no recurrent
+// product. g(x) = x + 0.5 for x >= 0, sigmoid(x) otherwise. Each step is h' = a⊙h + b with
+// minGRU: a = 1 - z, b = z⊙g(k_h); minLSTM: a = f/(f+i), b = i/(f+i)⊙g(k_h).
+
+@inline(__always) private func softplus(_ x: Float) -> Float { max(x, 0) + _log1p(_exp(-abs(x))) }
+
+/// `(log a, log b)` of one unit from its gate pre-activations, the paper's log-space form.
+@inline(__always) private func minLogCoefficients(lstm: Bool, _ x: CP, _ j: Int, H: Int) -> (Float, Float) {
+  let kh = x[(lstm ? 2 : 1) * H + j]
+  let logG = kh >= 0 ? _log(kh + 0.5) : -softplus(-kh)
+  if lstm {
+    let d = softplus(-x[j]) - softplus(-x[H + j])  // log(i/f)
+    let sp = softplus(d)
+    return (-sp, d - sp + logG)
+  }
+  let sp = softplus(x[j])
+  return (-sp, x[j] - sp + logG)
+}
+
+/// One step of the parallel (training) form: `log h' = logaddexp(log a + log h, log b)`; a
+/// state h <= 0 (only an initial state given from outside can be) steps in linear space.
+/// Naive twin of `rc_min_forward`.
+package func minForward(lstm: Bool, gx: CP, hPrev: CP, hNext: P, B: Int, H: Int) {
+  let G = (lstm ? 3 : 2) * H
+  for b in 0..<B {
+    for j in 0..<H {
+      let (logA, logB) = minLogCoefficients(lstm: lstm, gx + b * G, j, H: H)
+      let h = hPrev[b * H + j]
+      if h > 0 {
+        let u = logA + _log(h)
+        hNext[b * H + j] = _exp(max(u, logB) + _log1p(_exp(-abs(u - logB))))
+      } else {
+        hNext[b * H + j] = _exp(logA) * h + _exp(logB)
+      }
+    }
+  }
+}
+
+/// One step of the sequential form, for generation and serving: `h' = a⊙h + b` in linear
+/// space straight from the gates (the same function as `minForward`, computed another way).
+package func minStep(lstm: Bool, gx: CP, hPrev: CP, hNext: P, B: Int, H: Int) {
+  let G = (lstm ? 3 : 2) * H
+  for b in 0..<B {
+    let x = gx + b * G
+    for j in 0..<H {
+      let kh = x[(lstm ? 2 : 1) * H + j]
+      let g = kh >= 0 ? kh + 0.5 : sigmoid(kh)
+      let h = hPrev[b * H + j]
+      if lstm {
+        let (f, i) = (sigmoid(x[j]), sigmoid(x[H + j]))
+        hNext[b * H + j] = (f * h + i * g) / (f + i)
+      } else {
+        let z = sigmoid(x[j])
+        hNext[b * H + j] = (1 - z) * h + z * g
+      }
+    }
+  }
+}
+
+/// Backward of a min cell's step: dgx `[B, G*H]` and dhPrev = dh⊙a. Twin of `rc_min_backward`.
+package func minBackward(lstm: Bool, gx: CP, hPrev: CP, dh: CP, dgx: P, dhPrev: P, B: Int, H: Int) {
+  let G = (lstm ? 3 : 2) * H
+  for b in 0..<B {
+    let x = gx + b * G
+    let dx = dgx + b * G
+    for j in 0..<H {
+      let k = b * H + j
+      let kh = x[(lstm ? 2 : 1) * H + j]
+      let s = sigmoid(kh)
+      let (g, dg) = kh >= 0 ? (kh + 0.5, Float(1)) : (s, s * (1 - s))
+      let gap = g - hPrev[k]
+      let d = dh[k]
+      if lstm {
+        let (f, i) = (sigmoid(x[j]), sigmoid(x[H + j]))
+        let (fn, iN) = (f / (f + i), i / (f + i))
+        let dd = d * fn * iN * gap  // ∂/∂log(i/f)
+        dx[j] = -dd * (1 - f)
+        dx[H + j] = dd * (1 - i)
+        dx[2 * H + j] = d * iN * dg
+        dhPrev[k] = d * fn
+      } else {
+        let z = sigmoid(x[j])
+        dx[j] = d * gap * z * (1 - z)
+        dx[H + j] = d * z * dg
+        dhPrev[k] = d * (1 - z)
+      }
+    }
+  }
+}

@@ -25,8 +25,10 @@ public struct RecurrentWeights: Sendable, Equatable {
     self.cellParameters = cellParameters
   }
 
-  /// The tensors in `forEachParameter` order.
-  public var tensors: [Tensor] { [weightIH, weightHH, biasIH, biasHH] + (cellParameters.map { [$0] } ?? []) }
+  /// The tensors in `forEachParameter` order (a min cell's empty `weightHH`/`biasHH` left out).
+  public var tensors: [Tensor] {
+    ([weightIH, weightHH, biasIH, biasHH] + (cellParameters.map { [$0] } ?? [])).filter { $0.count > 0 }
+  }
 }
 
 /// Hidden (and, for LSTM, cell) state of a recurrent layer: `[L*D, B, H]` each, index
@@ -89,7 +91,8 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
   public var lockedDropout: Float = 0
   /// Weight drop (DropConnect on `W_hh`, AWD-LSTM): in training each recurrent weight is zeroed
   /// with this probability and the rest scaled by 1/(1-p), one mask per forward pass (a window)
-  /// for every step and row; the gradient reaches only the kept weights. The identity at inference.
+  /// for every step and row; the gradient reaches only the kept weights. The identity at inference,
+  /// and for the min cells, which have no `W_hh`.
   public var weightDrop: Float = 0
   /// Zoneout probability on `h` (haste's form, not on an LSTM's `c`): in training each unit
   /// keeps its previous value with this probability, `h = d⊙h_prev + (1-d)⊙h_new`; at
@@ -126,6 +129,7 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
     self.dropout = dropout
     let bound = 1 / Float(hiddenSize).squareRoot()
     let gh = kind.gateCount * hiddenSize
+    let hh = kind.hasRecurrentWeights ? gh : 0  // rows of weight_hh and bias_hh (none in a min cell)
     var weights: [RecurrentWeights] = []
     for layer in 0..<layerCount {
       let width = layer == 0 ? inputSize : (bidirectional ? 2 : 1) * hiddenSize
@@ -135,15 +139,15 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
         case .pytorch:
           w = RecurrentWeights(
             weightIH: Tensor(uniform: [gh, width], low: -bound, high: bound, using: &rng),
-            weightHH: Tensor(uniform: [gh, hiddenSize], low: -bound, high: bound, using: &rng),
+            weightHH: Tensor(uniform: [hh, hiddenSize], low: -bound, high: bound, using: &rng),
             biasIH: Tensor(uniform: [gh], low: -bound, high: bound, using: &rng),
-            biasHH: Tensor(uniform: [gh], low: -bound, high: bound, using: &rng))
+            biasHH: Tensor(uniform: [hh], low: -bound, high: bound, using: &rng))
         case .keras:
           let limit = (6 / Float(width + gh)).squareRoot()  // Glorot over Keras's [width, G*H] kernel
           w = RecurrentWeights(
             weightIH: Tensor(uniform: [gh, width], low: -limit, high: limit, using: &rng),
-            weightHH: Tensor(orthogonalColumns: [gh, hiddenSize], using: &rng),
-            biasIH: Tensor(zeros: [gh]), biasHH: Tensor(zeros: [gh]))
+            weightHH: hh > 0 ? Tensor(orthogonalColumns: [hh, hiddenSize], using: &rng) : Tensor(zeros: [0, hiddenSize]),
+            biasIH: Tensor(zeros: [gh]), biasHH: Tensor(zeros: [hh]))
         }
         if let own = kind.cellParameters {
           // Peepholes: PyTorch-style U(-1/√H, 1/√H), or zeros as Keras starts its biases.
@@ -164,14 +168,15 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
     self.weights = weights
   }
 
-  /// Visits the weights by PyTorch's names (`weight_ih_l0`, `weight_hh_l0`, `bias_ih_l0`, `bias_hh_l0`, `..._reverse`).
+  /// Visits the weights by PyTorch's names (`weight_ih_l0`, `weight_hh_l0`, `bias_ih_l0`, `bias_hh_l0`, `..._reverse`);
+  /// the min cells have no `weight_hh`/`bias_hh` (their `RecurrentWeights` hold them empty, `[0, H]` and `[0]`).
   public mutating func forEachParameter(_ body: (String, inout Tensor) throws -> Void) rethrows {
     for index in weights.indices {
       let suffix = "_l\(index / directionCount)" + (index % directionCount == 1 ? "_reverse" : "")
       try body("weight_ih" + suffix, &weights[index].weightIH)
-      try body("weight_hh" + suffix, &weights[index].weightHH)
+      if kind.hasRecurrentWeights { try body("weight_hh" + suffix, &weights[index].weightHH) }
       try body("bias_ih" + suffix, &weights[index].biasIH)
-      try body("bias_hh" + suffix, &weights[index].biasHH)
+      if kind.hasRecurrentWeights { try body("bias_hh" + suffix, &weights[index].biasHH) }
       if let name = kind.cellParameters?.name, weights[index].cellParameters != nil {
         try body(name + suffix, &weights[index].cellParameters!)
       }
@@ -179,7 +184,7 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
   }
 
   /// Tensors per direction and layer: PyTorch's four, and the cell's own parameters if any.
-  public var tensorsPerDirection: Int { kind.cellParameters == nil ? 4 : 5 }
+  public var tensorsPerDirection: Int { (kind.hasRecurrentWeights ? 4 : 2) + (kind.cellParameters == nil ? 0 : 1) }
 
   /// Checks the regularizers' rates (each in [0, 1)).
   func checkRates() {
@@ -275,7 +280,7 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
         if let h0 { buffers.hs.pointer.update(from: h0.pointer + index * B * H, count: B * H) }
         if let c0, let cs = buffers.cs { cs.pointer.update(from: c0.pointer + index * B * H, count: B * H) }
         var used = weights[index]
-        if training && weightDrop > 0 {
+        if training && weightDrop > 0 && kind.hasRecurrentWeights {
           // One key per direction and layer: every rank and row group draws the same mask.
           let mask = dropoutMask(count: used.weightHH.count, probability: weightDrop, using: &rng)
           used.weightHH.withMutablePointer { w in

@@ -151,7 +151,7 @@ public final class LanguageModelStepper: @unchecked Sendable {
         cPrev: hasCell ? UnsafePointer(cell[l].pointer) : nil, cNext: hasCell ? nextCell.pointer : nil,
         saved: saved.pointer, rows: n, hidden: H)
       s.parameters = layer.own.map { UnsafePointer($0.pointer) }
-      kernels.forward(s) { index, operand, lda in
+      (kernels.sequentialForward ?? kernels.forward)(s) { index, operand, lda in
         // The recurrent product: one batch-invariant matrix-vector product per block and row.
         let (offset, width) = blocks[index]
         for row in 0..<n { (ghp + row * GH + offset).update(from: bhh + offset, count: width) }

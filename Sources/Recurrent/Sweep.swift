@@ -159,7 +159,8 @@ struct Sweep {
     let GH = cell.gateCount * H
     let S = cell.savedSlots * H
     let dgx = FloatBuffer(uninitializedCount: T * B * GH)  // by time, like gx; fully written
-    let dgh = FloatBuffer(uninitializedCount: T * B * GH)  // by processing step, like hs
+    let recurrent = !cell.blocks.isEmpty  // the min cells have no recurrent product, so no dgh
+    let dgh = FloatBuffer(uninitializedCount: recurrent ? T * B * GH : 0)  // by processing step, like hs
     let dhA = FloatBuffer(count: B * H)
     let dhB = FloatBuffer(count: B * H)
     let dc = FloatBuffer(count: cell.hasCellState ? B * H : 0)
@@ -234,6 +235,7 @@ struct Sweep {
         let dOwnRows = own == nil ? nil : dOwn.pointer + (step * B + b0) * PH
         s.parameters = own.map { UnsafePointer($0.pointer) }
         s.parameterGradient = dOwnRows
+        s.gx = UnsafePointer(buffers.gx.pointer + (t * B + b0) * GH)
         backwardStep(s, product)
         if lengths != nil {
           // Padded steps are the identity on the state: the gradient passes straight through
@@ -241,7 +243,7 @@ struct Sweep {
           for b in 0..<rows where isPadding(t, row: b0 + b) {
             dOwnRows.map { ($0 + b * PH).update(repeating: 0, count: PH) }
             (dgxt + b * GH).update(repeating: 0, count: GH)
-            (dghs + b * GH).update(repeating: 0, count: GH)
+            if recurrent { (dghs + b * GH).update(repeating: 0, count: GH) }
             (dPrev + b * H).update(from: d + b * H, count: H)
             if let dcRows { (dcRows + b * H).update(from: dcKept.pointer + b * H, count: H) }
           }
@@ -275,7 +277,9 @@ struct Sweep {
           lda: GH, b: operand, ldb: ld, beta: 1, c: gw + offset * H, ldc: H, compute: compute)
       }
     }
-    g.biasHH.withMutablePointer { addColumnSums(dgh.pointer, rows: T * B, columns: GH, ld: GH, into: $0) }
+    if recurrent {
+      g.biasHH.withMutablePointer { addColumnSums(dgh.pointer, rows: T * B, columns: GH, ld: GH, into: $0) }
+    }
     if own != nil {
       g.cellParameters!.withMutablePointer { addColumnSums(dOwn.pointer, rows: T * B, columns: PH, ld: PH, into: $0) }
     }

@@ -134,6 +134,14 @@ struct Train: ParsableCommand {
     if tied { o.tied = true }
     if let dropout = modelOptions.dropout { o.dropout = dropout }
     if regularizationOptions.given { o.regularization = regularizationOptions.regularization(base: o.regularization) }
+    if !o.cell.hasRecurrentWeights {
+      // Weight drop acts on W_hh, which the min cells have not: the recipe's is left out for
+      // them, and asking for it is an error.
+      if let p = regularizationOptions.weightDrop, p > 0 {
+        throw ValidationError("--weight-drop acts on the recurrent weights W_hh, which \(o.cell.rawValue) has not")
+      }
+      o.regularization?.weightDrop = 0
+    }
     if let batch { o.batchSize = batch }
     if let seqLen { o.sequenceLength = seqLen }
     if let seed = runOptions.seed { o.seed = seed }

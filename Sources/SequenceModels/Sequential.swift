@@ -28,6 +28,15 @@ public indirect enum Layer: Codable, Sendable, Equatable {
   public static func peepholeLSTM(_ units: Int, returnSequences: Bool = false) -> Layer {
     .recurrent(kind: .lstmPeephole, units: units, returnSequences: returnSequences)
   }
+  /// minGRU (`CellKind.minGRU`, Feng et al. 2024): gates from the input only, trained in
+  /// parallel over time.
+  public static func minGRU(_ units: Int, returnSequences: Bool = false) -> Layer {
+    .recurrent(kind: .minGRU, units: units, returnSequences: returnSequences)
+  }
+  /// minLSTM (`CellKind.minLSTM`, Feng et al. 2024).
+  public static func minLSTM(_ units: Int, returnSequences: Bool = false) -> Layer {
+    .recurrent(kind: .minLSTM, units: units, returnSequences: returnSequences)
+  }
   /// Keras `SimpleRNN` (Elman), `activation` `.tanh` or `.relu`.
   public static func simpleRNN(_ units: Int, activation: Activation = .tanh, returnSequences: Bool = false) -> Layer {
     .recurrent(kind: activation == .relu ? .rnnRelu : .rnnTanh, units: units, returnSequences: returnSequences)
@@ -230,6 +239,9 @@ public struct Sequential: Parameterized, Sendable {
           throw ModelError.invalidModel(
             "\(position) needs a sequence, but the layer before returns one vector per sequence (give it returnSequences: true)")
         }
+        guard regularization.weightDrop == 0 || kind.hasRecurrentWeights else {
+          throw ModelError.invalidModel("\(position): weight drop acts on weight_hh, which \(kind.rawValue) has not")
+        }
         var r = RecurrentLayer(
           kind: kind, inputSize: width, hiddenSize: units, bidirectional: bidirectional, initialization: initialization,
           forgetBias: kind.isLSTM ? forgetBias : nil, using: &rng)
@@ -277,6 +289,8 @@ public struct Sequential: Parameterized, Sendable {
       case .lstm: "LSTM"
       case .lstmPeephole: "PeepholeLSTM"
       case .rnnTanh, .rnnRelu: "SimpleRNN"
+      case .minGRU: "MinGRU"
+      case .minLSTM: "MinLSTM"
       }
     case .bidirectional(let inner): "Bidirectional(\(name(of: inner)))"
     case .dense: "Dense"
@@ -608,7 +622,7 @@ extension Sequential {
         guard case .recurrent(let kind, let units, _) = inner, units > 0, units <= 1 << 20 else { return nil }
         let gates = kind.gateCount * units
         for _ in 0..<directions {
-          guard add(gates, width + units + 2) else { return nil }
+          guard add(gates, width + (kind.hasRecurrentWeights ? units + 2 : 1)) else { return nil }
           if let own = kind.cellParameters, !add(own.blocks, units) { return nil }
         }
         width = directions * units

@@ -63,6 +63,26 @@ func vectorisedStepKernelsMatchTheirNaiveTwins(kind: CellKind, path: GEMMKernel)
     gruResetBeforeGates(gx: gx, gh: gh, hPrev: hPrev, saved: &naiveS, B: B, H: H)
     k.gru_reset_before_output!(gx, gh, hPrev, &fastH, &fastS, B, H)
     gruResetBeforeOutput(gx: gx, gh: gh, hPrev: hPrev, hNext: &naiveH, saved: &naiveS, B: B, H: H)
+  case .minGRU, .minLSTM:
+    // States of both signs and zero: the log-space step (h > 0) and the linear one (h <= 0).
+    let lstm: Int32 = kind == .minLSTM ? 1 : 0
+    var h = hPrev.map(abs)
+    for i in stride(from: 0, to: h.count, by: 3) { h[i] = -h[i] }
+    h[1] = 0
+    k.min_forward!(lstm, gx, h, &fastH, B, H)
+    minForward(lstm: lstm == 1, gx: gx, hPrev: h, hNext: &naiveH, B: B, H: H)
+    // The sequential (linear-space) step is the same function computed another way.
+    var sequential = naiveH
+    minStep(lstm: lstm == 1, gx: gx, hPrev: h, hNext: &sequential, B: B, H: H)
+    expectTwins(sequential, naiveH, "\(kind) sequential vs parallel step")
+    expectTwins(fastH, naiveH, "\(kind) \(path) forward h'")
+    var fastDx = [Float](repeating: 0, count: B * G), naiveDx = fastDx
+    var fastPrev = [Float](repeating: 0, count: B * H), naivePrev = fastPrev
+    k.min_backward!(lstm, gx, h, dh, &fastDx, &fastPrev, B, H)
+    minBackward(lstm: lstm == 1, gx: gx, hPrev: h, dh: dh, dgx: &naiveDx, dhPrev: &naivePrev, B: B, H: H)
+    expectTwins(fastDx, naiveDx, "\(kind) backward dgx", normwise: true)
+    expectTwins(fastPrev, naivePrev, "\(kind) backward dh", normwise: true)
+    return
   }
   expectTwins(fastH, naiveH, "\(kind) \(path) forward h'")
   expectTwins(fastS, naiveS, "\(kind) forward saved")
@@ -83,8 +103,8 @@ func vectorisedStepKernelsMatchTheirNaiveTwins(kind: CellKind, path: GEMMKernel)
   case .gru:
     k.gru_backward!(naiveS, hPrev, dh, &fastDx, &fastDh, &fastPrev, B, H)
     gruBackward(saved: naiveS, hPrev: hPrev, dh: dh, dgx: &naiveDx, dgh: &naiveDh, dhPrev: &naivePrev, B: B, H: H)
-  case .gruResetBefore, .lstmPeephole:
-    return  // its backward halves have no vectorised copy
+  case .gruResetBefore, .lstmPeephole, .minGRU, .minLSTM:
+    return  // its backward halves have no vectorised copy (min cells: above)
   }
   expectTwins(fastDx, naiveDx, "\(kind) backward dgx", normwise: true)
   expectTwins(fastDh, naiveDh, "\(kind) backward dgh", normwise: true)

@@ -22,11 +22,11 @@ private let fixtures: [RecurrentFixture] =
   (try? loadFixture("recurrent_layers", as: [RecurrentFixture].self, in: .module)) ?? []
 
 @Test func allRecurrentFixturesLoad() {
-  #expect(fixtures.count == 24)
+  #expect(fixtures.count == 32)
   #expect(Set(fixtures.map(\.cell)) == Set(CellKind.allCases.map(\.rawValue)))
 }
 
-@Test(arguments: 0..<24)
+@Test(arguments: 0..<32)
 func recurrentLayerMatchesPyTorch(index: Int) throws {
   try #require(index < fixtures.count)
   let f = fixtures[index]

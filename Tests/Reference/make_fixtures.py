@@ -9,7 +9,10 @@ so the fixtures are the exact answers and the Swift float32 results are compared
 The GRU with the reset gate before the recurrent product (Cho et al. 2014, Keras
 reset_after=False) has no PyTorch module: it is the short loop in `gru_reset_before` below; nor
 has the peephole LSTM (Gers & Schmidhuber 2000): `lstm_peephole` below, on an `nn.LSTM`'s four
-tensors per direction plus `peephole_l{k}` [3H] (p_i|p_f|p_o).
+tensors per direction plus `peephole_l{k}` [3H] (p_i|p_f|p_o); nor have minGRU and minLSTM
+(Feng et al. 2024): `min_cells` below is the paper's parallel log-space form (cumulative sums
+and logcumsumexp over time), with `weight_ih_l{k}`/`bias_ih_l{k}` only and a positive h0 (the
+log-space form takes log h0).
 """
 import json
 import os
@@ -30,59 +33,94 @@ def flat(t):
     return [float(v) for v in t.detach().reshape(-1).tolist()]
 
 
-def gru_reset_before(x, h0, params, layers, dirs):
-    layer_in = x
-    finals = []
-    for l in range(layers):
-        outs = []
-        for d in range(dirs):
-            sfx = f"_l{l}" + ("_reverse" if d else "")
-            w_ih, w_hh = params["weight_ih" + sfx], params["weight_hh" + sfx]
-            b_ih, b_hh = params["bias_ih" + sfx], params["bias_hh" + sfx]
-            w_hr, w_hz, w_hn = w_hh.chunk(3)
-            b_hr, b_hz, b_hn = b_hh.chunk(3)
-            h = h0[l * dirs + d]
-            out = [None] * x.shape[0]
-            steps = range(x.shape[0]) if d == 0 else reversed(range(x.shape[0]))
-            for t in steps:
-                x_r, x_z, x_n = (layer_in[t] @ w_ih.T + b_ih).chunk(3, dim=1)
-                r = torch.sigmoid(x_r + h @ w_hr.T + b_hr)
-                z = torch.sigmoid(x_z + h @ w_hz.T + b_hz)
-                n = torch.tanh(x_n + (r * h) @ w_hn.T + b_hn)
-                h = (1 - z) * n + z * h
-                out[t] = h
-            outs.append(torch.stack(out))
-            finals.append(h)
-        layer_in = torch.cat(outs, dim=2)
-    return layer_in, torch.stack(finals)
-
-
-def lstm_peephole(x, h0, c0, params, layers, dirs):
+def stack_layers(x, layers, dirs, run):
+    """Layers of directions: run(layer_in, index, sfx, reverse) gives one direction's output
+    [T, B, H] (in time order) and its final h and c (None without a cell state)."""
     layer_in = x
     finals_h, finals_c = [], []
     for l in range(layers):
         outs = []
         for d in range(dirs):
-            sfx = f"_l{l}" + ("_reverse" if d else "")
-            w_ih, w_hh = params["weight_ih" + sfx], params["weight_hh" + sfx]
-            b = params["bias_ih" + sfx] + params["bias_hh" + sfx]
-            p_i, p_f, p_o = params["peephole" + sfx].chunk(3)
-            h, c = h0[l * dirs + d], c0[l * dirs + d]
-            out = [None] * x.shape[0]
-            steps = range(x.shape[0]) if d == 0 else reversed(range(x.shape[0]))
-            for t in steps:
-                gi, gf, gg, go = (layer_in[t] @ w_ih.T + h @ w_hh.T + b).chunk(4, dim=1)
-                i = torch.sigmoid(gi + p_i * c)
-                f = torch.sigmoid(gf + p_f * c)
-                c = f * c + i * torch.tanh(gg)
-                o = torch.sigmoid(go + p_o * c)
-                h = o * torch.tanh(c)
-                out[t] = h
-            outs.append(torch.stack(out))
+            out, h, c = run(layer_in, l * dirs + d, f"_l{l}" + ("_reverse" if d else ""), d == 1)
+            outs.append(out)
             finals_h.append(h)
             finals_c.append(c)
         layer_in = torch.cat(outs, dim=2)
-    return layer_in, torch.stack(finals_h), torch.stack(finals_c)
+    return layer_in, torch.stack(finals_h), (None if finals_c[0] is None else torch.stack(finals_c))
+
+
+def gru_reset_before(x, h0, params, layers, dirs):
+    def run(layer_in, index, sfx, reverse):
+        w_ih, w_hh = params["weight_ih" + sfx], params["weight_hh" + sfx]
+        b_ih, b_hh = params["bias_ih" + sfx], params["bias_hh" + sfx]
+        w_hr, w_hz, w_hn = w_hh.chunk(3)
+        b_hr, b_hz, b_hn = b_hh.chunk(3)
+        h = h0[index]
+        out = [None] * x.shape[0]
+        for t in reversed(range(x.shape[0])) if reverse else range(x.shape[0]):
+            x_r, x_z, x_n = (layer_in[t] @ w_ih.T + b_ih).chunk(3, dim=1)
+            r = torch.sigmoid(x_r + h @ w_hr.T + b_hr)
+            z = torch.sigmoid(x_z + h @ w_hz.T + b_hz)
+            n = torch.tanh(x_n + (r * h) @ w_hn.T + b_hn)
+            h = (1 - z) * n + z * h
+            out[t] = h
+        return torch.stack(out), h, None
+
+    return stack_layers(x, layers, dirs, run)[:2]
+
+
+def lstm_peephole(x, h0, c0, params, layers, dirs):
+    def run(layer_in, index, sfx, reverse):
+        w_ih, w_hh = params["weight_ih" + sfx], params["weight_hh" + sfx]
+        b = params["bias_ih" + sfx] + params["bias_hh" + sfx]
+        p_i, p_f, p_o = params["peephole" + sfx].chunk(3)
+        h, c = h0[index], c0[index]
+        out = [None] * x.shape[0]
+        for t in reversed(range(x.shape[0])) if reverse else range(x.shape[0]):
+            gi, gf, gg, go = (layer_in[t] @ w_ih.T + h @ w_hh.T + b).chunk(4, dim=1)
+            i = torch.sigmoid(gi + p_i * c)
+            f = torch.sigmoid(gf + p_f * c)
+            c = f * c + i * torch.tanh(gg)
+            o = torch.sigmoid(go + p_o * c)
+            h = o * torch.tanh(c)
+            out[t] = h
+        return torch.stack(out), h, c
+
+    return stack_layers(x, layers, dirs, run)
+
+
+def log_g(x):
+    """log of g(x) = x + 0.5 (x >= 0), sigmoid(x) (x < 0)."""
+    return torch.where(x >= 0, torch.log(torch.relu(x) + 0.5), -torch.nn.functional.softplus(-x))
+
+
+def parallel_scan_log(log_coeffs, log_values):
+    """h_t = a_t h_{t-1} + b_t for all t at once (time on dim 0): log_values[0] = log h0,
+    log_values[1:] = log b, log_coeffs = log a. The paper's Listing: a* = cumsum(log a),
+    log h = a* + logcumsumexp(log_values - a*)."""
+    a_star = torch.nn.functional.pad(torch.cumsum(log_coeffs, dim=0), (0, 0, 0, 0, 1, 0))
+    log_h = a_star + torch.logcumsumexp(log_values - a_star, dim=0)
+    return torch.exp(log_h)[1:]
+
+
+def min_cells(cell, x, h0, params, layers, dirs):
+    softplus = torch.nn.functional.softplus
+
+    def run(layer_in, index, sfx, reverse):
+        k = layer_in @ params["weight_ih" + sfx].T + params["bias_ih" + sfx]  # [T, B, G*H]
+        if reverse:
+            k = k.flip(0)
+        if cell == "min-gru":
+            k_z, k_h = k.chunk(2, dim=2)
+            log_a, log_b = -softplus(k_z), -softplus(-k_z) + log_g(k_h)
+        else:
+            k_f, k_i, k_h = k.chunk(3, dim=2)
+            diff = softplus(-k_f) - softplus(-k_i)
+            log_a, log_b = -softplus(diff), -softplus(-diff) + log_g(k_h)
+        h = parallel_scan_log(log_a, torch.cat([torch.log(h0[index])[None], log_b], dim=0))
+        return (h.flip(0) if reverse else h), h[-1], None
+
+    return stack_layers(x, layers, dirs, run)[:2]
 
 
 def recurrent_case(cell, layers, bidirectional, seed):
@@ -92,6 +130,14 @@ def recurrent_case(cell, layers, bidirectional, seed):
         module = torch.nn.RNN(I, H, layers, nonlinearity=cell[4:], bidirectional=bidirectional)
     elif cell in ("lstm", "lstm-peephole"):
         module = torch.nn.LSTM(I, H, layers, bidirectional=bidirectional)
+    elif cell in ("min-gru", "min-lstm"):
+        G = 2 if cell == "min-gru" else 3
+        module = torch.nn.ParameterDict()
+        for l in range(layers):
+            for d in range(dirs):
+                sfx = f"_l{l}" + ("_reverse" if d else "")
+                module["weight_ih" + sfx] = torch.nn.Parameter(torch.zeros(G * H, I if l == 0 else dirs * H))
+                module["bias_ih" + sfx] = torch.nn.Parameter(torch.zeros(G * H))
     else:
         module = torch.nn.GRU(I, H, layers, bidirectional=bidirectional)
     params = {}
@@ -111,12 +157,18 @@ def recurrent_case(cell, layers, bidirectional, seed):
                 ordered.append(peephole)
         names = ordered
     x = f32(torch.randn(T, B, I, generator=g)).requires_grad_()
-    h0 = f32(torch.randn(layers * dirs, B, H, generator=g) * 0.5).requires_grad_()
+    if cell.startswith("min-"):
+        h0 = f32(torch.rand(layers * dirs, B, H, generator=g) * 0.9 + 0.05).requires_grad_()
+    else:
+        h0 = f32(torch.randn(layers * dirs, B, H, generator=g) * 0.5).requires_grad_()
     c0 = f32(torch.randn(layers * dirs, B, H, generator=g) * 0.5).requires_grad_()
     if cell == "lstm":
         out, (hn, cn) = module(x, (h0, c0))
     elif cell == "lstm-peephole":
         out, hn, cn = lstm_peephole(x, h0, c0, params, layers, dirs)
+    elif cell.startswith("min-"):
+        out, hn = min_cells(cell, x, h0, params, layers, dirs)
+        cn = None
     elif cell == "gru-reset-before":
         out, hn = gru_reset_before(x, h0, params, layers, dirs)
         cn = None
@@ -291,7 +343,7 @@ def main():
     os.makedirs(out_dir, exist_ok=True)
     cases = []
     seed = 1
-    for cell in ["rnn-tanh", "rnn-relu", "lstm", "gru", "gru-reset-before", "lstm-peephole"]:
+    for cell in ["rnn-tanh", "rnn-relu", "lstm", "gru", "gru-reset-before", "lstm-peephole", "min-gru", "min-lstm"]:
         for layers in (1, 2):
             for bidirectional in (False, True):
                 cases.append(recurrent_case(cell, layers, bidirectional, seed))

@@ -74,6 +74,14 @@ private func checkGradient(_ model: Sequential, _ x: Tensor, _ y: Tensor, length
   var binary = try Sequential(inputFeatures: 2, [.gru(3, resetAfter: false), .dense(1, activation: .sigmoid)], using: &rng)
   binary.compile(loss: .binaryCrossEntropy)
   try checkGradient(binary, x, Tensor(shape: [3, 1], scalars: [1, 0, 1]), lengths: [2, 4, 3], "binary")
+
+  // The min cells, stacked and bidirectional, with lengths.
+  var minimal = try Sequential(inputFeatures: 2, [
+    .bidirectional(.minGRU(3, returnSequences: true)), .minLSTM(3), .dense(1),
+  ], using: &rng)
+  minimal.compile(loss: .meanSquaredError)
+  #expect(Sequential.describe(minimal.layers[0]) == "Bidirectional(MinGRU(3, return_sequences))")
+  try checkGradient(minimal, x, Tensor(normal: [3, 1], using: &rng), lengths: [4, 2, 3], "min cells")
 }
 
 @Test func paddedModelBatchEqualsOneSequenceAtATime() throws {
@@ -155,6 +163,10 @@ private func checkGradient(_ model: Sequential, _ x: Tensor, _ y: Tensor, length
   #expect(throws: ModelError.self) { try Sequential([.gru(4)], using: &rng) }
   #expect(throws: ModelError.self) { try Sequential(inputFeatures: 1, [.bidirectional(.dense(2))], using: &rng) }
   #expect(throws: ModelError.self) { try Sequential(inputFeatures: 1, [.dropout(1.5)], using: &rng) }
+  // Weight drop acts on W_hh, which a min cell has not.
+  #expect(throws: ModelError.invalidModel("layer 0 (MinLSTM): weight drop acts on weight_hh, which min-lstm has not")) {
+    try Sequential(inputFeatures: 1, [.minLSTM(2)], regularization: Regularization(weightDrop: 0.1), using: &rng)
+  }
   var model = try Sequential(inputFeatures: 2, [.lstm(3), .dense(1, activation: .sigmoid)], using: &rng)
   let x = Tensor(zeros: [4, 3, 2])
   #expect(throws: ModelError.self) { try model.fit(x, Tensor(zeros: [4, 1]), using: &rng) }  // not compiled

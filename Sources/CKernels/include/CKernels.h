@@ -103,6 +103,11 @@ void rc_gru_reset_before_gates(const float *gx, const float *gh, const float *h_
                                float *saved, long B, long H);
 void rc_gru_reset_before_output(const float *gx, const float *gh, const float *h_prev,
                                 float *h_next, float *saved, long B, long H);
+/// minGRU (lstm 0, gx [B, 2*H] z|h) or minLSTM (lstm 1, gx [B, 3*H] f|i|h): one step in log space.
+void rc_min_forward(int lstm, const float *gx, const float *h_prev, float *h_next, long B, long H);
+/// Backward of rc_min_forward: writes dgx [B, G*H] and dh_prev = ∂/∂h (the whole path).
+void rc_min_backward(int lstm, const float *gx, const float *h_prev, const float *dh, float *dgx, float *dh_prev,
+                     long B, long H);
 
 /// Softmax cross-entropy with class targets over N rows of K logits x: g gets
 /// (softmax - onehot(target)) * scale per row and loss[n] the row's loss in nats; rows whose
@@ -125,6 +130,8 @@ typedef struct {
                         long);
   void (*gru_backward)(const float *, const float *, const float *, float *, float *, float *, long, long);
   void (*xent_rows)(const float *, float *, const long *, long, long, long, float, long, double *);
+  void (*min_forward)(int, const float *, const float *, float *, long, long);
+  void (*min_backward)(int, const float *, const float *, const float *, float *, float *, long, long);
 } rc_step_kernels;
 
 /// The copy for `kernel` (RC_KERNEL_AUTO: the one every call above uses), or NULL if this CPU
