@@ -1,0 +1,47 @@
+import Foundation
+import Testing
+import TestSupport
+
+import Recurrent
+import TensorCore
+import Training
+
+// The min cells through the real binary: train (the recipe without its weight drop, which
+// acts on a W_hh they have not), a checkpoint with input weights only, resume, eval and
+// generate; --weight-drop and export refused in one line.
+
+@Test(arguments: ["min-gru", "min-lstm"])
+func minCellsTrainResumeScoreAndGenerate(cell: String) throws {
+  let folder = NSTemporaryDirectory() + "recurrent-min-\(UUID().uuidString)"
+  try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+  defer { try? FileManager.default.removeItem(atPath: folder) }
+  let text = String(repeating: "Now is the winter of our discontent made glorious summer.\n", count: 60)
+  _ = FileManager.default.createFile(atPath: folder + "/t.txt", contents: Data(text.utf8))
+  let tiny = [
+    "train", "--text", "t.txt", "--cell", cell, "--layers", "2", "--hidden", "16", "--embedding", "8", "--batch", "4",
+    "--seq-len", "16", "--eval-every", "0", "--sample-every", "0", "--json", "--checkpoint", "m.safetensors",
+  ]
+  let trained = try runRecurrent(tiny + ["--steps", "4"], in: folder)
+  #expect(trained.status == 0, "\(trained.stderr)")
+  let checkpoint = try Checkpoint.load(from: folder + "/m.safetensors")
+  #expect(checkpoint.model.configuration.cell.rawValue == cell)
+  #expect(checkpoint.model.configuration.regularization == Regularization(lockedDropout: TrainingOptions.recipe.lockedDropout))
+  #expect(checkpoint.model.namedParameters.map(\.name).filter { $0.hasPrefix("rnn.") } == [
+    "rnn.weight_ih_l0", "rnn.bias_ih_l0", "rnn.weight_ih_l1", "rnn.bias_ih_l1",
+  ])
+  let resumed = try runRecurrent(tiny + ["--steps", "6", "--resume"], in: folder)
+  #expect(resumed.status == 0, "\(resumed.stderr)")
+  let scored = try runRecurrent(["eval", "--checkpoint", "m.safetensors", "--text", "t.txt", "--json"], in: folder)
+  #expect(scored.status == 0 && scored.stdout.contains("nats"), "\(scored.stderr)")
+  let generated = try runRecurrent(["generate", "--checkpoint", "m.safetensors", "--length", "40", "--seed", "3"], in: folder)
+  #expect(generated.status == 0 && generated.stdout.count >= 20, "\(generated.stderr)")
+  for (arguments, needle) in [
+    (tiny + ["--steps", "2", "--weight-drop", "0.2"], "--weight-drop"),
+    (["export", "--checkpoint", "m.safetensors", "--out", "m.onnx"], cell),
+  ] {
+    let refused = try runRecurrent(arguments, in: folder)
+    #expect(refused.status != 0)
+    #expect(refused.stderr.contains(needle) && refused.stderr.split(separator: "\n").count == 1, "\(refused.stderr)")
+  }
+  #expect(!FileManager.default.fileExists(atPath: folder + "/m.onnx"))
+}
