@@ -60,7 +60,8 @@ struct Workload {
   var forwardFLOPsPerToken: Double {
     let gh = Double(cell.gateCount * hidden)
     var total = 0.0
-    for l in 0..<layers { total += 2 * gh * Double((l == 0 ? embedding : hidden) + hidden) }
+    let recurrent = cell.hasRecurrentWeights ? hidden : 0  // the min cells have no W_hh product
+    for l in 0..<layers { total += 2 * gh * Double((l == 0 ? embedding : hidden) + recurrent) }
     return total + 2 * Double(hidden * vocabularySize)
   }
 }
