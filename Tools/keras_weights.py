@@ -276,6 +276,9 @@ def export_keras(path):
             x = layer(x)
             assignments.append((layer, [tensors[prefix + "weight"]]))
         elif kind in ("recurrent", "bidirectional"):
+            if kind == "bidirectional" and "recurrent" not in body["_0"]:
+                (wrapped,) = body["_0"].keys()
+                raise Refused(f"layer {index}: {wrapped} has no Keras layer")
             inner = body["_0"]["recurrent"] if kind == "bidirectional" else body
             cell, units, sequences = inner["kind"], inner["units"], inner["returnSequences"]
 

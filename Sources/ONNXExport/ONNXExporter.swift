@@ -269,6 +269,9 @@ public enum ONNXExporter {
     guard r.kind.hasRecurrentWeights else {
       throw ONNXExportError("the model's \(r.kind.rawValue) layers have no ONNX operator (export supports rnn, lstm and gru cells)")
     }
+    guard r.projectionSize == 0 else {
+      throw ONNXExportError("the model is a projected LSTM (proj_size \(r.projectionSize)), which ONNX's LSTM operator cannot express")
+    }
     let D = r.directionCount
     let H = r.hiddenSize
     let order = gateOrder(r.kind)

@@ -19,6 +19,12 @@ public struct LanguageModelConfiguration: Codable, Sendable, Equatable {
   public var tied: Bool
   /// The regularizers of training (all off by default); zoneout also acts at inference.
   public var regularization = Regularization()
+  /// A projected LSTM's state width `P` (PyTorch's `proj_size`, `0 < P < hiddenSize`; 0: none):
+  /// the decoder then reads `[P]` and `tied` needs `embeddingSize == P`.
+  public var projectionSize = 0
+
+  /// Width of each recurrent layer's output `h`: `projectionSize` when projected, else `hiddenSize`.
+  public var stateSize: Int { projectionSize > 0 ? projectionSize : hiddenSize }
 
   /// A configuration; `tied` needs `embeddingSize == hiddenSize`.
   public init(
@@ -134,8 +140,8 @@ public struct LanguageModel: Parameterized, Sendable, Equatable {
     _ configuration: LanguageModelConfiguration, initialization: Initialization = .pytorch, forgetBias: Float? = nil,
     using rng: inout some RandomNumberGenerator
   ) {
-    precondition(!configuration.tied || configuration.hiddenSize == configuration.embeddingSize,
-      "LanguageModel: tied embeddings need hiddenSize == embeddingSize")
+    precondition(!configuration.tied || configuration.stateSize == configuration.embeddingSize,
+      "LanguageModel: tied embeddings need the state size (hiddenSize, or projectionSize) == embeddingSize")
     self.configuration = configuration
     encoder = Embedding(
       vocabularySize: configuration.vocabularySize, embeddingSize: configuration.embeddingSize, using: &rng)
@@ -144,13 +150,13 @@ public struct LanguageModel: Parameterized, Sendable, Equatable {
     rnn = RecurrentLayer(
       kind: configuration.cell, inputSize: configuration.embeddingSize, hiddenSize: configuration.hiddenSize,
       layerCount: configuration.layers, dropout: configuration.dropout, initialization: initialization,
-      forgetBias: forgetBias, using: &rng)
+      forgetBias: forgetBias, projectionSize: configuration.projectionSize, using: &rng)
     rnn.lockedDropout = configuration.regularization.lockedDropout
     rnn.weightDrop = configuration.regularization.weightDrop
     rnn.zoneout = configuration.regularization.zoneout
-    decoder = Linear(inputSize: configuration.hiddenSize, outputSize: configuration.vocabularySize, using: &rng)
+    decoder = Linear(inputSize: configuration.stateSize, outputSize: configuration.vocabularySize, using: &rng)
     // Tied: the decoder's weight is the embedding itself, never a copy that could go stale.
-    if configuration.tied { decoder.weight = Tensor(zeros: [0, configuration.hiddenSize]) }
+    if configuration.tied { decoder.weight = Tensor(zeros: [0, configuration.stateSize]) }
   }
 
   /// The decoder as used: with the embedding matrix as its weight when tied.
@@ -205,9 +211,9 @@ public struct LanguageModel: Parameterized, Sendable, Equatable {
       lockedEmbedded, initialState: state, training: training, rows: rows, using: &rng, compute: compute)
     let (droppedOnce, outputMask) = dropout.forward(output, training: training, rows: rows, using: &rng)
     let (dropped, outputLockedMask) = locked.forward(droppedOnce, training: training, rows: rows, using: &rng)
-    let (logits, decoderTrace) = effectiveDecoder.forward(dropped.reshaped([T * B, configuration.hiddenSize]), compute: compute)
+    let (logits, decoderTrace) = effectiveDecoder.forward(dropped.reshaped([T * B, configuration.stateSize]), compute: compute)
     let regularize = training && (r.activation > 0 || r.temporalActivation > 0)
-    let meanCount = T * (rows?.total ?? B) * configuration.hiddenSize
+    let meanCount = T * (rows?.total ?? B) * configuration.stateSize
     var penalty: Float = 0
     if regularize {
       penalty = ActivityPenalty.loss(
@@ -228,7 +234,7 @@ public struct LanguageModel: Parameterized, Sendable, Equatable {
     compute: Compute = .singleThread
   ) -> (logits: Tensor, state: RecurrentState) {
     let (output, newState) = rnn(encoder(ids, shape: [T, B]), initialState: state, compute: compute)
-    let logits = effectiveDecoder(output.reshaped([T * B, configuration.hiddenSize]), compute: compute)
+    let logits = effectiveDecoder(output.reshaped([T * B, configuration.stateSize]), compute: compute)
     return (logits, newState)
   }
 
@@ -265,7 +271,7 @@ public struct LanguageModel: Parameterized, Sendable, Equatable {
     }
     let r = configuration.regularization
     let locked = Dropout(probability: r.lockedDropout, locked: true)
-    var dFinal = dDropped.reshaped([T, B, configuration.hiddenSize])
+    var dFinal = dDropped.reshaped([T, B, configuration.stateSize])
     if let dropped = trace.dropped, r.activation > 0 {
       ActivityPenalty.addActivationGradient(&dFinal, dropped: dropped, factor: r.activation, meanCount: trace.meanCount)
     }

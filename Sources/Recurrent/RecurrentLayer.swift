@@ -15,26 +15,34 @@ public struct RecurrentWeights: Sendable, Equatable {
   /// The cell's own parameters `[P*H]` (`CellKind.cellParameters`: a peephole LSTM's p_i|p_f|p_o),
   /// nil for cells without.
   public var cellParameters: Tensor?
+  /// A projected LSTM's projection `W_hr` `[P, H]` (PyTorch's `weight_hr_l{k}`): the state is
+  /// `h = W_hr·(o⊙tanh c)`, `[P]` wide; nil without a projection.
+  public var projection: Tensor?
 
   /// Weights from their tensors (shapes are checked by the layer).
-  public init(weightIH: Tensor, weightHH: Tensor, biasIH: Tensor, biasHH: Tensor, cellParameters: Tensor? = nil) {
+  public init(
+    weightIH: Tensor, weightHH: Tensor, biasIH: Tensor, biasHH: Tensor, cellParameters: Tensor? = nil,
+    projection: Tensor? = nil
+  ) {
     self.weightIH = weightIH
     self.weightHH = weightHH
     self.biasIH = biasIH
     self.biasHH = biasHH
     self.cellParameters = cellParameters
+    self.projection = projection
   }
 
   /// The tensors in `forEachParameter` order (a min cell's empty `weightHH`/`biasHH` left out).
   public var tensors: [Tensor] {
-    ([weightIH, weightHH, biasIH, biasHH] + (cellParameters.map { [$0] } ?? [])).filter { $0.count > 0 }
+    ([weightIH, weightHH, biasIH, biasHH] + (cellParameters.map { [$0] } ?? []) + (projection.map { [$0] } ?? []))
+      .filter { $0.count > 0 }
   }
 }
 
 /// Hidden (and, for LSTM, cell) state of a recurrent layer: `[L*D, B, H]` each, index
-/// `layer * D + direction`, as PyTorch's `h_n` / `c_n`.
+/// `layer * D + direction`, as PyTorch's `h_n` / `c_n` (a projected LSTM's `h` is `[L*D, B, P]`).
 public struct RecurrentState: Sendable, Equatable {
-  /// `h` `[L*D, B, H]` (layers times directions), as PyTorch's `h_0`/`h_n`.
+  /// `h` `[L*D, B, H]` (layers times directions), as PyTorch's `h_0`/`h_n`; `P` wide when projected.
   public var hidden: Tensor
   /// `c` `[L*D, B, H]` for LSTM; nil otherwise.
   public var cell: Tensor?
@@ -52,8 +60,9 @@ public struct RecurrentTrace: @unchecked Sendable {
   struct Sweep {
     let gx: FloatBuffer  // [T, B, G*H] by time: x·W_ihᵀ + b_ih
     let saved: FloatBuffer  // [T, B, S*H] by processing step
-    let hs: FloatBuffer  // [T+1, B, H] by processing step; hs[0] = initial state
+    let hs: FloatBuffer  // [T+1, B, Hs] by processing step; hs[0] = initial state (Hs: P when projected, else H)
     let cs: FloatBuffer?  // [T+1, B, H], LSTM only
+    var raw: FloatBuffer? = nil  // projected LSTM: [T, B, H] o⊙tanh(c) by processing step, before W_hr
     var zoneout: RecurrentSweepZoneout? = nil  // training with zoneout: its masks and h_new
     var weights: RecurrentWeights? = nil  // with weight drop: the weights this sweep ran with
     var weightMask: FloatBuffer? = nil  // with weight drop: W_hh's mask [G*H, H]
@@ -80,6 +89,10 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
   public let inputSize: Int
   /// Units `H` per direction.
   public let hiddenSize: Int
+  /// A projected LSTM's state width `P` (PyTorch's `proj_size`, `0 < P < H`): each step's
+  /// `o⊙tanh(c)` `[H]` is multiplied by `W_hr` `[P, H]` into `h` `[P]`, which is the output, the
+  /// next step's recurrent operand (`W_hh` is `[4H, P]`) and the next layer's input; 0: none.
+  public let projectionSize: Int
   /// Stacked layers `L`.
   public let layerCount: Int
   /// Whether each layer also runs backwards in time.
@@ -104,23 +117,30 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
 
   /// Directions `D`: 2 when bidirectional, else 1.
   public var directionCount: Int { bidirectional ? 2 : 1 }
-  /// Features of each output step: `D * H`.
-  public var outputSize: Int { directionCount * hiddenSize }
+  /// Width of `h`: `projectionSize` when projected, else `hiddenSize`.
+  public var stateSize: Int { projectionSize > 0 ? projectionSize : hiddenSize }
+  /// Features of each output step: `D * H` (`D * P` when projected).
+  public var outputSize: Int { directionCount * stateSize }
 
   /// Parameters drawn as `initialization` says: `.pytorch` (every weight and bias from
   /// U(-1/√H, 1/√H), PyTorch's `nn.GRU`/`nn.LSTM`) or `.keras` (Glorot-uniform `weight_ih`,
   /// orthogonal `weight_hh`, zero biases, Keras's defaults). `forgetBias` (LSTM only) then sets
   /// the forget gate's bias to that value: `bias_ih`'s forget block to `forgetBias` and
   /// `bias_hh`'s to 0, so their sum is `forgetBias` (Keras's `unit_forget_bias` is 1).
+  /// `projectionSize` (LSTM only, `0 < P < H`): PyTorch's `proj_size`; `W_hr` is drawn as the
+  /// other weights (Keras: Glorot-uniform).
   public init(
     kind: CellKind, inputSize: Int, hiddenSize: Int, layerCount: Int = 1,
     bidirectional: Bool = false, dropout: Float = 0, initialization: Initialization = .pytorch,
-    forgetBias: Float? = nil, using rng: inout some RandomNumberGenerator
+    forgetBias: Float? = nil, projectionSize: Int = 0, using rng: inout some RandomNumberGenerator
   ) {
     precondition(inputSize > 0 && hiddenSize > 0 && layerCount > 0,
       "RecurrentLayer: sizes must be positive (input \(inputSize), hidden \(hiddenSize), layers \(layerCount))")
     precondition(dropout >= 0 && dropout < 1, "RecurrentLayer: dropout must be in [0, 1), got \(dropout)")
     precondition(forgetBias == nil || kind.isLSTM, "RecurrentLayer: a forget-gate bias needs an LSTM, not \(kind)")
+    precondition(projectionSize == 0 || (kind == .lstm && projectionSize > 0 && projectionSize < hiddenSize),
+      "RecurrentLayer: a projection needs an lstm and 0 < P < H, got \(kind.rawValue) P=\(projectionSize) H=\(hiddenSize)")
+    self.projectionSize = projectionSize
     self.kind = kind
     self.inputSize = inputSize
     self.hiddenSize = hiddenSize
@@ -130,23 +150,24 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
     let bound = 1 / Float(hiddenSize).squareRoot()
     let gh = kind.gateCount * hiddenSize
     let hh = kind.hasRecurrentWeights ? gh : 0  // rows of weight_hh and bias_hh (none in a min cell)
+    let state = projectionSize > 0 ? projectionSize : hiddenSize  // columns of weight_hh
     var weights: [RecurrentWeights] = []
     for layer in 0..<layerCount {
-      let width = layer == 0 ? inputSize : (bidirectional ? 2 : 1) * hiddenSize
+      let width = layer == 0 ? inputSize : (bidirectional ? 2 : 1) * state
       for _ in 0..<(bidirectional ? 2 : 1) {
         var w: RecurrentWeights
         switch initialization {
         case .pytorch:
           w = RecurrentWeights(
             weightIH: Tensor(uniform: [gh, width], low: -bound, high: bound, using: &rng),
-            weightHH: Tensor(uniform: [hh, hiddenSize], low: -bound, high: bound, using: &rng),
+            weightHH: Tensor(uniform: [hh, state], low: -bound, high: bound, using: &rng),
             biasIH: Tensor(uniform: [gh], low: -bound, high: bound, using: &rng),
             biasHH: Tensor(uniform: [hh], low: -bound, high: bound, using: &rng))
         case .keras:
           let limit = (6 / Float(width + gh)).squareRoot()  // Glorot over Keras's [width, G*H] kernel
           w = RecurrentWeights(
             weightIH: Tensor(uniform: [gh, width], low: -limit, high: limit, using: &rng),
-            weightHH: hh > 0 ? Tensor(orthogonalColumns: [hh, hiddenSize], using: &rng) : Tensor(zeros: [0, hiddenSize]),
+            weightHH: hh > 0 ? Tensor(orthogonalColumns: [hh, state], using: &rng) : Tensor(zeros: [0, state]),
             biasIH: Tensor(zeros: [gh]), biasHH: Tensor(zeros: [hh]))
         }
         if let own = kind.cellParameters {
@@ -155,6 +176,10 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
           w.cellParameters =
             initialization == .pytorch
             ? Tensor(uniform: shape, low: -bound, high: bound, using: &rng) : Tensor(zeros: shape)
+        }
+        if projectionSize > 0 {
+          let limit = initialization == .pytorch ? bound : (6 / Float(projectionSize + hiddenSize)).squareRoot()
+          w.projection = Tensor(uniform: [projectionSize, hiddenSize], low: -limit, high: limit, using: &rng)
         }
         if let forgetBias {
           for j in hiddenSize..<(2 * hiddenSize) {  // LSTM gates i, f, g, o: f is the second block
@@ -180,11 +205,14 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
       if let name = kind.cellParameters?.name, weights[index].cellParameters != nil {
         try body(name + suffix, &weights[index].cellParameters!)
       }
+      if weights[index].projection != nil { try body("weight_hr" + suffix, &weights[index].projection!) }
     }
   }
 
   /// Tensors per direction and layer: PyTorch's four, and the cell's own parameters if any.
-  public var tensorsPerDirection: Int { (kind.hasRecurrentWeights ? 4 : 2) + (kind.cellParameters == nil ? 0 : 1) }
+  public var tensorsPerDirection: Int {
+    (kind.hasRecurrentWeights ? 4 : 2) + (kind.cellParameters == nil ? 0 : 1) + (projectionSize > 0 ? 1 : 0)
+  }
 
   /// Checks the regularizers' rates (each in [0, 1)).
   func checkRates() {
@@ -196,7 +224,9 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
   /// A zero state for batch size `batchSize`.
   public func zeroState(batchSize: Int) -> RecurrentState {
     let shape = [layerCount * directionCount, batchSize, hiddenSize]
-    return RecurrentState(hidden: Tensor(zeros: shape), cell: kind.hasCellState ? Tensor(zeros: shape) : nil)
+    return RecurrentState(
+      hidden: Tensor(zeros: [layerCount * directionCount, batchSize, stateSize]),
+      cell: kind.hasCellState ? Tensor(zeros: shape) : nil)
   }
 
   /// Inference: no dropout.
@@ -250,34 +280,36 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
         "RecurrentLayer: expected \(B) lengths in 0...\(T), got \(lengths)")
     }
     let H = hiddenSize
+    let Hs = stateSize
     let D = directionCount
     let L = layerCount
-    let stateShape = [L * D, B, H]
+    let stateShape = [L * D, B, Hs]
+    let cellShape = [L * D, B, H]
     if let state = initialState {
       precondition(state.hidden.shape == stateShape,
         "RecurrentLayer: expected initial hidden state \(stateShape), got \(state.hidden.shape)")
       if kind.hasCellState {
-        precondition(state.cell?.shape == stateShape,
-          "RecurrentLayer: LSTM needs an initial cell state \(stateShape)")
+        precondition(state.cell?.shape == cellShape,
+          "RecurrentLayer: LSTM needs an initial cell state \(cellShape)")
       }
     }
     checkRates()
     let h0 = initialState.map { FloatBuffer($0.hidden) }
     let c0 = initialState?.cell.map { FloatBuffer($0) }
-    let finalH = FloatBuffer(count: L * D * B * H)
+    let finalH = FloatBuffer(count: L * D * B * Hs)
     let finalC = kind.hasCellState ? FloatBuffer(count: L * D * B * H) : nil
     var layerInput = FloatBuffer(input)
     var layerInputs: [FloatBuffer] = []
     var masks: [FloatBuffer?] = []
     var sweeps: [RecurrentTrace.Sweep] = []
     for layer in 0..<L {
-      let width = layer == 0 ? inputSize : D * H
+      let width = layer == 0 ? inputSize : D * Hs
       layerInputs.append(layerInput)
-      let out = FloatBuffer(uninitializedCount: T * B * D * H)  // every column written by a sweep
+      let out = FloatBuffer(uninitializedCount: T * B * D * Hs)  // every column written by a sweep
       for direction in 0..<D {
         let index = layer * D + direction
         var buffers = makeSweepBuffers(T: T, B: B, keep: keepTrace)
-        if let h0 { buffers.hs.pointer.update(from: h0.pointer + index * B * H, count: B * H) }
+        if let h0 { buffers.hs.pointer.update(from: h0.pointer + index * B * Hs, count: B * Hs) }
         if let c0, let cs = buffers.cs { cs.pointer.update(from: c0.pointer + index * B * H, count: B * H) }
         var used = weights[index]
         if training && weightDrop > 0 && kind.hasRecurrentWeights {
@@ -293,9 +325,9 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
         if zoneout > 0 {
           if training {
             // d = 1 (keep h_prev) where a dropout mask over [T, B, H] drops, so masks are per global row.
-            let drawn = dropoutMask(count: T * B * H, probability: zoneout, shape: [T, B, H], rows: rows, using: &rng)
+            let drawn = dropoutMask(count: T * B * Hs, probability: zoneout, shape: [T, B, Hs], rows: rows, using: &rng)
             for i in 0..<drawn.count { drawn.pointer[i] = drawn.pointer[i] == 0 ? 1 : 0 }
-            let fresh = FloatBuffer(uninitializedCount: T * B * H)
+            let fresh = FloatBuffer(uninitializedCount: T * B * Hs)
             zone = .training(keep: drawn, fresh: fresh)
             buffers.zoneout = RecurrentSweepZoneout(keep: drawn, fresh: fresh)
           } else {
@@ -304,11 +336,11 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
         }
         var sweep = Sweep(
           cell: kind.kernels, weights: used, buffers: buffers, steps: T, batch: B, hidden: H, width: width,
-          reverse: direction == 1, lengths: lengths, column: direction * H, stride: D * H, compute: compute)
+          reverse: direction == 1, lengths: lengths, column: direction * Hs, stride: D * Hs, compute: compute)
         sweep.zoneout = zone
         sweep.forward(x: layerInput.pointer, out: out.pointer, keep: keepTrace)
         let last = keepTrace ? T : T % 2
-        (finalH.pointer + index * B * H).update(from: buffers.hs.pointer + last * B * H, count: B * H)
+        (finalH.pointer + index * B * Hs).update(from: buffers.hs.pointer + last * B * Hs, count: B * Hs)
         if let finalC, let cs = buffers.cs {
           (finalC.pointer + index * B * H).update(from: cs.pointer + last * B * H, count: B * H)
         }
@@ -316,13 +348,13 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
       }
       var mask: FloatBuffer? = nil
       if layer < L - 1 && training && dropout > 0 {
-        let m = dropoutMask(count: out.count, probability: dropout, shape: [T, B, D * H], rows: rows, using: &rng)
+        let m = dropoutMask(count: out.count, probability: dropout, shape: [T, B, D * Hs], rows: rows, using: &rng)
         for i in 0..<out.count { out.pointer[i] *= m.pointer[i] }
         mask = m
       }
       if layer < L - 1 && training && lockedDropout > 0 {
         let m = FloatBuffer(
-          lockedDropoutMask(shape: [T, B, D * H], probability: lockedDropout, rows: rows, using: &rng))
+          lockedDropoutMask(shape: [T, B, D * Hs], probability: lockedDropout, rows: rows, using: &rng))
         for i in 0..<out.count { out.pointer[i] *= m.pointer[i] }
         if let mask {
           for i in 0..<out.count { m.pointer[i] *= mask.pointer[i] }  // the one mask backward applies
@@ -333,10 +365,10 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
       layerInput = out
     }
     let state = RecurrentState(
-      hidden: finalH.tensor(shape: stateShape), cell: finalC?.tensor(shape: stateShape))
+      hidden: finalH.tensor(shape: stateShape), cell: finalC?.tensor(shape: cellShape))
     let trace = RecurrentTrace(
       sequenceLength: T, batchSize: B, lengths: lengths, layerInputs: layerInputs, masks: masks, sweeps: sweeps)
-    return (layerInput.tensor(shape: [T, B, D * H]), state, trace)
+    return (layerInput.tensor(shape: [T, B, D * Hs]), state, trace)
   }
 
   /// Backward of `forward`: adds parameter gradients into `gradient`.
@@ -356,32 +388,34 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
     let T = trace.sequenceLength
     let B = trace.batchSize
     let H = hiddenSize
+    let Hs = stateSize
     let D = directionCount
     let L = layerCount
-    let stateShape = [L * D, B, H]
+    let stateShape = [L * D, B, Hs]
+    let cellShape = [L * D, B, H]
     if let g = outputGradient {
-      precondition(g.shape == [T, B, D * H],
-        "RecurrentLayer.backward: output gradient \(g.shape), expected \([T, B, D * H])")
+      precondition(g.shape == [T, B, D * Hs],
+        "RecurrentLayer.backward: output gradient \(g.shape), expected \([T, B, D * Hs])")
     }
     if let g = stateGradient {
       precondition(g.hidden.shape == stateShape, "RecurrentLayer.backward: state gradient \(g.hidden.shape)")
     }
-    var dOut = outputGradient.map { FloatBuffer($0) } ?? FloatBuffer(count: T * B * D * H)
+    var dOut = outputGradient.map { FloatBuffer($0) } ?? FloatBuffer(count: T * B * D * Hs)
     let dhT = stateGradient.map { FloatBuffer($0.hidden) }
     let dcT = stateGradient?.cell.map { FloatBuffer($0) }
-    let dH0 = FloatBuffer(count: L * D * B * H)
+    let dH0 = FloatBuffer(count: L * D * B * Hs)
     let dC0 = kind.hasCellState ? FloatBuffer(count: L * D * B * H) : nil
     var dInput = dOut
     for layer in (0..<L).reversed() {
-      let width = layer == 0 ? inputSize : D * H
+      let width = layer == 0 ? inputSize : D * Hs
       let dIn = FloatBuffer(count: T * B * width)
       for direction in 0..<D {
         let index = layer * D + direction
         let buffers = trace.sweeps[index]
         var sweep = Sweep(
           cell: kind.kernels, weights: buffers.weights ?? weights[index], buffers: buffers, steps: T, batch: B,
-          hidden: H, width: width, reverse: direction == 1, lengths: trace.lengths, column: direction * H,
-          stride: D * H, compute: compute)
+          hidden: H, width: width, reverse: direction == 1, lengths: trace.lengths, column: direction * Hs,
+          stride: D * Hs, compute: compute)
         if let z = buffers.zoneout { sweep.zoneout = .training(keep: z.keep, fresh: z.fresh) }
         // Weight drop: this pass's W_hh gradient is computed alone, then only the kept weights
         // get it (scaled as they were).
@@ -391,8 +425,8 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
           swap(&held!, &gradient.weights[index].weightHH)
         }
         sweep.backward(
-          x: trace.layerInputs[layer].pointer, dOut: dOut.pointer, dhT: dhT.map { $0.pointer + index * B * H },
-          dcT: dcT.map { $0.pointer + index * B * H }, dx: dIn.pointer, dh0: dH0.pointer + index * B * H,
+          x: trace.layerInputs[layer].pointer, dOut: dOut.pointer, dhT: dhT.map { $0.pointer + index * B * Hs },
+          dcT: dcT.map { $0.pointer + index * B * H }, dx: dIn.pointer, dh0: dH0.pointer + index * B * Hs,
           dc0: dC0.map { $0.pointer + index * B * H }, into: &gradient.weights[index])
         if let mask = buffers.weightMask, var fresh = held {
           held = nil
@@ -413,7 +447,7 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
     }
     return (
       dInput.tensor(shape: [T, B, inputSize]),
-      RecurrentState(hidden: dH0.tensor(shape: stateShape), cell: dC0?.tensor(shape: stateShape))
+      RecurrentState(hidden: dH0.tensor(shape: stateShape), cell: dC0?.tensor(shape: cellShape))
     )
   }
 
@@ -424,11 +458,13 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
   private func makeSweepBuffers(T: Int, B: Int, keep: Bool) -> RecurrentTrace.Sweep {
     let H = hiddenSize
     let states = keep ? T + 1 : 2
-    return RecurrentTrace.Sweep(
+    var sweep = RecurrentTrace.Sweep(
       gx: FloatBuffer(uninitializedCount: T * B * kind.gateCount * H),
       saved: FloatBuffer(uninitializedCount: (keep ? T : 1) * B * kind.savedSlots * H),
-      hs: FloatBuffer(count: states * B * H),
+      hs: FloatBuffer(count: states * B * stateSize),
       cs: kind.hasCellState ? FloatBuffer(count: states * B * H) : nil)
+    if projectionSize > 0 { sweep.raw = FloatBuffer(uninitializedCount: (keep ? T : 1) * B * H) }
+    return sweep
   }
 
   /// Blocks of batch rows for the time loop: one per thread, at least 8 rows each.
@@ -447,7 +483,7 @@ extension RecurrentLayer {
     precondition(T > 0, "lastStep: empty sequence")
     var result = Tensor(zeros: [B, outputSize])
     forEachLastStepRow(steps: T, batch: B, lengths: lengths) { sequence, last in
-      for j in 0..<hiddenSize { result.scalars[last + j] = output.scalars[sequence + j] }
+      for j in 0..<stateSize { result.scalars[last + j] = output.scalars[sequence + j] }
     }
     return result
   }
@@ -457,7 +493,7 @@ extension RecurrentLayer {
     let B = gradient.shape[0]
     var result = Tensor(zeros: [T, B, outputSize])
     forEachLastStepRow(steps: T, batch: B, lengths: lengths) { sequence, last in
-      for j in 0..<hiddenSize { result.scalars[sequence + j] = gradient.scalars[last + j] }
+      for j in 0..<stateSize { result.scalars[sequence + j] = gradient.scalars[last + j] }
     }
     return result
   }
@@ -466,7 +502,7 @@ extension RecurrentLayer {
   /// sequence and in `[B, D*H]`: the forward direction at each sequence's last real step, the
   /// backward direction at 0; none for an empty sequence.
   private func forEachLastStepRow(steps T: Int, batch B: Int, lengths: [Int]?, _ body: (Int, Int) -> Void) {
-    let (H, D) = (hiddenSize, directionCount)
+    let (H, D) = (stateSize, directionCount)
     for b in 0..<B {
       let last = (lengths?[b] ?? T) - 1
       for d in 0..<D {

@@ -20,12 +20,13 @@ public final class LanguageModelStepper: @unchecked Sendable {
     let wih, whh: StepMatrix
     let bih, bhh: FloatBuffer
     let own: FloatBuffer?  // the cell's own parameters (peepholes)
+    let whr: StepMatrix?  // a projected LSTM's W_hr [P, H]
   }
   let embedding: FloatBuffer  // [V, E]
   let layers: [Layer]
   let decoderWeight: StepMatrix  // [V, H]
   let decoderBias: FloatBuffer  // [V]
-  let hidden: [FloatBuffer]  // [capacity, H] per layer
+  let hidden: [FloatBuffer]  // [capacity, Hs] per layer (Hs: P when projected, else H)
   let cell: [FloatBuffer]  // [capacity, H] per layer (LSTM)
   let input, nextHidden, nextCell, gx, gh, saved: FloatBuffer
   /// Logits `[capacity, V]`: rows `0..<n` after a step of `n` rows.
@@ -46,20 +47,21 @@ public final class LanguageModelStepper: @unchecked Sendable {
     self.capacity = capacity
     let c = configuration
     let H = c.hiddenSize
+    let Hs = c.stateSize
     let GH = c.cell.gateCount * H
     embedding = FloatBuffer(model.encoder.weight)
     layers = model.rnn.weights.enumerated().map { index, w in
       Layer(
-        inputSize: index == 0 ? c.embeddingSize : H, wih: StepMatrix(w.weightIH, compute: compute),
+        inputSize: index == 0 ? c.embeddingSize : Hs, wih: StepMatrix(w.weightIH, compute: compute),
         whh: StepMatrix(w.weightHH, compute: compute), bih: FloatBuffer(w.biasIH), bhh: FloatBuffer(w.biasHH),
-        own: w.cellParameters.map { FloatBuffer($0) })
+        own: w.cellParameters.map { FloatBuffer($0) }, whr: w.projection.map { StepMatrix($0, compute: compute) })
     }
     decoderWeight = StepMatrix(c.tied ? model.encoder.weight : model.decoder.weight, compute: compute)
     decoderBias = FloatBuffer(model.decoder.bias ?? Tensor(zeros: [c.vocabularySize]))
-    hidden = (0..<c.layers).map { _ in FloatBuffer(count: capacity * H) }
+    hidden = (0..<c.layers).map { _ in FloatBuffer(count: capacity * Hs) }
     cell = (0..<c.layers).map { _ in FloatBuffer(count: c.cell.hasCellState ? capacity * H : 0) }
     input = FloatBuffer(count: capacity * c.embeddingSize)
-    nextHidden = FloatBuffer(count: capacity * H)
+    nextHidden = FloatBuffer(count: capacity * (H + Hs))  // the cell's output, then (projected) the new h
     nextCell = FloatBuffer(count: capacity * H)
     gx = FloatBuffer(count: capacity * GH)
     gh = FloatBuffer(count: capacity * GH)
@@ -81,8 +83,8 @@ public final class LanguageModelStepper: @unchecked Sendable {
   /// Row `row` back to the zero state.
   public func reset(row: Int) {
     precondition(row >= 0 && row < capacity, "LanguageModelStepper: row \(row) outside 0..<\(capacity)")
-    let H = configuration.hiddenSize
-    for b in hidden { (b.pointer + row * H).update(repeating: 0, count: H) }
+    let (H, Hs) = (configuration.hiddenSize, configuration.stateSize)
+    for b in hidden { (b.pointer + row * Hs).update(repeating: 0, count: Hs) }
     for b in cell where b.count > 0 { (b.pointer + row * H).update(repeating: 0, count: H) }
   }
 
@@ -90,8 +92,8 @@ public final class LanguageModelStepper: @unchecked Sendable {
   public func copyRow(_ from: Int, to: Int) {
     precondition(from >= 0 && from < capacity && to >= 0 && to < capacity, "LanguageModelStepper: rows outside 0..<\(capacity)")
     guard from != to else { return }
-    let H = configuration.hiddenSize
-    for b in hidden { (b.pointer + to * H).update(from: b.pointer + from * H, count: H) }
+    let (H, Hs) = (configuration.hiddenSize, configuration.stateSize)
+    for b in hidden { (b.pointer + to * Hs).update(from: b.pointer + from * Hs, count: Hs) }
     for b in cell where b.count > 0 { (b.pointer + to * H).update(from: b.pointer + from * H, count: H) }
   }
 
@@ -100,16 +102,16 @@ public final class LanguageModelStepper: @unchecked Sendable {
 
   /// Row `row`'s state, `[L, 1, H]`.
   public func state(row: Int) -> RecurrentState {
-    let H = configuration.hiddenSize
+    let (H, Hs) = (configuration.hiddenSize, configuration.stateSize)
     let L = configuration.layers
     var h = [Float]()
     var c = [Float]()
     for l in 0..<L {
-      h += UnsafeBufferPointer(start: hidden[l].pointer + row * H, count: H)
+      h += UnsafeBufferPointer(start: hidden[l].pointer + row * Hs, count: Hs)
       if configuration.cell.hasCellState { c += UnsafeBufferPointer(start: cell[l].pointer + row * H, count: H) }
     }
     return RecurrentState(
-      hidden: Tensor(shape: [L, 1, H], scalars: h),
+      hidden: Tensor(shape: [L, 1, Hs], scalars: h),
       cell: configuration.cell.hasCellState ? Tensor(shape: [L, 1, H], scalars: c) : nil)
   }
 
@@ -131,6 +133,7 @@ public final class LanguageModelStepper: @unchecked Sendable {
     let c = configuration
     precondition(n >= 1 && n <= capacity, "LanguageModelStepper: \(n) rows for a capacity of \(capacity)")
     let H = c.hiddenSize
+    let Hs = c.stateSize
     let E = c.embeddingSize
     let GH = c.cell.gateCount * H
     for row in 0..<n {
@@ -155,20 +158,28 @@ public final class LanguageModelStepper: @unchecked Sendable {
         // The recurrent product: one batch-invariant matrix-vector product per block and row.
         let (offset, width) = blocks[index]
         for row in 0..<n { (ghp + row * GH + offset).update(from: bhh + offset, count: width) }
-        whh.multiply(rows: offset..<(offset + width), threads: threads, portable: portable, operand, ldx: lda, into: ghp + offset, ldy: GH, n: n)
+        let ld = kernels.blocks[index].operand == .hidden ? Hs : lda  // h is Hs wide
+        whh.multiply(rows: offset..<(offset + width), threads: threads, portable: portable, operand, ldx: ld, into: ghp + offset, ldy: GH, n: n)
       }
       if hasCell { cell[l].pointer.update(from: nextCell.pointer, count: n * H) }
+      var next = nextHidden.pointer
+      if let whr = layer.whr {
+        // Projected: the new h = W_hr·(o⊙tanh c), into the second part of nextHidden.
+        next = nextHidden.pointer + capacity * H
+        next.update(repeating: 0, count: n * Hs)
+        whr.multiply(rows: 0..<Hs, threads: threads, portable: portable, nextHidden.pointer, ldx: H, into: next, ldy: Hs, n: n)
+      }
       if zoneout > 0 {
-        let (p, next) = (zoneout, nextHidden.pointer)  // as RecurrentLayer at inference
-        for i in 0..<(n * H) { h[i] = p * h[i] + (1 - p) * next[i] }
+        let p = zoneout  // as RecurrentLayer at inference
+        for i in 0..<(n * Hs) { h[i] = p * h[i] + (1 - p) * next[i] }
       } else {
-        h.update(from: nextHidden.pointer, count: n * H)
+        h.update(from: next, count: n * Hs)
       }
       x = UnsafePointer(h)
     }
     let V = c.vocabularySize
     for row in 0..<n { (logits.pointer + row * V).update(from: decoderBias.pointer, count: V) }
-    decoderWeight.multiply(rows: 0..<V, threads: threads, portable: portable, x, ldx: H, into: logits.pointer, ldy: V, n: n)
+    decoderWeight.multiply(rows: 0..<V, threads: threads, portable: portable, x, ldx: Hs, into: logits.pointer, ldy: V, n: n)
     return UnsafeBufferPointer(start: logits.pointer, count: n * V)
   }
 }

@@ -48,6 +48,9 @@ struct Sweep {
     return false
   }
 
+  /// Width of h: a projected LSTM's P, else H.
+  var stateWidth: Int { weights.projection?.shape[0] ?? hidden }
+
   /// Offset of block `index`'s first column within a row of G*H gate values.
   func columnOffset(_ index: Int) -> Int { cell.blocks[index].gates.lowerBound * hidden }
 
@@ -60,7 +63,7 @@ struct Sweep {
   ///   - x: `[T, B, I]` layer input.
   ///   - keep: keep every step's state and saved values for the backward.
   func forward(x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, keep: Bool) {
-    let (T, B, H) = (steps, batch, hidden)
+    let (T, B, H, Hs) = (steps, batch, hidden, stateWidth)
     let GH = cell.gateCount * H
     let S = cell.savedSlots * H
     let gx = buffers.gx.pointer
@@ -75,13 +78,19 @@ struct Sweep {
     // Each block of W_hhᵀ packed once per sweep: every step's product streams contiguous panels.
     let packed = weights.weightHH.withPointer { whh in
       cell.blocks.indices.map { i in
-        PackedMatrix(whh + columnOffset(i) * H, ldb: H, k: H, n: blockWidth(i), transposed: true, compute: compute)
+        PackedMatrix(whh + columnOffset(i) * Hs, ldb: Hs, k: Hs, n: blockWidth(i), transposed: true, compute: compute)
       }
     }
+    // A projected LSTM's W_hrᵀ [H, P], and where each step's o⊙tanh(c) goes before it.
+    let projection = weights.projection.map { w in
+      w.withPointer { PackedMatrix($0, ldb: H, k: H, n: Hs, transposed: true, compute: compute) }
+    }
+    let rawBase = buffers.raw?.pointer
     // The recurrence of each batch row is independent: each thread runs the whole time loop
     // on its own block of rows, so the loop needs no synchronisation per step.
     let offsets = cell.blocks.indices.map(columnOffset)
     let widths = cell.blocks.indices.map(blockWidth)
+    let operandIsHidden = cell.blocks.map { $0.operand == .hidden }
     let (hs, cs, savedBase) = (buffers.hs.pointer, buffers.cs?.pointer, buffers.saved.pointer)
     let forwardStep = cell.forward
     let parts = RecurrentLayer.rowParts(batch: B, compute: compute)
@@ -94,8 +103,8 @@ struct Sweep {
           let t = time(step)
           let current = keep ? step : step % 2
           let next = keep ? step + 1 : (step + 1) % 2
-          let hPrev = hs + current * B * H + b0 * H
-          let hNext = hs + next * B * H + b0 * H
+          let hPrev = hs + current * B * Hs + b0 * Hs
+          let hNext = hs + next * B * Hs + b0 * Hs
           let cPrev = cs.map { $0 + current * B * H + b0 * H }
           let cNext = cs.map { $0 + next * B * H + b0 * H }
           // The step in chunks of rows as tall as the GEMM tile: each chunk's gates go from the
@@ -103,27 +112,34 @@ struct Sweep {
           for first in Swift.stride(from: 0, to: rows, by: Sweep.chunkRows) {
             let count = min(Sweep.chunkRows, rows - first)
             let gh = ghBuffer.pointer + (b0 + first) * GH
+            // Projected: the cell writes o⊙tanh(c) [count, H], and h' = that·W_hrᵀ after it.
+            let raw = rawBase.map { $0 + ((keep ? step : 0) * B + b0 + first) * H }
             var s = ForwardStep(
-              gx: gx + (t * B + b0 + first) * GH, gh: gh, hPrev: hPrev + first * H, hNext: hNext + first * H,
+              gx: gx + (t * B + b0 + first) * GH, gh: gh, hPrev: hPrev + first * Hs, hNext: raw ?? hNext + first * H,
               cPrev: cPrev.map { UnsafePointer($0 + first * H) }, cNext: cNext.map { $0 + first * H },
               saved: savedBase + ((keep ? step : 0) * B + b0 + first) * S, rows: count, hidden: H)
             s.parameters = own.map { UnsafePointer($0.pointer) }
             forwardStep(s) { index, operand, lda in
               let offset = offsets[index]
               broadcastRows(bhh + offset, rows: count, columns: widths[index], into: gh + offset, ld: GH)
-              packed[index].multiply(operand, lda: lda, m: count, beta: 1, into: gh + offset, ldc: GH)
+              // The previous state is Hs wide (the cells pass H, which it is unless projected).
+              let ld = operandIsHidden[index] ? Hs : lda
+              packed[index].multiply(operand, lda: ld, m: count, beta: 1, into: gh + offset, ldc: GH)
+            }
+            if let projection, let raw {
+              projection.multiply(raw, lda: H, m: count, beta: 0, into: hNext + first * Hs, ldc: Hs)
             }
           }
           for b in 0..<rows {
             let o = out + (t * B + b0 + b) * stride + column
             if isPadding(t, row: b0 + b) {
               // Padding: the state passes through unchanged and the output is zero.
-              (hNext + b * H).update(from: hPrev + b * H, count: H)
+              (hNext + b * Hs).update(from: hPrev + b * Hs, count: Hs)
               if let cPrev, let cNext { (cNext + b * H).update(from: cPrev + b * H, count: H) }
-              o.update(repeating: 0, count: H)
+              o.update(repeating: 0, count: Hs)
             } else {
-              if let zoneout { zone(zoneout, hPrev: hPrev + b * H, hNext: hNext + b * H, t: t, step: step, row: b0 + b) }
-              o.update(from: hNext + b * H, count: H)
+              if let zoneout { zone(zoneout, hPrev: hPrev + b * Hs, hNext: hNext + b * Hs, t: t, step: step, row: b0 + b) }
+              o.update(from: hNext + b * Hs, count: Hs)
             }
           }
         }
@@ -134,7 +150,7 @@ struct Sweep {
   /// Zoneout of one row's new state `hNext` `[H]` in place (see `Zoneout`).
   @inline(__always)
   func zone(_ zoneout: Zoneout, hPrev: UnsafePointer<Float>, hNext: UnsafeMutablePointer<Float>, t: Int, step: Int, row: Int) {
-    let H = hidden
+    let H = stateWidth
     switch zoneout {
     case .training(let keep, let fresh):
       (fresh.pointer + (step * batch + row) * H).update(from: hNext, count: H)
@@ -155,27 +171,33 @@ struct Sweep {
     dx: UnsafeMutablePointer<Float>, dh0: UnsafeMutablePointer<Float>, dc0: UnsafeMutablePointer<Float>?,
     into g: inout RecurrentWeights
   ) {
-    let (T, B, H) = (steps, batch, hidden)
+    let (T, B, H, Hs) = (steps, batch, hidden, stateWidth)
     let GH = cell.gateCount * H
     let S = cell.savedSlots * H
     let dgx = FloatBuffer(uninitializedCount: T * B * GH)  // by time, like gx; fully written
     let recurrent = !cell.blocks.isEmpty  // the min cells have no recurrent product, so no dgh
     let dgh = FloatBuffer(uninitializedCount: recurrent ? T * B * GH : 0)  // by processing step, like hs
-    let dhA = FloatBuffer(count: B * H)
-    let dhB = FloatBuffer(count: B * H)
+    let dhA = FloatBuffer(count: B * Hs)
+    let dhB = FloatBuffer(count: B * Hs)
     let dc = FloatBuffer(count: cell.hasCellState ? B * H : 0)
     let scratch = FloatBuffer(count: cell.hiddenBlocks.count < cell.blocks.count ? B * H : 0)
     // The cell's own parameters, and each step's and row's gradient of them (summed after the loop).
     let PH = cell.parameterBlocks * H
     let own = weights.cellParameters.map { FloatBuffer($0) }
     let dOwn = FloatBuffer(uninitializedCount: own != nil ? T * B * PH : 0)
-    if let dhT { dhA.pointer.update(from: dhT, count: B * H) }
+    if let dhT { dhA.pointer.update(from: dhT, count: B * Hs) }
+    // Projected: W_hr [P, H] as the right operand of dRaw = dh'·W_hr, and each step's dh' kept
+    // for W_hr's gradient after the loop.
+    let projection = weights.projection.map { w in
+      w.withPointer { PackedMatrix($0, ldb: H, k: Hs, n: H, transposed: false, compute: compute) }
+    }
+    let dProjected = FloatBuffer(count: projection != nil ? T * B * Hs : 0)
     if let dcT { dc.pointer.update(from: dcT, count: B * H) }
     let parts = RecurrentLayer.rowParts(batch: B, compute: compute)
     // Each block of W_hh packed once as the right operand of the per-step products.
     let packed = weights.weightHH.withPointer { whh in
       cell.blocks.indices.map { i in
-        PackedMatrix(whh + columnOffset(i) * H, ldb: H, k: blockWidth(i), n: H, transposed: false, compute: compute)
+        PackedMatrix(whh + columnOffset(i) * Hs, ldb: Hs, k: blockWidth(i), n: Hs, transposed: false, compute: compute)
       }
     }
     let hiddenBlocks = cell.hiddenBlocks
@@ -187,15 +209,18 @@ struct Sweep {
     parallelFor(parts: parts) { part in
       let b0 = B * part / parts
       let rows = B * (part + 1) / parts - b0
-      var d = dhA.pointer + b0 * H  // ∂/∂h of this step's output
-      var dPrev = dhB.pointer + b0 * H  // becomes ∂/∂h of the step before
+      var d = dhA.pointer + b0 * Hs  // ∂/∂h of this step's output
+      var dPrev = dhB.pointer + b0 * Hs  // becomes ∂/∂h of the step before
+      // Projected: ∂/∂(o⊙tanh c) for the cell, and a place for its (zero) direct path to h.
+      let dRaw = FloatBuffer(count: projection != nil ? rows * H : 0)
+      let dRawPrev = FloatBuffer(count: projection != nil ? rows * H : 0)
       let dcRows = cell.hasCellState ? dc.pointer + b0 * H : nil
       // Zoneout: the share of ∂/∂h that goes straight to h_prev (d⊙dh), added after the step.
-      let dKept = FloatBuffer(count: zone != nil ? rows * H : 0)
+      let dKept = FloatBuffer(count: zone != nil ? rows * Hs : 0)
       // Padded rows keep their cell-state gradient through a step: saved here, restored after.
       let dcKept = FloatBuffer(count: lengths != nil && cell.hasCellState ? rows * H : 0)
       let product: BackwardProduct = { index, dghRows, into, beta in
-        packed[index].multiply(dghRows + offsets[index], lda: GH, m: rows, beta: beta, into: into, ldc: H)
+        packed[index].multiply(dghRows + offsets[index], lda: GH, m: rows, beta: beta, into: into, ldc: Hs)
       }
       for step in (0..<T).reversed() {
         let t = time(step)
@@ -205,38 +230,50 @@ struct Sweep {
             continue  // a padded step's output is a constant zero
           }
           let row = dOut + (t * B + b0 + b) * stride + column
-          for j in 0..<H { d[b * H + j] += row[j] }
+          for j in 0..<Hs { d[b * Hs + j] += row[j] }
         }
-        let hPrev = hs + step * B * H + b0 * H
+        let hPrev = hs + step * B * Hs + b0 * Hs
         let dgxt = dgx.pointer + (t * B + b0) * GH
         let dghs = dgh.pointer + (step * B + b0) * GH
         if let zone {
           // h = d⊙h_prev + (1-d)⊙h_new: h_new gets (1-d)⊙dh, h_prev d⊙dh (padded rows: none).
           for b in 0..<rows {
-            let k = dKept.pointer + b * H
+            let k = dKept.pointer + b * Hs
             if isPadding(t, row: b0 + b) {
-              k.update(repeating: 0, count: H)
+              k.update(repeating: 0, count: Hs)
               continue
             }
-            let keep = zone.keep.pointer + (t * B + b0 + b) * H
-            for j in 0..<H {
-              k[j] = keep[j] * d[b * H + j]
-              d[b * H + j] -= k[j]
+            let keep = zone.keep.pointer + (t * B + b0 + b) * Hs
+            for j in 0..<Hs {
+              k[j] = keep[j] * d[b * Hs + j]
+              d[b * Hs + j] -= k[j]
             }
           }
         }
         // With zoneout the cell's own new state (h_new) is not h' = hs[step + 1].
-        let hNew: UnsafePointer<Float> =
-          if let zone { UnsafePointer(zone.fresh.pointer + (step * B + b0) * H) } else { UnsafePointer(hPrev + B * H) }
+        var hNew: UnsafePointer<Float> =
+          if let zone { UnsafePointer(zone.fresh.pointer + (step * B + b0) * Hs) } else { UnsafePointer(hPrev + B * Hs) }
+        var dCell = UnsafePointer(d)
+        if let projection, let raw = buffers.raw {
+          // h' = raw·W_hrᵀ: keep dh' (padded rows: none) and give the cell dRaw = dh'·W_hr.
+          let kept = dProjected.pointer + (step * B + b0) * Hs
+          kept.update(from: d, count: rows * Hs)
+          for b in 0..<rows where isPadding(t, row: b0 + b) { (kept + b * Hs).update(repeating: 0, count: Hs) }
+          projection.multiply(d, lda: Hs, m: rows, beta: 0, into: dRaw.pointer, ldc: H)
+          dCell = UnsafePointer(dRaw.pointer)
+          hNew = UnsafePointer(raw.pointer + (step * B + b0) * H)
+        }
         var s = BackwardStep(
           saved: savedBase + (step * B + b0) * S, hPrev: hPrev, hNext: hNew,
-          cPrev: cs.map { UnsafePointer($0 + step * B * H + b0 * H) }, dh: d, dc: dcRows,
-          dgx: dgxt, dgh: dghs, dhPrev: dPrev, scratch: scratch.pointer + b0 * H, rows: rows, hidden: H)
+          cPrev: cs.map { UnsafePointer($0 + step * B * H + b0 * H) }, dh: dCell, dc: dcRows,
+          dgx: dgxt, dgh: dghs, dhPrev: projection != nil ? dRawPrev.pointer : dPrev, scratch: scratch.pointer + b0 * H,
+          rows: rows, hidden: H)
         let dOwnRows = own == nil ? nil : dOwn.pointer + (step * B + b0) * PH
         s.parameters = own.map { UnsafePointer($0.pointer) }
         s.parameterGradient = dOwnRows
         s.gx = UnsafePointer(buffers.gx.pointer + (t * B + b0) * GH)
         backwardStep(s, product)
+        if projection != nil { dPrev.update(repeating: 0, count: rows * Hs) }  // an LSTM has no direct path
         if lengths != nil {
           // Padded steps are the identity on the state: the gradient passes straight through
           // and nothing reaches the gates or the weights.
@@ -244,17 +281,17 @@ struct Sweep {
             dOwnRows.map { ($0 + b * PH).update(repeating: 0, count: PH) }
             (dgxt + b * GH).update(repeating: 0, count: GH)
             if recurrent { (dghs + b * GH).update(repeating: 0, count: GH) }
-            (dPrev + b * H).update(from: d + b * H, count: H)
+            (dPrev + b * Hs).update(from: d + b * Hs, count: Hs)
             if let dcRows { (dcRows + b * H).update(from: dcKept.pointer + b * H, count: H) }
           }
         }
         if zone != nil {
-          for i in 0..<(rows * H) { dPrev[i] += dKept.pointer[i] }
+          for i in 0..<(rows * Hs) { dPrev[i] += dKept.pointer[i] }
         }
         for index in hiddenBlocks { product(index, dghs, dPrev, 1) }  // dh += dgh·W_hh
         swap(&d, &dPrev)
       }
-      (dh0 + b0 * H).update(from: d, count: rows * H)
+      (dh0 + b0 * Hs).update(from: d, count: rows * Hs)
       if let dc0, let dcRows { (dc0 + b0 * H).update(from: dcRows, count: rows * H) }
     }
     // Weight gradients as large products over all steps.
@@ -268,17 +305,25 @@ struct Sweep {
       for (index, block) in cell.blocks.enumerated() {
         let (operand, ld): (UnsafePointer<Float>, Int) =
           switch block.operand {
-          case .hidden: (UnsafePointer(buffers.hs.pointer), H)
+          case .hidden: (UnsafePointer(buffers.hs.pointer), Hs)
           case .saved(let slot): (UnsafePointer(buffers.saved.pointer + slot * H), S)
           }
         let offset = columnOffset(index)
         gemm(
-          transposeA: true, transposeB: false, m: blockWidth(index), n: H, k: T * B, a: dgh.pointer + offset,
-          lda: GH, b: operand, ldb: ld, beta: 1, c: gw + offset * H, ldc: H, compute: compute)
+          transposeA: true, transposeB: false, m: blockWidth(index), n: Hs, k: T * B, a: dgh.pointer + offset,
+          lda: GH, b: operand, ldb: ld, beta: 1, c: gw + offset * Hs, ldc: Hs, compute: compute)
       }
     }
     if recurrent {
       g.biasHH.withMutablePointer { addColumnSums(dgh.pointer, rows: T * B, columns: GH, ld: GH, into: $0) }
+    }
+    if projection != nil, let raw = buffers.raw {
+      // ∂W_hr [P, H] = Σ_steps dh'ᵀ·raw.
+      g.projection!.withMutablePointer { gw in
+        gemm(
+          transposeA: true, transposeB: false, m: Hs, n: H, k: T * B, a: dProjected.pointer, lda: Hs,
+          b: raw.pointer, ldb: H, beta: 1, c: gw, ldc: H, compute: compute)
+      }
     }
     if own != nil {
       g.cellParameters!.withMutablePointer { addColumnSums(dOwn.pointer, rows: T * B, columns: PH, ld: PH, into: $0) }

@@ -103,6 +103,8 @@ struct Fit: ParsableCommand {
   @OptionGroup(title: "Model (dropout after each recurrent layer)") var modelOptions: ModelOptions<FitDefaults>
   @OptionGroup(title: "Regularization (AWD-LSTM, haste; all 0 by default)") var regularizationOptions: RegularizationOptions
   @Flag(help: "Bidirectional recurrent layers.") var bidirectional = false
+  @Option(help: "LSTM: project each layer's state to this width P (0 < P < --hidden; PyTorch's proj_size). [default: none]")
+  var projSize: Int?
   @Flag(help: "Predict at every step (targets [N, T, ...]) instead of once per sequence.") var returnSequences = false
   @Option(help: "Hidden Dense relu layers after the recurrent ones, e.g. 64,32.") var dense: String?
   @Option(help: "x holds token ids: embed them in vectors of this size.") var embedding: Int?
@@ -127,6 +129,10 @@ struct Fit: ParsableCommand {
   @Flag(help: "One JSON object per line: each epoch's history, then a summary.") var json = false
 
   func validate() throws {
+    if let projSize, !(modelOptions.cellKind == .lstm && projSize > 0 && projSize < modelOptions.hiddenSize) {
+      throw ValidationError(
+        "--proj-size \(projSize) needs --cell lstm and 0 < P < --hidden \(modelOptions.hiddenSize) (got --cell \(modelOptions.cellKind.rawValue))")
+    }
     if regularizationOptions.embeddingDropout ?? 0 > 0 && embedding == nil {
       throw ValidationError("--embedding-dropout drops token ids' vectors: it needs --embedding")
     }
@@ -254,7 +260,9 @@ struct Fit: ParsableCommand {
     let layers = modelOptions.layerCount
     for index in 0..<layers {
       let sequences = index < layers - 1 || returnSequences
-      let recurrent = Layer.recurrent(kind: modelOptions.cellKind, units: modelOptions.hiddenSize, returnSequences: sequences)
+      let recurrent =
+        projSize.map { Layer.projectedLSTM(units: modelOptions.hiddenSize, projection: $0, returnSequences: sequences) }
+        ?? Layer.recurrent(kind: modelOptions.cellKind, units: modelOptions.hiddenSize, returnSequences: sequences)
       layerList.append(bidirectional ? .bidirectional(recurrent) : recurrent)
       if modelOptions.dropoutProbability > 0 { layerList.append(.dropout(modelOptions.dropoutProbability)) }
     }

@@ -38,7 +38,9 @@ struct Train: ParsableCommand {
   @OptionGroup(title: "Regularization (AWD-LSTM, haste; by default the recipe of weight drop and locked dropout)") var regularizationOptions: RegularizationOptions
   @Option(help: "Embedding size. [default: \(TrainDefaults.options.embeddingSize); the hidden size with --tied]")
   var embedding: Int?
-  @Flag(help: "Tie the input embedding and the output layer (needs --embedding equal to --hidden).") var tied = false
+  @Flag(help: "Tie the input embedding and the output layer (needs --embedding equal to --hidden, or to --proj-size).") var tied = false
+  @Option(help: "LSTM: project each layer's state h to this width P (0 < P < --hidden; PyTorch's proj_size, weight_hr_l{k} [P, H]). [default: none]")
+  var projSize: Int?
   @Option(help: "Sequences per batch. [default: \(TrainDefaults.options.batchSize)]") var batch: Int?
   @Option(help: "Steps of backpropagation through time per window. [default: \(TrainDefaults.options.sequenceLength)]")
   var seqLen: Int?
@@ -82,7 +84,7 @@ struct Train: ParsableCommand {
     try Bounds.positive(sampleEvery, "--sample-every", orZero: true)
     if let epochs, !(epochs > 0 && epochs.isFinite) { throw ValidationError("--epochs must be > 0") }
     if let timeLimit, !(timeLimit > 0 && timeLimit.isFinite) { throw ValidationError("--time-limit must be > 0") }
-    if tied, let hidden = modelOptions.hidden, let embedding, hidden != embedding {
+    if tied, projSize == nil, let hidden = modelOptions.hidden, let embedding, hidden != embedding {
       throw ValidationError("--tied needs --embedding equal to --hidden (got \(embedding) and \(hidden))")
     }
     if let schedule { _ = try parseSchedule(schedule, steps: steps) }
@@ -113,6 +115,7 @@ struct Train: ParsableCommand {
     if let layers = modelOptions.layers, layers != c.layers { try refuse("--layers", "\(layers)", "\(c.layers)") }
     if let hidden = modelOptions.hidden, hidden != c.hiddenSize { try refuse("--hidden", "\(hidden)", "\(c.hiddenSize)") }
     if let embedding, embedding != c.embeddingSize { try refuse("--embedding", "\(embedding)", "\(c.embeddingSize)") }
+    if let projSize, projSize != c.projectionSize { try refuse("--proj-size", "\(projSize)", "proj_size \(c.projectionSize)") }
     if tied && !c.tied { try refuse("--tied", "", "untied embeddings") }
     if let tokenizer = data.tokenizer, tokenizer != vocabulary.kind {
       try refuse("--tokenizer", tokenizer.rawValue, vocabulary.kind.rawValue)
@@ -130,7 +133,8 @@ struct Train: ParsableCommand {
     if let cell = modelOptions.cell { o.cell = cell }
     if let layers = modelOptions.layers { o.layers = layers }
     if let hidden = modelOptions.hidden { o.hiddenSize = hidden }
-    if let embedding { o.embeddingSize = embedding } else if tied, base == nil { o.embeddingSize = o.hiddenSize }
+    if let projSize { o.projectionSize = projSize }
+    if let embedding { o.embeddingSize = embedding } else if tied, base == nil { o.embeddingSize = o.projectionSize ?? o.hiddenSize }
     if tied { o.tied = true }
     if let dropout = modelOptions.dropout { o.dropout = dropout }
     if regularizationOptions.given { o.regularization = regularizationOptions.regularization(base: o.regularization) }
@@ -168,8 +172,14 @@ struct Train: ParsableCommand {
     } else if let total = o.steps {
       o.schedule = .cosine(period: total, minimum: 0)  // anneal to zero over the run
     }
-    if o.tied && o.embeddingSize != o.hiddenSize {
-      throw ValidationError("--tied needs --embedding equal to --hidden (got \(o.embeddingSize) and \(o.hiddenSize))")
+    if let p = o.projectionSize, !(o.cell == .lstm && p > 0 && p < o.hiddenSize) {
+      throw ValidationError("--proj-size \(p) needs --cell lstm and 0 < P < --hidden \(o.hiddenSize) (got --cell \(o.cell.rawValue))")
+    }
+    if o.tied && o.embeddingSize != (o.projectionSize ?? o.hiddenSize) {
+      throw ValidationError(
+        o.projectionSize == nil
+          ? "--tied needs --embedding equal to --hidden (got \(o.embeddingSize) and \(o.hiddenSize))"
+          : "--tied needs --embedding equal to --proj-size (got \(o.embeddingSize) and \(o.projectionSize!))")
     }
     return o
   }
@@ -233,6 +243,7 @@ struct Train: ParsableCommand {
           try checkArchitecture(c, vocabulary: initial.vocabulary, path: initFrom)
           (options.cell, options.layers, options.hiddenSize, options.embeddingSize, options.tied) =
             (c.cell, c.layers, c.hiddenSize, c.embeddingSize, c.tied)
+          options.projectionSize = c.projectionSize > 0 ? c.projectionSize : nil
         }
         if let tokenizer = data.tokenizer, let resumed, tokenizer != resumed.vocabulary.kind {
           throw ValidationError("--tokenizer \(tokenizer.rawValue) differs from the checkpoint's \(resumed.vocabulary.kind.rawValue)")

@@ -9,6 +9,9 @@ public indirect enum Layer: Codable, Sendable, Equatable {
   case embedding(vocabularySize: Int, outputSize: Int, maskZero: Bool, trainable: Bool)
   /// A recurrent layer over the sequence; the last step only unless `returnSequences`.
   case recurrent(kind: CellKind, units: Int, returnSequences: Bool)
+  /// An LSTM whose state is projected to `projection` units (PyTorch's `proj_size`, `weight_hr`):
+  /// `0 < projection < units`; its output is `projection` wide.
+  case projectedLSTM(units: Int, projection: Int, returnSequences: Bool)
   /// Both directions of a recurrent layer, outputs concatenated (Keras `merge_mode="concat"`).
   case bidirectional(Layer)
   /// A fully connected layer on the last axis (per step on sequences).
@@ -20,9 +23,20 @@ public indirect enum Layer: Codable, Sendable, Equatable {
   public static func gru(_ units: Int, returnSequences: Bool = false, resetAfter: Bool = true) -> Layer {
     .recurrent(kind: resetAfter ? .gru : .gruResetBefore, units: units, returnSequences: returnSequences)
   }
-  /// Keras `LSTM`.
-  public static func lstm(_ units: Int, returnSequences: Bool = false) -> Layer {
-    .recurrent(kind: .lstm, units: units, returnSequences: returnSequences)
+  /// Keras `LSTM`; with `projection`, PyTorch's projected LSTM (`proj_size`).
+  public static func lstm(_ units: Int, projection: Int = 0, returnSequences: Bool = false) -> Layer {
+    projection == 0
+      ? .recurrent(kind: .lstm, units: units, returnSequences: returnSequences)
+      : .projectedLSTM(units: units, projection: projection, returnSequences: returnSequences)
+  }
+
+  /// The recurrent layer this is (`.recurrent` or `.projectedLSTM`), nil for the others.
+  var recurrentShape: (kind: CellKind, units: Int, projection: Int, returnSequences: Bool)? {
+    switch self {
+    case .recurrent(let kind, let units, let returnSequences): (kind, units, 0, returnSequences)
+    case .projectedLSTM(let units, let projection, let returnSequences): (.lstm, units, projection, returnSequences)
+    default: nil
+    }
   }
   /// An LSTM with peephole connections (`CellKind.lstmPeephole`; TensorFlow's `PeepholeLSTMCell`).
   public static func peepholeLSTM(_ units: Int, returnSequences: Bool = false) -> Layer {
@@ -224,17 +238,20 @@ public struct Sequential: Parameterized, Sendable {
         if maskZero { for j in 0..<outputSize { e.weight.scalars[j] = 0 } }  // padding row
         parts.append(.embedding(e, maskZero: maskZero, trainable: trainable))
         width = outputSize
-      case .recurrent, .bidirectional:
+      case .recurrent, .projectedLSTM, .bidirectional:
         var bidirectional = false
         var inner = layer
         if case .bidirectional(let wrapped) = layer {
           bidirectional = true
           inner = wrapped
         }
-        guard case .recurrent(let kind, let units, let returnSequences) = inner else {
+        guard let (kind, units, projection, returnSequences) = inner.recurrentShape else {
           throw ModelError.invalidModel("\(position): Bidirectional wraps a recurrent layer (GRU, LSTM, SimpleRNN)")
         }
         guard units > 0 else { throw ModelError.invalidModel("\(position): units must be positive, got \(units)") }
+        guard projection >= 0 && projection < units else {
+          throw ModelError.invalidModel("\(position): the projection must be in 1..<\(units) (the units), got \(projection)")
+        }
         guard isSequence else {
           throw ModelError.invalidModel(
             "\(position) needs a sequence, but the layer before returns one vector per sequence (give it returnSequences: true)")
@@ -244,7 +261,7 @@ public struct Sequential: Parameterized, Sendable {
         }
         var r = RecurrentLayer(
           kind: kind, inputSize: width, hiddenSize: units, bidirectional: bidirectional, initialization: initialization,
-          forgetBias: kind.isLSTM ? forgetBias : nil, using: &rng)
+          forgetBias: kind.isLSTM ? forgetBias : nil, projectionSize: projection, using: &rng)
         r.weightDrop = regularization.weightDrop
         r.zoneout = regularization.zoneout
         parts.append(.recurrent(r, returnSequences: returnSequences))
@@ -274,6 +291,8 @@ public struct Sequential: Parameterized, Sendable {
     case .embedding(let v, let d, let mask, _): "Embedding(\(v), \(d)\(mask ? ", mask_zero" : ""))"
     case .recurrent(let kind, let units, let sequences):
       "\(name(of: layer))(\(units)\(kind == .gruResetBefore ? ", reset_after=False" : kind == .rnnRelu ? ", relu" : "")\(sequences ? ", return_sequences" : ""))"
+    case .projectedLSTM(let units, let projection, let sequences):
+      "LSTM(\(units), proj_size=\(projection)\(sequences ? ", return_sequences" : ""))"
     case .bidirectional(let inner): "Bidirectional(\(describe(inner)))"
     case .dense(let units, let activation): "Dense(\(units)\(activation == .none ? "" : ", \(activation)"))"
     case .dropout(let rate): "Dropout(\(rate))"
@@ -292,6 +311,7 @@ public struct Sequential: Parameterized, Sendable {
       case .minGRU: "MinGRU"
       case .minLSTM: "MinLSTM"
       }
+    case .projectedLSTM: "LSTM"
     case .bidirectional(let inner): "Bidirectional(\(name(of: inner)))"
     case .dense: "Dense"
     case .dropout: "Dropout"
@@ -612,20 +632,24 @@ extension Sequential {
       case .embedding(let v, let d, _, _):
         guard add(v, d) else { return nil }
         width = d
-      case .recurrent, .bidirectional:
+      case .recurrent, .projectedLSTM, .bidirectional:
         var directions = 1
         var inner = layer
         if case .bidirectional(let wrapped) = layer {
           directions = 2
           inner = wrapped
         }
-        guard case .recurrent(let kind, let units, _) = inner, units > 0, units <= 1 << 20 else { return nil }
+        guard let (kind, units, projection, _) = inner.recurrentShape, units > 0, units <= 1 << 20,
+          projection >= 0, projection < units
+        else { return nil }
         let gates = kind.gateCount * units
+        let state = projection > 0 ? projection : units
         for _ in 0..<directions {
-          guard add(gates, width + (kind.hasRecurrentWeights ? units + 2 : 1)) else { return nil }
+          guard add(gates, width + (kind.hasRecurrentWeights ? state + 2 : 1)) else { return nil }
+          if projection > 0, !add(projection, units) { return nil }
           if let own = kind.cellParameters, !add(own.blocks, units) { return nil }
         }
-        width = directions * units
+        width = directions * state
       case .dense(let units, _):
         guard add(units, width + 1) else { return nil }
         width = units

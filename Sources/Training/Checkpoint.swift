@@ -26,6 +26,11 @@ public struct StoredConfiguration: Codable, Equatable, Sendable {
   /// The regularizers of training; absent when all are off (and in files from before them).
   /// Zoneout also acts at inference, so a model's outputs depend on it.
   public var regularization: Regularization?
+  /// A projected LSTM's state width (PyTorch's `proj_size`); absent when there is none.
+  public var proj_size: Int?
+
+  /// Width of the layers' output h: `proj_size` when projected, else `hidden_size`.
+  var stateSize: Int { proj_size ?? hidden_size }
 }
 
 /// Where a training run stands, for an exact `--resume`.
@@ -89,7 +94,8 @@ public struct Checkpoint: Sendable {
       cell: c.cell, layers: c.layers, hidden_size: c.hiddenSize, embedding_size: c.embeddingSize,
       vocab_size: c.vocabularySize, tied: c.tied, dropout: c.dropout, tokenizer: vocabulary.kind,
       encoding: vocabulary.encoding == .utf8 ? nil : vocabulary.encoding,
-      regularization: c.regularization == Regularization() ? nil : c.regularization)
+      regularization: c.regularization == Regularization() ? nil : c.regularization,
+      proj_size: c.projectionSize > 0 ? c.projectionSize : nil)
   }
 
   /// The safetensors content: the model's PyTorch `state_dict` (`encoder.weight`,
@@ -144,7 +150,8 @@ public struct Checkpoint: Sendable {
     guard config.layers > 0, config.layers <= 64, config.hidden_size > 0, config.hidden_size <= 1 << 16,
       config.embedding_size > 0, config.embedding_size <= 1 << 16, config.vocab_size > 0,
       config.vocab_size <= 1 << 24, config.dropout >= 0, config.dropout < 1,
-      !config.tied || config.hidden_size == config.embedding_size
+      !config.tied || config.stateSize == config.embedding_size,
+      config.proj_size.map { config.cell == .lstm && $0 > 0 && $0 < config.hidden_size } ?? true
     else { throw CheckpointError.badMetadata(key: "recurrent.config", reason: "sizes out of range") }
     if let problem = config.regularization?.problem {
       throw CheckpointError.badMetadata(key: "recurrent.config", reason: problem)
@@ -155,11 +162,14 @@ public struct Checkpoint: Sendable {
         key: Vocabulary.tokensKey, reason: "\(vocabulary.count) tokens, config says \(config.vocab_size)")
     }
     let gates = config.cell.gateCount * config.hidden_size
+    let state = config.stateSize
     var needed = config.vocab_size * config.embedding_size + config.vocab_size
-    if !config.tied { needed += config.vocab_size * config.hidden_size }
+    if !config.tied { needed += config.vocab_size * state }
     for layer in 0..<config.layers {
-      let width = layer == 0 ? config.embedding_size : config.hidden_size
-      needed += gates * (width + config.hidden_size) + 2 * gates + (config.cell.cellParameters?.blocks ?? 0) * config.hidden_size
+      let width = layer == 0 ? config.embedding_size : state
+      let recurrent = config.cell.hasRecurrentWeights ? gates * (state + 1) : 0
+      needed += gates * (width + 1) + recurrent + (config.cell.cellParameters?.blocks ?? 0) * config.hidden_size
+        + (config.proj_size ?? 0) * config.hidden_size
     }
     try envelope.checkBudget(needed: needed)
     var rng = SplitMix64(seed: 0)
@@ -168,6 +178,7 @@ public struct Checkpoint: Sendable {
       embeddingSize: config.embedding_size, vocabularySize: config.vocab_size, dropout: config.dropout,
       tied: config.tied)
     configuration.regularization = config.regularization ?? Regularization()
+    configuration.projectionSize = config.proj_size ?? 0
     var model = LanguageModel(configuration, using: &rng)
     try envelope.assign { try model.forEachParameter($0) }
     if config.tied {
@@ -234,7 +245,7 @@ public struct Checkpoint: Sendable {
     _ envelope: inout CheckpointEnvelope, progress: TrainingProgress, config: StoredConfiguration
   ) throws -> RecurrentState? {
     let rows = progress.options?.batchSize
-    let shape = [config.layers, rows ?? -1, config.hidden_size]
+    let shape = [config.layers, rows ?? -1, config.stateSize]
     let hasHidden = envelope.contains("training.state.hidden")
     guard hasHidden == (progress.window > 0) else {
       throw CheckpointError.badTrainingState(
@@ -248,11 +259,12 @@ public struct Checkpoint: Sendable {
     }
     let hidden = try envelope.require("training.state.hidden")
     guard hidden.shape.count == 3, rows == nil || hidden.shape == shape,
-      hidden.shape[0] == config.layers, hidden.shape[2] == config.hidden_size
+      hidden.shape[0] == config.layers, hidden.shape[2] == config.stateSize
     else {
       throw CheckpointError.badTrainingState("carried hidden state of shape \(hidden.shape), expected \(shape)")
     }
-    let cell = try envelope.take("training.state.cell", shape: config.cell.hasCellState ? hidden.shape : nil)
+    let cellShape = [hidden.shape[0], hidden.shape[1], config.hidden_size]  // c stays H wide when h is projected
+    let cell = try envelope.take("training.state.cell", shape: config.cell.hasCellState ? cellShape : nil)
     if config.cell.hasCellState && cell == nil { throw CheckpointError.badTrainingState("the carried cell state is missing") }
     if !config.cell.hasCellState && cell != nil { throw CheckpointError.unexpectedTensor("training.state.cell") }
     return RecurrentState(hidden: hidden, cell: cell)

@@ -52,6 +52,9 @@ public struct TrainingOptions: Codable, Sendable, Equatable {
   public var initialization: Initialization? = nil
   /// The LSTM forget-gate bias of a new model (`--forget-bias`); nil: as `initialization` draws it.
   public var forgetBias: Float? = nil
+  /// LSTM: the state width `P` of a projected LSTM (PyTorch's `proj_size`, `0 < P < hiddenSize`);
+  /// nil: no projection.
+  public var projectionSize: Int? = nil
   /// Weight drop, locked and embedding dropout, zoneout, AR and TAR: by default the recipe
   /// `TrainingOptions.recipe` (chosen by measurement, README "The default recipe"); nil: all off
   /// (what runs saved before them decode to).
@@ -66,7 +69,7 @@ public struct TrainingOptions: Codable, Sendable, Equatable {
   /// What must match for `--resume` to continue the same run.
   public var fingerprint: String {
     "\(cell.rawValue) layers=\(layers) hidden=\(hiddenSize) embedding=\(embeddingSize) tied=\(tied) "
-      + "batch=\(batchSize) seq=\(sequenceLength) seed=\(seed)"
+      + "batch=\(batchSize) seq=\(sequenceLength) seed=\(seed)" + (projectionSize.map { " proj=\($0)" } ?? "")
   }
 
   /// How a run with these options trains differently from one with `old` (what a resume with
@@ -95,6 +98,7 @@ public struct TrainingOptions: Codable, Sendable, Equatable {
         cell: cell, layers: layers, hiddenSize: hiddenSize, embeddingSize: embeddingSize,
         vocabularySize: vocabularySize, dropout: dropout, tied: tied)
       c.regularization = regularization ?? Regularization()
+      c.projectionSize = projectionSize ?? 0
       return c
     }
   }

@@ -14,7 +14,7 @@ func recurrentLayerBackwardMatchesFiniteDifferences(kind: CellKind) {
   for (layers, bidirectional, dropout) in [(1, false, Float(0)), (2, true, Float(0.3))] {
     var rng = SplitMix64(seed: 7)
     let (T, B, I, H) = (3, 2, 3, 4)
-    var layer = RecurrentLayer(
+    let layer = RecurrentLayer(
       kind: kind, inputSize: I, hiddenSize: H, layerCount: layers, bidirectional: bidirectional,
       dropout: dropout, using: &rng)
     let D = layer.directionCount
@@ -60,19 +60,7 @@ func recurrentLayerBackwardMatchesFiniteDifferences(kind: CellKind) {
     if let c0 {
       check(hi.map { dState.cell!.scalars[$0] }, c0, hi, "dc0") { loss(layer, x, h0, $0) }
     }
-    let grads = gradient.namedParameters
-    var position = 0
-    let copy = layer
-    layer.forEachParameter { name, tensor in
-      let analytic = grads[position].tensor
-      position += 1
-      let indices = sampleIndices(tensor.count, 6)
-      check(indices.map { analytic.scalars[$0] }, tensor, indices, name) { perturbed in
-        var probe = copy
-        probe.forEachParameter { n, t in if n == name { t = perturbed } }
-        return loss(probe, x, h0, c0)
-      }
-    }
+    forEachParameterGradient(of: layer, gradient: gradient, samples: 6, check) { loss($0, x, h0, c0) }
     if hasKinks(kind) {
       #expect(skipped * 2 <= checked, "\(label): \(skipped) of \(checked) entries on kinks")
     } else {

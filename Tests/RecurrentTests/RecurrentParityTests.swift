@@ -10,6 +10,7 @@ struct RecurrentFixture: Decodable, Sendable {
   let cell: String
   let layers: Int
   let bidirectional: Bool
+  let proj_size: Int?
   let input_size, hidden_size, batch, length: Int
   let parameter_names: [String]
   let parameters: [String: [Float]]
@@ -22,31 +23,34 @@ private let fixtures: [RecurrentFixture] =
   (try? loadFixture("recurrent_layers", as: [RecurrentFixture].self, in: .module)) ?? []
 
 @Test func allRecurrentFixturesLoad() {
-  #expect(fixtures.count == 32)
+  #expect(fixtures.count == 36)
   #expect(Set(fixtures.map(\.cell)) == Set(CellKind.allCases.map(\.rawValue)))
 }
 
-@Test(arguments: 0..<32)
+@Test(arguments: 0..<36)
 func recurrentLayerMatchesPyTorch(index: Int) throws {
   try #require(index < fixtures.count)
   let f = fixtures[index]
   let kind = try #require(CellKind(rawValue: f.cell))
-  let label = "\(f.cell) layers=\(f.layers) bidirectional=\(f.bidirectional)"
+  let P = f.proj_size ?? 0
+  let label = "\(f.cell) layers=\(f.layers) bidirectional=\(f.bidirectional)" + (P > 0 ? " proj_size=\(P)" : "")
   var rng = SplitMix64(seed: 1)
   var layer = RecurrentLayer(
     kind: kind, inputSize: f.input_size, hiddenSize: f.hidden_size, layerCount: f.layers,
-    bidirectional: f.bidirectional, using: &rng)
+    bidirectional: f.bidirectional, projectionSize: P, using: &rng)
   #expect(layer.namedParameters.map(\.name) == f.parameter_names, "\(label): parameter order")
   assignParameters(&layer, f.parameters)
   let D = f.bidirectional ? 2 : 1
   let T = f.length
   let B = f.batch
   let H = f.hidden_size
-  let stateShape = [f.layers * D, B, H]
+  let Hs = P > 0 ? P : H  // h's width
+  let stateShape = [f.layers * D, B, Hs]
+  let cellShape = [f.layers * D, B, H]
   let x = Tensor(shape: [T, B, f.input_size], scalars: f.x)
   let initial = RecurrentState(
     hidden: Tensor(shape: stateShape, scalars: f.h0),
-    cell: f.c0.map { Tensor(shape: stateShape, scalars: $0) })
+    cell: f.c0.map { Tensor(shape: cellShape, scalars: $0) })
   for threads in [1, 2] {
     let compute = Compute(threads: threads)
     let (output, state, trace) = layer.forward(
@@ -57,10 +61,10 @@ func recurrentLayerMatchesPyTorch(index: Int) throws {
 
     var gradient = layer.zeroGradient
     let (dx, dState) = layer.backward(
-      trace, outputGradient: Tensor(shape: [T, B, D * H], scalars: f.grad_output),
+      trace, outputGradient: Tensor(shape: [T, B, D * Hs], scalars: f.grad_output),
       stateGradient: RecurrentState(
         hidden: Tensor(shape: stateShape, scalars: f.grad_h_n),
-        cell: f.grad_c_n.map { Tensor(shape: stateShape, scalars: $0) }),
+        cell: f.grad_c_n.map { Tensor(shape: cellShape, scalars: $0) }),
       into: &gradient, compute: compute)
     expectClose(dx.scalars, f.grad_x, rtol: 1e-4, atol: 1e-5, "\(label): grad x")
     expectClose(dState.hidden.scalars, f.grad_h0, rtol: 1e-4, atol: 1e-5, "\(label): grad h0")

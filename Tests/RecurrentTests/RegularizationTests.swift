@@ -104,7 +104,7 @@ func weightDropAndLockedDropoutVanishAtInferenceAndZoneoutTakesItsExpectation(ki
 func layerRegularizerGradientsMatchFiniteDifferences(kind: CellKind) {
   var rng = SplitMix64(seed: 8)
   let (T, B, I, H) = (4, 3, 3, 4)
-  var layer = regularized(
+  let layer = regularized(
     RecurrentLayer(kind: kind, inputSize: I, hiddenSize: H, layerCount: 2, bidirectional: true, using: &rng), 0.4)
   let D = 2
   let x = Tensor(normal: [T, B, I], using: &rng)
@@ -132,19 +132,7 @@ func layerRegularizerGradientsMatchFiniteDifferences(kind: CellKind) {
   }
   let xi = sampleIndices(x.count, 10)
   check(xi.map { dx.scalars[$0] }, x, xi, "dx") { loss(layer, $0) }
-  let grads = gradient.namedParameters
-  var position = 0
-  let copy = layer
-  layer.forEachParameter { name, tensor in
-    let analytic = grads[position].tensor
-    position += 1
-    let indices = sampleIndices(tensor.count, 8)
-    check(indices.map { analytic.scalars[$0] }, tensor, indices, name) { perturbed in
-      var probe = copy
-      probe.forEachParameter { n, t in if n == name { t = perturbed } }
-      return loss(probe, x)
-    }
-  }
+  forEachParameterGradient(of: layer, gradient: gradient, samples: 8, check) { loss($0, x) }
   #expect(hasKinks(kind) || skipped == 0, "\(label): \(skipped) entries not smooth")
   // Weight drop: a dropped recurrent weight gets no gradient at all (the min cells have no W_hh).
   let whh = gradient.weights[0].weightHH

@@ -123,13 +123,13 @@ def min_cells(cell, x, h0, params, layers, dirs):
     return stack_layers(x, layers, dirs, run)[:2]
 
 
-def recurrent_case(cell, layers, bidirectional, seed):
+def recurrent_case(cell, layers, bidirectional, seed, proj_size=0):
     g = torch.Generator().manual_seed(seed)
     dirs = 2 if bidirectional else 1
     if cell in ("rnn-tanh", "rnn-relu"):
         module = torch.nn.RNN(I, H, layers, nonlinearity=cell[4:], bidirectional=bidirectional)
     elif cell in ("lstm", "lstm-peephole"):
-        module = torch.nn.LSTM(I, H, layers, bidirectional=bidirectional)
+        module = torch.nn.LSTM(I, H, layers, bidirectional=bidirectional, proj_size=proj_size)
     elif cell in ("min-gru", "min-lstm"):
         G = 2 if cell == "min-gru" else 3
         module = torch.nn.ParameterDict()
@@ -160,7 +160,7 @@ def recurrent_case(cell, layers, bidirectional, seed):
     if cell.startswith("min-"):
         h0 = f32(torch.rand(layers * dirs, B, H, generator=g) * 0.9 + 0.05).requires_grad_()
     else:
-        h0 = f32(torch.randn(layers * dirs, B, H, generator=g) * 0.5).requires_grad_()
+        h0 = f32(torch.randn(layers * dirs, B, proj_size or H, generator=g) * 0.5).requires_grad_()
     c0 = f32(torch.randn(layers * dirs, B, H, generator=g) * 0.5).requires_grad_()
     if cell == "lstm":
         out, (hn, cn) = module(x, (h0, c0))
@@ -186,7 +186,7 @@ def recurrent_case(cell, layers, bidirectional, seed):
     inputs = [x, h0] + ([c0] if has_c else []) + [params[n] for n in names]
     grads = torch.autograd.grad(loss, inputs)
     case = {
-        "cell": cell, "layers": layers, "bidirectional": bidirectional,
+        "cell": cell, "layers": layers, "bidirectional": bidirectional, "proj_size": proj_size,
         "input_size": I, "hidden_size": H, "batch": B, "length": T,
         "parameter_names": names,
         "parameters": {n: flat(params[n]) for n in names},
@@ -348,6 +348,10 @@ def main():
             for bidirectional in (False, True):
                 cases.append(recurrent_case(cell, layers, bidirectional, seed))
                 seed += 1
+    for layers in (1, 2):  # PyTorch's proj_size: h is [P] wide, W_hh [4H, P], weight_hr_l{k} [P, H]
+        for bidirectional in (False, True):
+            cases.append(recurrent_case("lstm", layers, bidirectional, seed, proj_size=4))
+            seed += 1
     with open(os.path.join(out_dir, "recurrent_layers.json"), "w") as f:
         json.dump(cases, f)
     with open(os.path.join(out_dir, "training.json"), "w") as f:

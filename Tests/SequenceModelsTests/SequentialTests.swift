@@ -82,6 +82,17 @@ private func checkGradient(_ model: Sequential, _ x: Tensor, _ y: Tensor, length
   minimal.compile(loss: .meanSquaredError)
   #expect(Sequential.describe(minimal.layers[0]) == "Bidirectional(MinGRU(3, return_sequences))")
   try checkGradient(minimal, x, Tensor(normal: [3, 1], using: &rng), lengths: [4, 2, 3], "min cells")
+
+  // Projected LSTMs (PyTorch's proj_size): the next layer and the head read P-wide states.
+  var projected = try Sequential(inputFeatures: 2, [
+    .bidirectional(.lstm(5, projection: 2, returnSequences: true)), .lstm(4, projection: 3), .dense(1),
+  ], using: &rng)
+  projected.compile(loss: .meanSquaredError)
+  #expect(Sequential.describe(projected.layers[1]) == "LSTM(4, proj_size=3)")
+  for model in [projected, minimal] {  // the count a reader bounds a file by is the exact count
+    #expect(model.namedParameters.map(\.tensor.count).reduce(0, +) == Sequential.parameterCount(inputFeatures: 2, layers: model.layers))
+  }
+  try checkGradient(projected, x, Tensor(normal: [3, 1], using: &rng), lengths: [4, 2, 3], "projected LSTMs")
 }
 
 @Test func paddedModelBatchEqualsOneSequenceAtATime() throws {
@@ -163,6 +174,9 @@ private func checkGradient(_ model: Sequential, _ x: Tensor, _ y: Tensor, length
   #expect(throws: ModelError.self) { try Sequential([.gru(4)], using: &rng) }
   #expect(throws: ModelError.self) { try Sequential(inputFeatures: 1, [.bidirectional(.dense(2))], using: &rng) }
   #expect(throws: ModelError.self) { try Sequential(inputFeatures: 1, [.dropout(1.5)], using: &rng) }
+  #expect(throws: ModelError.invalidModel("layer 0 (LSTM): the projection must be in 1..<3 (the units), got 3")) {
+    try Sequential(inputFeatures: 1, [.lstm(3, projection: 3)], using: &rng)
+  }
   // Weight drop acts on W_hh, which a min cell has not.
   #expect(throws: ModelError.invalidModel("layer 0 (MinLSTM): weight drop acts on weight_hh, which min-lstm has not")) {
     try Sequential(inputFeatures: 1, [.minLSTM(2)], regularization: Regularization(weightDrop: 0.1), using: &rng)

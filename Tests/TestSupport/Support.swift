@@ -119,3 +119,28 @@ public func hasKinks(_ kind: CellKind) -> Bool { kind == .rnnRelu || kind == .mi
 
 /// `expectCloseWhereSmooth`'s `agreement` for `kind`: 2e-3 for the min cells' weak kink.
 public func kinkAgreement(_ kind: CellKind) -> Float { kind == .minGRU || kind == .minLSTM ? 2e-3 : 1e-2 }
+
+/// For each parameter of `model` (in `forEachParameter` order), calls `check` with `samples`
+/// entries of its analytic gradient (from `gradient`, a model-shaped accumulator), the tensor,
+/// the entries' indices, its name, and the loss as a function of that tensor alone (`loss` of a
+/// copy of `model` with it replaced): what `expectCloseWhereSmooth` takes.
+public func forEachParameterGradient<M: Parameterized>(
+  of model: M, gradient: M, samples: Int,
+  _ check: ([Float], Tensor, [Int], String, (Tensor) -> Double) -> Void, loss: (M) -> Double
+) {
+  let grads = gradient.namedParameters
+  var position = 0
+  var walker = model
+  withoutActuallyEscaping(loss) { loss in
+    walker.forEachParameter { name, tensor in
+      let analytic = grads[position].tensor
+      position += 1
+      let indices = sampleIndices(tensor.count, samples)
+      check(indices.map { analytic.scalars[$0] }, tensor, indices, name) { perturbed in
+        var probe = model
+        probe.forEachParameter { n, t in if n == name { t = perturbed } }
+        return loss(probe)
+      }
+    }
+  }
+}
