@@ -11,7 +11,8 @@
       rc_rnn_forward_##suffix,  rc_lstm_forward_##suffix,  rc_gru_forward_##suffix,                    \
       rc_gru_reset_before_gates_##suffix, rc_gru_reset_before_output_##suffix, rc_rnn_backward_##suffix, \
       rc_lstm_backward_##suffix, rc_gru_backward_##suffix, rc_xent_rows_##suffix,                       \
-      rc_min_forward_##suffix, rc_min_backward_##suffix};
+      rc_min_forward_##suffix, rc_min_backward_##suffix, rc_lstm_peephole_forward_##suffix,                 \
+      rc_lstm_peephole_backward_##suffix};
 TABLE(generic)
 
 #if defined(__x86_64__)
@@ -84,6 +85,14 @@ void rc_gru_backward(const float *saved, const float *h_prev, const float *dh, f
   automatic()->gru_backward(saved, h_prev, dh, dgx, dgh, dh_prev, B, H);
 }
 
+void rc_lstm_peephole_forward(const float *gx, const float *gh, const float *c_prev, const float *p, float *h_next,
+                              float *c_next, float *saved, long B, long H) {
+  automatic()->lstm_peephole_forward(gx, gh, c_prev, p, h_next, c_next, saved, B, H);
+}
+void rc_lstm_peephole_backward(const float *saved, const float *c_prev, const float *p, const float *dh, float *dc,
+                               float *dgx, float *dgh, float *dh_prev, float *dp, long B, long H) {
+  automatic()->lstm_peephole_backward(saved, c_prev, p, dh, dc, dgx, dgh, dh_prev, dp, B, H);
+}
 void rc_min_forward(int lstm, const float *gx, const float *h_prev, float *h_next, long B, long H) {
   automatic()->min_forward(lstm, gx, h_prev, h_next, B, H);
 }

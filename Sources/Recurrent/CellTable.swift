@@ -167,14 +167,11 @@ extension CellKernels {
       gateCount: 4, savedSlots: 6, hasCellState: true, blocks: [RecurrentBlock(gates: 0..<4, operand: .hidden)],
       forward: { s, product in
         product(0, s.hPrev, s.hidden)
-        lstmForward(
-          gx: s.gx, gh: s.gh, cPrev: s.cPrev!, hNext: s.hNext, cNext: s.cNext!, saved: s.saved, B: s.rows, H: s.hidden,
-          peephole: s.parameters!)
+        rc_lstm_peephole_forward(s.gx, s.gh, s.cPrev!, s.parameters!, s.hNext, s.cNext!, s.saved, s.rows, s.hidden)
       },
       backward: { s, _ in
-        lstmBackward(
-          saved: s.saved, cPrev: s.cPrev!, dh: s.dh, dc: s.dc!, dgx: s.dgx, dgh: s.dgh, dhPrev: s.dhPrev, B: s.rows,
-          H: s.hidden, peephole: s.parameters!, dPeephole: s.parameterGradient!)
+        rc_lstm_peephole_backward(
+          s.saved, s.cPrev!, s.parameters!, s.dh, s.dc!, s.dgx, s.dgh, s.dhPrev, s.parameterGradient!, s.rows, s.hidden)
       })
     (k.parameterBlocks, k.parameterName) = (3, "peephole")
     return k

@@ -38,7 +38,7 @@ package func rnnBackward(relu useRelu: Bool, hNext: CP, dh: CP, dgx: P, dgh: P, 
 
 /// LSTM, gates i|f|g|o: c' = f⊙c + i⊙g, h' = o⊙tanh(c'). Saves i, f, g, o, tanh(c').
 /// With `peephole` p_i|p_f|p_o `[3H]` (Gers & Schmidhuber 2000; the peephole LSTM's kernel,
-/// used by the layers as it is, with no C twin yet): i = σ(·+ p_i⊙c), f = σ(·+ p_f⊙c),
+/// the naive twin of `rc_lstm_peephole_forward`): i = σ(·+ p_i⊙c), f = σ(·+ p_f⊙c),
 /// o = σ(·+ p_o⊙c'), and c' is saved too (a sixth slot).
 package func lstmForward(
   gx: CP, gh: CP, cPrev: CP, hNext: P, cNext: P, saved: P, B: Int, H: Int, peephole p: CP? = nil

@@ -45,7 +45,7 @@ func vectorisedStepKernelsMatchTheirNaiveTwins(kind: CellKind, path: GEMMKernel)
   var fastH = [Float](repeating: 0, count: B * H), naiveH = fastH
   var fastC = fastH, naiveC = fastH
   var fastS = [Float](repeating: 0, count: max(S, 1) * B), naiveS = fastS
-  if kind == .lstmPeephole { return }  // no vectorised copy yet: the layers run its Swift kernel
+  let peephole = inputs(3 * H, seed: 7).map { max(-1, min(1, $0 / 3)) }
   switch kind {
   case .rnnTanh, .rnnRelu:
     k.rnn_forward!(kind == .rnnRelu ? 1 : 0, gx, gh, &fastH, B * H)
@@ -54,7 +54,8 @@ func vectorisedStepKernelsMatchTheirNaiveTwins(kind: CellKind, path: GEMMKernel)
     k.lstm_forward!(gx, gh, cPrev, &fastH, &fastC, &fastS, B, H)
     lstmForward(gx: gx, gh: gh, cPrev: cPrev, hNext: &naiveH, cNext: &naiveC, saved: &naiveS, B: B, H: H)
   case .lstmPeephole:
-    return
+    k.lstm_peephole_forward!(gx, gh, cPrev, peephole, &fastH, &fastC, &fastS, B, H)
+    lstmForward(gx: gx, gh: gh, cPrev: cPrev, hNext: &naiveH, cNext: &naiveC, saved: &naiveS, B: B, H: H, peephole: peephole)
   case .gru:
     k.gru_forward!(gx, gh, hPrev, &fastH, &fastS, B, H)
     gruForward(gx: gx, gh: gh, hPrev: hPrev, hNext: &naiveH, saved: &naiveS, B: B, H: H)
@@ -103,7 +104,14 @@ func vectorisedStepKernelsMatchTheirNaiveTwins(kind: CellKind, path: GEMMKernel)
   case .gru:
     k.gru_backward!(naiveS, hPrev, dh, &fastDx, &fastDh, &fastPrev, B, H)
     gruBackward(saved: naiveS, hPrev: hPrev, dh: dh, dgx: &naiveDx, dgh: &naiveDh, dhPrev: &naivePrev, B: B, H: H)
-  case .gruResetBefore, .lstmPeephole, .minGRU, .minLSTM:
+  case .lstmPeephole:
+    var fastDp = [Float](repeating: 0, count: B * 3 * H), naiveDp = fastDp
+    k.lstm_peephole_backward!(naiveS, cPrev, peephole, dh, &fastDc, &fastDx, &fastDh, &fastPrev, &fastDp, B, H)
+    lstmBackward(
+      saved: naiveS, cPrev: cPrev, dh: dh, dc: &naiveDc, dgx: &naiveDx, dgh: &naiveDh, dhPrev: &naivePrev, B: B, H: H,
+      peephole: peephole, dPeephole: &naiveDp)
+    expectTwins(fastDp, naiveDp, "\(kind) backward dpeephole", normwise: true)
+  case .gruResetBefore, .minGRU, .minLSTM:
     return  // its backward halves have no vectorised copy (min cells: above)
   }
   expectTwins(fastDx, naiveDx, "\(kind) backward dgx", normwise: true)

@@ -103,6 +103,12 @@ void rc_gru_reset_before_gates(const float *gx, const float *gh, const float *h_
                                float *saved, long B, long H);
 void rc_gru_reset_before_output(const float *gx, const float *gh, const float *h_prev,
                                 float *h_next, float *saved, long B, long H);
+/// Peephole LSTM (p = p_i|p_f|p_o [3H]); saves i, f, g, o, tanh(c'), c' (6 slots).
+void rc_lstm_peephole_forward(const float *gx, const float *gh, const float *c_prev, const float *p, float *h_next,
+                              float *c_next, float *saved, long B, long H);
+/// Backward of rc_lstm_peephole_forward; dp [B, 3H] gets each row's peephole gradient.
+void rc_lstm_peephole_backward(const float *saved, const float *c_prev, const float *p, const float *dh, float *dc,
+                               float *dgx, float *dgh, float *dh_prev, float *dp, long B, long H);
 /// minGRU (lstm 0, gx [B, 2*H] z|h) or minLSTM (lstm 1, gx [B, 3*H] f|i|h): one step in log space.
 void rc_min_forward(int lstm, const float *gx, const float *h_prev, float *h_next, long B, long H);
 /// Backward of rc_min_forward: writes dgx [B, G*H] and dh_prev = ∂/∂h (the whole path).
@@ -132,6 +138,10 @@ typedef struct {
   void (*xent_rows)(const float *, float *, const long *, long, long, long, float, long, double *);
   void (*min_forward)(int, const float *, const float *, float *, long, long);
   void (*min_backward)(int, const float *, const float *, const float *, float *, float *, long, long);
+  void (*lstm_peephole_forward)(const float *, const float *, const float *, const float *, float *, float *, float *,
+                                long, long);
+  void (*lstm_peephole_backward)(const float *, const float *, const float *, const float *, float *, float *,
+                                 float *, float *, float *, long, long);
 } rc_step_kernels;
 
 /// The copy for `kernel` (RC_KERNEL_AUTO: the one every call above uses), or NULL if this CPU
