@@ -241,7 +241,7 @@ public enum ONNXExporter {
     case .gru, .gruResetBefore: [1, 0, 2]  // r,z,n -> z,r,h
     case .lstm, .lstmPeephole: [0, 3, 1, 2]  // i,f,g,o -> i,o,f,c
     case .rnnTanh, .rnnRelu: [0]
-    case .minGRU, .minLSTM: []  // refused by `recurrent` before it asks
+    case .minGRU, .minLSTM, .gruLN, .lstmLN: []  // refused by `recurrent` before it asks
     }
   }
 
@@ -266,7 +266,7 @@ public enum ONNXExporter {
         "the model uses zoneout \(r.zoneout), which ONNX's recurrent operators cannot express (train with --zoneout 0 to export)")
     }
     // ONNX has no operator for a cell without a recurrent product; a Scan body would express one.
-    guard r.kind.hasRecurrentWeights else {
+    guard r.kind.hasRecurrentWeights && !r.kind.kernels.layerNorm else {
       throw ONNXExportError("the model's \(r.kind.rawValue) layers have no ONNX operator (export supports rnn, lstm and gru cells)")
     }
     guard r.projectionSize == 0 else {
@@ -307,7 +307,7 @@ public enum ONNXExporter {
     case .rnnRelu:
       op = "RNN"
       attributes.append(GraphBuilder.strings("activations", [String](repeating: "Relu", count: D)))
-    case .minGRU, .minLSTM:
+    case .minGRU, .minLSTM, .gruLN, .lstmLN:
       preconditionFailure("refused above")
     }
     var inputs = [input, W, R, B, sequenceLens ?? "", initialH ?? ""]

@@ -16,6 +16,15 @@ public enum CellKind: String, Codable, CaseIterable, Sendable {
   /// GRU with the reset gate applied before the recurrent product (Cho et al. 2014;
   /// Keras `reset_after=False`): `n = tanh(W_in x + b_in + W_hn (r ⊙ h) + b_hn)`.
   case gruResetBefore = "gru-reset-before"
+  /// haste's LayerNormGRU (reset after, gates r|z|n): `gx = LN(x·W_ihᵀ)⊙γx + b_ih` and
+  /// `gh = LN(h·W_hhᵀ)⊙γh + b_hh`, each LN over the row's 3H values without a shift (the biases
+  /// are the shifts), then the GRU step. Gains `layer_norm_l{k}` `[6H]` = γx|γh, initially 1.
+  case gruLN = "gru-ln"
+  /// haste's LayerNormLSTM (PyTorch's gate order i|f|g|o and two biases, whose sum is haste's
+  /// one): gx and gh normalised as `gru-ln`'s over 4H, and `h' = o⊙tanh(LN(c')⊙γc + βc)` (c'
+  /// itself unnormalised). `layer_norm_l{k}` `[10H]` = γx (4H)|γh (4H)|γc (H)|βc (H), initially
+  /// 1 (β 0).
+  case lstmLN = "lstm-ln"
   /// minGRU (Feng et al. 2024, "Were RNNs All We Needed?"): gates from x only, z|h,
   /// `h' = (1-z)⊙h + z⊙g(k_h)` with `z = σ(k_z)`, g(x) = x + 0.5 for x >= 0 and σ(x) otherwise.
   /// Parameters `weight_ih_l{k}` `[2H, I]` and `bias_ih_l{k}` `[2H]` only (no `weight_hh`):
@@ -36,7 +45,7 @@ public enum CellKind: String, Codable, CaseIterable, Sendable {
   package var savedSlots: Int { kernels.savedSlots }
 
   /// Whether the gates are an LSTM's i|f|g|o (a forget gate whose bias `--forget-bias` sets).
-  public var isLSTM: Bool { self == .lstm || self == .lstmPeephole }
+  public var isLSTM: Bool { self == .lstm || self == .lstmPeephole || self == .lstmLN }
 
   /// Whether the cell has a recurrent product (`weight_hh`, `bias_hh`); the min cells have none.
   public var hasRecurrentWeights: Bool { !kernels.blocks.isEmpty }

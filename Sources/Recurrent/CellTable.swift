@@ -7,19 +7,19 @@ import TensorCore
 // (its blocks, forward step and backward step), its naive twin in RecurrentKernels.swift and
 // its fixtures.
 //
-// Where the next cells go (issue 17), without touching the sweeps:
-// - an extra product (LSTM projection h = W_hr·(o⊙tanh c)): a block whose operand is another
-//   buffer, called from the entry's forward step like the reset-before GRU's second block;
-// - normalisation inside the step (layer-norm cells): the entry's forward step normalises gh
-//   (and gx) between `product` and its pointwise kernel; its backward does the reverse;
+// How the cells of issue 17 fit in:
+// - the LSTM projection (h = W_hr·(o⊙tanh c), `RecurrentLayer.projectionSize`) is the sweep's:
+//   the cell writes o⊙tanh(c) and the sweep multiplies it by W_hr (`RecurrentWeights.projection`);
+// - the layer-normalised cells (`layerNorm`) normalise gh inside their step between `product`
+//   (which then leaves b_hh out) and the gate math; the sweep normalises gx once for all steps;
 // - peepholes: the entry's pointwise kernels read c and the diagonal weights;
-// - a gate epilogue fused into the recurrent product: `product` is the single place where
-//   bias + GEMM are issued, so a fused kernel replaces it there;
 // - cells trained in parallel over time (minGRU/minLSTM): no blocks, so the sweep's one
 //   product over all T·B rows is all the matrix work; its time loop is then a pointwise scan
-//   (no product per step), split over rows like every other cell's.
-// Parameters beyond PyTorch's four per direction (projection, gains, peepholes) are then
-// extra named tensors of `RecurrentWeights`.
+//   (no product per step), split over rows like every other cell's;
+// - a gate epilogue fused into the recurrent product: `product` is the single place where
+//   bias + GEMM are issued, so a fused kernel replaces it there.
+// A cell's parameters beyond PyTorch's four per direction (gains, peepholes) are
+// `RecurrentWeights.cellParameters`, named by the entry.
 //
 // Legend: B = batch rows of this thread, H = hidden, G = gate blocks, S = saved slots · H.
 // gx [B, G*H] = x·W_ihᵀ + b_ih (all steps at once); gh [B, G*H] = the recurrent product of
@@ -54,6 +54,9 @@ package struct ForwardStep {
   package let hidden: Int
   /// The cell's own parameters `[P*H]` (peepholes), nil for cells without.
   package var parameters: UnsafePointer<Float>? = nil
+  /// `b_hh` `[G*H]`, for the layer-normalised cells, whose `product` leaves it out (they add it
+  /// after normalising).
+  package var recurrentBias: UnsafePointer<Float>? = nil
 }
 
 /// One time step of the backward pass. `dh` holds ∂/∂h' on entry; the step writes dgx, dgh
@@ -78,6 +81,9 @@ package struct BackwardStep {
   /// This step's gate pre-activations from x `[rows, G*H]` (the forward's `gx`), for cells that
   /// recompute their gates instead of saving them (the min cells).
   package var gx: UnsafePointer<Float>? = nil
+  /// Layer-normalised cells: ∂/∂(the normalised recurrent pre-activations, b_hh included)
+  /// `[rows, G*H]`, which b_hh's gradient sums; `dgh` then holds ∂/∂(h·W_hhᵀ) for W_hh and h.
+  package var dghPost: UnsafeMutablePointer<Float>? = nil
   /// Each row's gradient of the cell's own parameters `[rows, P*H]`, written (not added) by the
   /// step; the sweep sums the rows over all steps, as it does for the biases.
   package var parameterGradient: UnsafeMutablePointer<Float>? = nil
@@ -110,6 +116,12 @@ package struct CellKernels: Sendable {
   /// The step the batch-1 stepper takes (generation, serving), where it is computed another
   /// way than in the layer's sweep (the min cells: linear space); nil: `forward`.
   package var sequentialForward: (@Sendable (ForwardStep, ForwardProduct) -> Void)? = nil
+  /// The layer-normalised cells: `product` computes h·W_hhᵀ without b_hh (the cell normalises it
+  /// and adds b_hh), the sweep normalises x·W_ihᵀ before adding b_ih with the gains' first G·H
+  /// values (γx), and the backward steps write `dghPost`.
+  package var layerNorm = false
+  /// The cell's own parameters' initial values for H units (nil: drawn as the weights are).
+  package var initialParameters: (@Sendable (Int) -> [Float])? = nil
 
   /// Blocks whose operand is h: their products add dgh·W_hh into dhPrev after `backward`.
   package var hiddenBlocks: [Int] { blocks.indices.filter { blocks[$0].operand == .hidden } }
@@ -125,6 +137,8 @@ extension CellKind {
     case .lstmPeephole: CellKernels.lstmPeephole
     case .gru: CellKernels.gru
     case .gruResetBefore: CellKernels.gruResetBefore
+    case .gruLN: CellKernels.gruLN
+    case .lstmLN: CellKernels.lstmLN
     case .minGRU: CellKernels.minGRU
     case .minLSTM: CellKernels.minLSTM
     }
@@ -226,4 +240,44 @@ extension CellKernels {
     k.sequentialForward = { s, _ in minStep(lstm: lstm, gx: s.gx, hPrev: s.hPrev, hNext: s.hNext, B: s.rows, H: s.hidden) }
     return k
   }
+
+  /// haste's LayerNormGRU: the GRU step on normalised pre-activations (`gruLayerNormForward`).
+  static let gruLN: CellKernels = {
+    var k = CellKernels(
+      gateCount: 3, savedSlots: 8, hasCellState: false, blocks: [RecurrentBlock(gates: 0..<3, operand: .hidden)],
+      forward: { s, product in
+        product(0, s.hPrev, s.hidden)
+        gruLayerNormForward(
+          gx: s.gx, gh: s.gh, hPrev: s.hPrev, ldh: s.hidden, hNext: s.hNext, saved: s.saved, bias: s.recurrentBias!,
+          gains: s.parameters!, B: s.rows, H: s.hidden)
+      },
+      backward: { s, _ in
+        gruLayerNormBackward(
+          saved: s.saved, hPrev: s.hPrev, ldh: s.hidden, dh: s.dh, dgx: s.dgx, dghPost: s.dghPost!, dgh: s.dgh,
+          dhPrev: s.dhPrev, gains: s.parameters!, dGains: s.parameterGradient!, B: s.rows, H: s.hidden)
+      })
+    (k.parameterBlocks, k.parameterName, k.layerNorm) = (6, "layer_norm", true)
+    k.initialParameters = { H in [Float](repeating: 1, count: 6 * H) }
+    return k
+  }()
+
+  /// haste's LayerNormLSTM (`lstmLayerNormForward`).
+  static let lstmLN: CellKernels = {
+    var k = CellKernels(
+      gateCount: 4, savedSlots: 12, hasCellState: true, blocks: [RecurrentBlock(gates: 0..<4, operand: .hidden)],
+      forward: { s, product in
+        product(0, s.hPrev, s.hidden)
+        lstmLayerNormForward(
+          gx: s.gx, gh: s.gh, cPrev: s.cPrev!, hNext: s.hNext, cNext: s.cNext!, saved: s.saved,
+          bias: s.recurrentBias!, gains: s.parameters!, B: s.rows, H: s.hidden)
+      },
+      backward: { s, _ in
+        lstmLayerNormBackward(
+          saved: s.saved, cPrev: s.cPrev!, dh: s.dh, dc: s.dc!, dgx: s.dgx, dghPost: s.dghPost!, dgh: s.dgh,
+          dhPrev: s.dhPrev, gains: s.parameters!, dGains: s.parameterGradient!, B: s.rows, H: s.hidden)
+      })
+    (k.parameterBlocks, k.parameterName, k.layerNorm) = (10, "layer_norm", true)
+    k.initialParameters = { H in [Float](repeating: 1, count: 9 * H) + [Float](repeating: 0, count: H) }
+    return k
+  }()
 }

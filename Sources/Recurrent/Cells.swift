@@ -147,3 +147,16 @@ public struct MinCell: RecurrentCell {
     forward(input, state: CellState(hidden: hidden)).state.hidden
   }
 }
+
+/// haste's layer-normalised cells: LayerNormGRU (`CellKind.gruLN`) or, with `lstm`,
+/// LayerNormLSTM (`CellKind.lstmLN`); parameters `weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`
+/// and the gains `layer_norm`. Step with `forward(_:state:)`.
+public struct LayerNormCell: RecurrentCell {
+  /// The one-layer, one-direction layer that holds the weights.
+  public var layer: RecurrentLayer
+  /// A layer-normalised GRU (or, with `lstm`, LSTM) cell: weights U(-1/sqrt(H), 1/sqrt(H)),
+  /// gains 1, the LSTM's shift 0.
+  public init(inputSize: Int, hiddenSize: Int, lstm: Bool = false, using rng: inout some RandomNumberGenerator) {
+    layer = RecurrentLayer(kind: lstm ? .lstmLN : .gruLN, inputSize: inputSize, hiddenSize: hiddenSize, using: &rng)
+  }
+}

@@ -1,3 +1,4 @@
+import CKernels
 import TensorCore
 
 // Fused pointwise step kernels, forward and backward side by side.
@@ -331,5 +332,157 @@ package func minBackward(lstm: Bool, gx: CP, hPrev: CP, dh: CP, dgx: P, dhPrev: 
         dhPrev[k] = d * (1 - z)
       }
     }
+  }
+}
+
+// MARK: - Layer-normalised cells (haste's LayerNormGRU and LayerNormLSTM)
+// LN(v) over the n values of a row: v̂ = (v - mean)·rstd with rstd = 1/√(var + 1e-5) (the
+// biased variance, as PyTorch's F.layer_norm), then a gain γ (and for c a shift β).
+
+/// The epsilon of every layer norm (PyTorch's `F.layer_norm` default).
+package let layerNormEpsilon = 1e-5
+
+/// Normalises `x[0..<n]` into `normalized` and returns rstd (mean and variance in Double).
+@inline(__always)
+package func layerNormRow(_ x: CP, n: Int, normalized: P) -> Float {
+  var sum = 0.0
+  for j in 0..<n { sum += Double(x[j]) }
+  let mean = sum / Double(n)
+  var squares = 0.0
+  for j in 0..<n {
+    let d = Double(x[j]) - mean
+    squares += d * d
+  }
+  let rstd = 1 / (squares / Double(n) + layerNormEpsilon).squareRoot()
+  for j in 0..<n { normalized[j] = Float((Double(x[j]) - mean) * rstd) }
+  return Float(rstd)
+}
+
+/// Backward of `layerNormRow` through the gain: `dx = rstd·(dy - mean(dy) - v̂·mean(dy⊙v̂))`
+/// with `dy = dOut⊙gain`; writes dx into `into` (which may be `dOut`).
+@inline(__always)
+package func layerNormRowBackward(_ dOut: CP, gain: CP, normalized: CP, rstd: Float, n: Int, into: P) {
+  var meanDy = 0.0
+  var meanDyX = 0.0
+  for j in 0..<n {
+    let dy = Double(dOut[j]) * Double(gain[j])
+    meanDy += dy
+    meanDyX += dy * Double(normalized[j])
+  }
+  meanDy /= Double(n)
+  meanDyX /= Double(n)
+  for j in 0..<n {
+    let dy = Double(dOut[j]) * Double(gain[j])
+    into[j] = Float(Double(rstd) * (dy - meanDy - Double(normalized[j]) * meanDyX))
+  }
+}
+
+/// One step of a layer-normalised GRU (reset after, gates r|z|n): gh holds h·W_hhᵀ (no bias)
+/// on entry; it becomes LN(gh)⊙γh + b_hh, then the GRU step. Saved per row: r, z, n, gh_n (the
+/// GRU's four slots), the normalised product ĥ (3 slots) and its rstd (one slot, first value).
+/// `gains` = γx (3H) | γh (3H).
+package func gruLayerNormForward(
+  gx: CP, gh: P, hPrev: CP, ldh: Int, hNext: P, saved: P, bias: CP, gains: CP, B: Int, H: Int
+) {
+  let (G, S) = (3 * H, 8 * H)
+  for b in 0..<B {
+    let s = saved + b * S
+    let row = gh + b * G
+    s[7 * H] = layerNormRow(row, n: G, normalized: s + 4 * H)
+    for j in 0..<G { row[j] = s[4 * H + j] * gains[G + j] + bias[j] }
+    rc_gru_forward(gx + b * G, row, hPrev + b * ldh, hNext + b * H, s, 1, H)
+  }
+}
+
+/// Backward of `gruLayerNormForward`: dgx; dghPost = ∂/∂(LN(gh)⊙γh + b_hh) (b_hh's gradient);
+/// dgh = ∂/∂(h·W_hhᵀ) (W_hh's and h's); dGains each row's γ gradient (γx's part 0: the sweep
+/// adds it over all steps at once).
+package func gruLayerNormBackward(
+  saved: CP, hPrev: CP, ldh: Int, dh: CP, dgx: P, dghPost: P, dgh: P, dhPrev: P, gains: CP, dGains: P, B: Int, H: Int
+) {
+  let (G, S) = (3 * H, 8 * H)
+  for b in 0..<B {
+    let s = saved + b * S
+    rc_gru_backward(s, hPrev + b * ldh, dh + b * H, dgx + b * G, dghPost + b * G, dhPrev + b * H, 1, H)
+    let post = dghPost + b * G
+    let dg = dGains + b * 2 * G
+    for j in 0..<G {
+      dg[j] = 0
+      dg[G + j] = post[j] * s[4 * H + j]
+    }
+    layerNormRowBackward(post, gain: gains + G, normalized: s + 4 * H, rstd: s[7 * H], n: G, into: dgh + b * G)
+  }
+}
+
+/// One step of a layer-normalised LSTM (gates i|f|g|o): gh as in `gruLayerNormForward`; then
+/// c' = f⊙c + i⊙g and h' = o⊙tanh(LN(c')⊙γc + βc). Saved per row: i, f, g, o, tanh(y), ĉ, rstd_c
+/// (one slot), ĥ (4 slots), rstd_h (one slot). `gains` = γx (4H) | γh (4H) | γc (H) | βc (H).
+package func lstmLayerNormForward(
+  gx: CP, gh: P, cPrev: CP, hNext: P, cNext: P, saved: P, bias: CP, gains: CP, B: Int, H: Int
+) {
+  let (G, S) = (4 * H, 12 * H)
+  let (gammaC, betaC) = (gains + 2 * G, gains + 2 * G + H)
+  for b in 0..<B {
+    let s = saved + b * S
+    let x = gx + b * G
+    let row = gh + b * G
+    s[11 * H] = layerNormRow(row, n: G, normalized: s + 7 * H)
+    for j in 0..<G { row[j] = s[7 * H + j] * gains[G + j] + bias[j] }
+    let c = cNext + b * H
+    for j in 0..<H {
+      let i = sigmoid(x[j] + row[j])
+      let f = sigmoid(x[H + j] + row[H + j])
+      let g = tanh(x[2 * H + j] + row[2 * H + j])
+      let o = sigmoid(x[3 * H + j] + row[3 * H + j])
+      c[j] = f * cPrev[b * H + j] + i * g
+      (s[j], s[H + j], s[2 * H + j], s[3 * H + j]) = (i, f, g, o)
+    }
+    s[6 * H] = layerNormRow(c, n: H, normalized: s + 5 * H)
+    for j in 0..<H {
+      let t = tanh(s[5 * H + j] * gammaC[j] + betaC[j])
+      s[4 * H + j] = t
+      hNext[b * H + j] = s[3 * H + j] * t
+    }
+  }
+}
+
+/// Backward of `lstmLayerNormForward` (`dc` holds ∂/∂c' on entry and ∂/∂c on exit), with
+/// dgx, dghPost, dgh and dGains as in `gruLayerNormBackward` (γc and βc's parts per row too).
+package func lstmLayerNormBackward(
+  saved: CP, cPrev: CP, dh: CP, dc: P, dgx: P, dghPost: P, dgh: P, dhPrev: P, gains: CP, dGains: P, B: Int, H: Int
+) {
+  let (G, S) = (4 * H, 12 * H)
+  let gammaC = gains + 2 * G
+  var dy = [Float](repeating: 0, count: H)
+  var dcNorm = [Float](repeating: 0, count: H)
+  for b in 0..<B {
+    let s = saved + b * S
+    let dx = dgx + b * G
+    let post = dghPost + b * G
+    let dg = dGains + b * (2 * G + 2 * H)
+    for j in 0..<H {
+      let (o, t) = (s[3 * H + j], s[4 * H + j])
+      dy[j] = dh[b * H + j] * o * (1 - t * t)
+      dx[3 * H + j] = dh[b * H + j] * t * o * (1 - o)
+      dg[2 * G + j] = dy[j] * s[5 * H + j]  // γc
+      dg[2 * G + H + j] = dy[j]  // βc
+    }
+    layerNormRowBackward(dy, gain: gammaC, normalized: s + 5 * H, rstd: s[6 * H], n: H, into: &dcNorm)
+    for j in 0..<H {
+      let (i, f, g) = (s[j], s[H + j], s[2 * H + j])
+      let k = b * H + j
+      let dct = dc[k] + dcNorm[j]
+      dx[j] = dct * g * i * (1 - i)
+      dx[H + j] = dct * cPrev[k] * f * (1 - f)
+      dx[2 * H + j] = dct * i * (1 - g * g)
+      dc[k] = dct * f
+      dhPrev[k] = 0
+    }
+    for j in 0..<G {
+      post[j] = dx[j]
+      dg[j] = 0
+      dg[G + j] = post[j] * s[7 * H + j]
+    }
+    layerNormRowBackward(post, gain: gains + G, normalized: s + 7 * H, rstd: s[11 * H], n: G, into: dgh + b * G)
   }
 }

@@ -63,6 +63,8 @@ public struct RecurrentTrace: @unchecked Sendable {
     let hs: FloatBuffer  // [T+1, B, Hs] by processing step; hs[0] = initial state (Hs: P when projected, else H)
     let cs: FloatBuffer?  // [T+1, B, H], LSTM only
     var raw: FloatBuffer? = nil  // projected LSTM: [T, B, H] o⊙tanh(c) by processing step, before W_hr
+    var normalizedInput: FloatBuffer? = nil  // layer-normalised cells: [T, B, G*H] LN(x·W_ihᵀ) before γx
+    var inputRstd: FloatBuffer? = nil  // and each row's 1/√(var + ε) [T, B]
     var zoneout: RecurrentSweepZoneout? = nil  // training with zoneout: its masks and h_new
     var weights: RecurrentWeights? = nil  // with weight drop: the weights this sweep ran with
     var weightMask: FloatBuffer? = nil  // with weight drop: W_hh's mask [G*H, H]
@@ -171,11 +173,16 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
             biasIH: Tensor(zeros: [gh]), biasHH: Tensor(zeros: [hh]))
         }
         if let own = kind.cellParameters {
-          // Peepholes: PyTorch-style U(-1/√H, 1/√H), or zeros as Keras starts its biases.
+          // Layer norms start at gain 1 and shift 0; peepholes PyTorch-style U(-1/√H, 1/√H), or
+          // zeros as Keras starts its biases.
           let shape = [own.blocks * hiddenSize]
-          w.cellParameters =
-            initialization == .pytorch
-            ? Tensor(uniform: shape, low: -bound, high: bound, using: &rng) : Tensor(zeros: shape)
+          if let initial = kind.kernels.initialParameters {
+            w.cellParameters = Tensor(shape: shape, scalars: initial(hiddenSize))
+          } else {
+            w.cellParameters =
+              initialization == .pytorch
+              ? Tensor(uniform: shape, low: -bound, high: bound, using: &rng) : Tensor(zeros: shape)
+          }
         }
         if projectionSize > 0 {
           let limit = initialization == .pytorch ? bound : (6 / Float(projectionSize + hiddenSize)).squareRoot()
@@ -464,6 +471,10 @@ public struct RecurrentLayer: Parameterized, Sendable, Equatable {
       hs: FloatBuffer(count: states * B * stateSize),
       cs: kind.hasCellState ? FloatBuffer(count: states * B * H) : nil)
     if projectionSize > 0 { sweep.raw = FloatBuffer(uninitializedCount: (keep ? T : 1) * B * H) }
+    if kind.kernels.layerNorm {
+      sweep.normalizedInput = FloatBuffer(uninitializedCount: T * B * kind.gateCount * H)
+      sweep.inputRstd = FloatBuffer(uninitializedCount: T * B)
+    }
     return sweep
   }
 

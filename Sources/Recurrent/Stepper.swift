@@ -145,8 +145,23 @@ public final class LanguageModelStepper: @unchecked Sendable {
     let (blocks, threads, portable, ghp) = (self.blocks, self.threads, self.portable, gh.pointer)
     for (l, layer) in layers.enumerated() {
       let h = hidden[l].pointer
-      for row in 0..<n { (gx.pointer + row * GH).update(from: layer.bih.pointer, count: GH) }
+      let layerNorm = kernels.layerNorm
+      for row in 0..<n {
+        if layerNorm {
+          (gx.pointer + row * GH).update(repeating: 0, count: GH)
+        } else {
+          (gx.pointer + row * GH).update(from: layer.bih.pointer, count: GH)
+        }
+      }
       layer.wih.multiply(rows: 0..<GH, threads: threads, portable: portable, x, ldx: layer.inputSize, into: gx.pointer, ldy: GH, n: n)
+      if layerNorm, let gamma = layer.own?.pointer {
+        // gx = LN(W_ih·x)⊙γx + b_ih, as the layer's sweep computes it.
+        for row in 0..<n {
+          let r = gx.pointer + row * GH
+          _ = layerNormRow(r, n: GH, normalized: r)
+          for j in 0..<GH { r[j] = r[j] * gamma[j] + layer.bih.pointer[j] }
+        }
+      }
       let (whh, bhh) = (layer.whh, layer.bhh.pointer)
       let hasCell = kernels.hasCellState
       var s = ForwardStep(
@@ -154,10 +169,17 @@ public final class LanguageModelStepper: @unchecked Sendable {
         cPrev: hasCell ? UnsafePointer(cell[l].pointer) : nil, cNext: hasCell ? nextCell.pointer : nil,
         saved: saved.pointer, rows: n, hidden: H)
       s.parameters = layer.own.map { UnsafePointer($0.pointer) }
+      if layerNorm { s.recurrentBias = UnsafePointer(bhh) }
       (kernels.sequentialForward ?? kernels.forward)(s) { index, operand, lda in
         // The recurrent product: one batch-invariant matrix-vector product per block and row.
         let (offset, width) = blocks[index]
-        for row in 0..<n { (ghp + row * GH + offset).update(from: bhh + offset, count: width) }
+        for row in 0..<n {
+          if layerNorm {
+            (ghp + row * GH + offset).update(repeating: 0, count: width)  // b_hh comes after the norm
+          } else {
+            (ghp + row * GH + offset).update(from: bhh + offset, count: width)
+          }
+        }
         let ld = kernels.blocks[index].operand == .hidden ? Hs : lda  // h is Hs wide
         whh.multiply(rows: offset..<(offset + width), threads: threads, portable: portable, operand, ldx: ld, into: ghp + offset, ldy: GH, n: n)
       }

@@ -68,11 +68,24 @@ struct Sweep {
     let S = cell.savedSlots * H
     let gx = buffers.gx.pointer
     // All input projections in one product: [T*B, I] x [I, G*H].
-    weights.biasIH.withPointer { broadcastRows($0, rows: T * B, columns: GH, into: gx, ld: GH) }
+    let layerNorm = cell.layerNorm
+    if !layerNorm { weights.biasIH.withPointer { broadcastRows($0, rows: T * B, columns: GH, into: gx, ld: GH) } }
     weights.weightIH.withPointer { wih in
       gemm(
         transposeA: false, transposeB: true, m: T * B, n: GH, k: width, a: x, lda: width,
-        b: wih, ldb: width, beta: 1, c: gx, ldc: GH, compute: compute)
+        b: wih, ldb: width, beta: layerNorm ? 0 : 1, c: gx, ldc: GH, compute: compute)
+    }
+    if layerNorm, let normalized = buffers.normalizedInput, let rstd = buffers.inputRstd, let gains = weights.cellParameters {
+      // Layer-normalised cells: gx = LN(x·W_ihᵀ)⊙γx + b_ih, each row over its G·H values.
+      weights.biasIH.withPointer { bih in
+        gains.withPointer { gamma in
+          for r in 0..<(T * B) {
+            let (row, xhat) = (gx + r * GH, normalized.pointer + r * GH)
+            rstd.pointer[r] = layerNormRow(row, n: GH, normalized: xhat)
+            for j in 0..<GH { row[j] = xhat[j] * gamma[j] + bih[j] }
+          }
+        }
+      }
     }
     let ghBuffer = FloatBuffer(uninitializedCount: B * GH)  // the recurrent product, rows split by thread
     // Each block of W_hhᵀ packed once per sweep: every step's product streams contiguous panels.
@@ -119,12 +132,14 @@ struct Sweep {
               cPrev: cPrev.map { UnsafePointer($0 + first * H) }, cNext: cNext.map { $0 + first * H },
               saved: savedBase + ((keep ? step : 0) * B + b0 + first) * S, rows: count, hidden: H)
             s.parameters = own.map { UnsafePointer($0.pointer) }
+            if layerNorm { s.recurrentBias = bhh }
             forwardStep(s) { index, operand, lda in
               let offset = offsets[index]
-              broadcastRows(bhh + offset, rows: count, columns: widths[index], into: gh + offset, ld: GH)
+              // The layer-normalised cells add b_hh themselves, after normalising.
+              if !layerNorm { broadcastRows(bhh + offset, rows: count, columns: widths[index], into: gh + offset, ld: GH) }
               // The previous state is Hs wide (the cells pass H, which it is unless projected).
               let ld = operandIsHidden[index] ? Hs : lda
-              packed[index].multiply(operand, lda: ld, m: count, beta: 1, into: gh + offset, ldc: GH)
+              packed[index].multiply(operand, lda: ld, m: count, beta: layerNorm ? 0 : 1, into: gh + offset, ldc: GH)
             }
             if let projection, let raw {
               projection.multiply(raw, lda: H, m: count, beta: 0, into: hNext + first * Hs, ldc: Hs)
@@ -177,6 +192,8 @@ struct Sweep {
     let dgx = FloatBuffer(uninitializedCount: T * B * GH)  // by time, like gx; fully written
     let recurrent = !cell.blocks.isEmpty  // the min cells have no recurrent product, so no dgh
     let dgh = FloatBuffer(uninitializedCount: recurrent ? T * B * GH : 0)  // by processing step, like hs
+    // Layer-normalised cells: ∂/∂(normalised gh + b_hh) by processing step, for b_hh's gradient.
+    let dghPost = FloatBuffer(uninitializedCount: cell.layerNorm ? T * B * GH : 0)
     let dhA = FloatBuffer(count: B * Hs)
     let dhB = FloatBuffer(count: B * Hs)
     let dc = FloatBuffer(count: cell.hasCellState ? B * H : 0)
@@ -272,6 +289,7 @@ struct Sweep {
         s.parameters = own.map { UnsafePointer($0.pointer) }
         s.parameterGradient = dOwnRows
         s.gx = UnsafePointer(buffers.gx.pointer + (t * B + b0) * GH)
+        if cell.layerNorm { s.dghPost = dghPost.pointer + (step * B + b0) * GH }
         backwardStep(s, product)
         if projection != nil { dPrev.update(repeating: 0, count: rows * Hs) }  // an LSTM has no direct path
         if lengths != nil {
@@ -281,6 +299,7 @@ struct Sweep {
             dOwnRows.map { ($0 + b * PH).update(repeating: 0, count: PH) }
             (dgxt + b * GH).update(repeating: 0, count: GH)
             if recurrent { (dghs + b * GH).update(repeating: 0, count: GH) }
+            if cell.layerNorm { (dghPost.pointer + (step * B + b0 + b) * GH).update(repeating: 0, count: GH) }
             (dPrev + b * Hs).update(from: d + b * Hs, count: Hs)
             if let dcRows { (dcRows + b * H).update(from: dcKept.pointer + b * H, count: H) }
           }
@@ -295,12 +314,24 @@ struct Sweep {
       if let dc0, let dcRows { (dc0 + b0 * H).update(from: dcRows, count: rows * H) }
     }
     // Weight gradients as large products over all steps.
+    g.biasIH.withMutablePointer { addColumnSums(dgx.pointer, rows: T * B, columns: GH, ld: GH, into: $0) }
+    if cell.layerNorm, let normalized = buffers.normalizedInput, let rstd = buffers.inputRstd, let gains = weights.cellParameters {
+      // gx = LN(x·W_ihᵀ)⊙γx + b_ih: γx's gradient Σ dgx⊙x̂, then dgx becomes ∂/∂(x·W_ihᵀ).
+      g.cellParameters!.withMutablePointer { dGamma in
+        gains.withPointer { gamma in
+          for r in 0..<(T * B) {
+            let (row, xhat) = (dgx.pointer + r * GH, normalized.pointer + r * GH)
+            for j in 0..<GH { dGamma[j] += row[j] * xhat[j] }
+            layerNormRowBackward(row, gain: gamma, normalized: xhat, rstd: rstd.pointer[r], n: GH, into: row)
+          }
+        }
+      }
+    }
     g.weightIH.withMutablePointer { gw in
       gemm(
         transposeA: true, transposeB: false, m: GH, n: width, k: T * B, a: dgx.pointer, lda: GH,
         b: x, ldb: width, beta: 1, c: gw, ldc: width, compute: compute)
     }
-    g.biasIH.withMutablePointer { addColumnSums(dgx.pointer, rows: T * B, columns: GH, ld: GH, into: $0) }
     g.weightHH.withMutablePointer { gw in
       for (index, block) in cell.blocks.enumerated() {
         let (operand, ld): (UnsafePointer<Float>, Int) =
@@ -315,7 +346,8 @@ struct Sweep {
       }
     }
     if recurrent {
-      g.biasHH.withMutablePointer { addColumnSums(dgh.pointer, rows: T * B, columns: GH, ld: GH, into: $0) }
+      let post = cell.layerNorm ? dghPost.pointer : dgh.pointer
+      g.biasHH.withMutablePointer { addColumnSums(post, rows: T * B, columns: GH, ld: GH, into: $0) }
     }
     if projection != nil, let raw = buffers.raw {
       // ∂W_hr [P, H] = Σ_steps dh'ᵀ·raw.

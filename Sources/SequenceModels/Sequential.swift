@@ -42,6 +42,10 @@ public indirect enum Layer: Codable, Sendable, Equatable {
   public static func peepholeLSTM(_ units: Int, returnSequences: Bool = false) -> Layer {
     .recurrent(kind: .lstmPeephole, units: units, returnSequences: returnSequences)
   }
+  /// haste's LayerNormGRU (`CellKind.gruLN`) or, with `lstm`, LayerNormLSTM (`CellKind.lstmLN`).
+  public static func layerNorm(_ units: Int, lstm: Bool = false, returnSequences: Bool = false) -> Layer {
+    .recurrent(kind: lstm ? .lstmLN : .gruLN, units: units, returnSequences: returnSequences)
+  }
   /// minGRU (`CellKind.minGRU`, Feng et al. 2024): gates from the input only, trained in
   /// parallel over time.
   public static func minGRU(_ units: Int, returnSequences: Bool = false) -> Layer {
@@ -308,6 +312,8 @@ public struct Sequential: Parameterized, Sendable {
       case .lstm: "LSTM"
       case .lstmPeephole: "PeepholeLSTM"
       case .rnnTanh, .rnnRelu: "SimpleRNN"
+      case .gruLN: "LayerNormGRU"
+      case .lstmLN: "LayerNormLSTM"
       case .minGRU: "MinGRU"
       case .minLSTM: "MinLSTM"
       }

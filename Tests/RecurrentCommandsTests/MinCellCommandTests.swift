@@ -90,3 +90,27 @@ func minCellsTrainResumeScoreAndGenerate(cell: String) throws {
   }
   #expect(!FileManager.default.fileExists(atPath: folder + "/p.onnx") && !FileManager.default.fileExists(atPath: folder + "/q.safetensors"))
 }
+
+// The layer-normalised cells through the binary: train (the recipe's weight drop applies: they
+// have W_hh), generate; export refused in one line.
+@Test(arguments: ["gru-ln", "lstm-ln"])
+func layerNormCellsTrainAndGenerate(cell: String) throws {
+  let folder = NSTemporaryDirectory() + "recurrent-ln-\(UUID().uuidString)"
+  try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+  defer { try? FileManager.default.removeItem(atPath: folder) }
+  let text = String(repeating: "Now is the winter of our discontent made glorious summer.\n", count: 60)
+  _ = FileManager.default.createFile(atPath: folder + "/t.txt", contents: Data(text.utf8))
+  let trained = try runRecurrent(
+    ["train", "--text", "t.txt", "--cell", cell, "--layers", "2", "--hidden", "16", "--embedding", "8", "--batch", "4",
+     "--seq-len", "16", "--steps", "4", "--eval-every", "0", "--sample-every", "0", "--checkpoint", "n.safetensors"],
+    in: folder)
+  #expect(trained.status == 0, "\(trained.stderr)")
+  let model = try Checkpoint.load(from: folder + "/n.safetensors").model
+  #expect(model.configuration.regularization == TrainingOptions.recipe)
+  #expect(model.rnn.weights.allSatisfy { $0.cellParameters?.count == (cell == "gru-ln" ? 6 : 10) * 16 })
+  let generated = try runRecurrent(["generate", "--checkpoint", "n.safetensors", "--length", "40"], in: folder)
+  #expect(generated.status == 0 && generated.stdout.count >= 20, "\(generated.stderr)")
+  let refused = try runRecurrent(["export", "--checkpoint", "n.safetensors", "--out", "n.onnx"], in: folder)
+  #expect(refused.status != 0 && refused.stderr.contains(cell) && refused.stderr.split(separator: "\n").count == 1)
+  #expect(!FileManager.default.fileExists(atPath: folder + "/n.onnx"))
+}

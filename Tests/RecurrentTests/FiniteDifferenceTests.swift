@@ -13,7 +13,9 @@ private let fdTolerance = (rtol: Float(1e-2), atol: Float(2e-3))
 func recurrentLayerBackwardMatchesFiniteDifferences(kind: CellKind) {
   for (layers, bidirectional, dropout) in [(1, false, Float(0)), (2, true, Float(0.3))] {
     var rng = SplitMix64(seed: 7)
-    let (T, B, I, H) = (3, 2, 3, 4)
+    // A layer norm over 4 units can meet a row of nearly equal values, where it curves too sharply
+    // for a finite difference: the layer-normalised cells get 8.
+    let (T, B, I, H) = (3, 2, 3, kind == .gruLN || kind == .lstmLN ? 8 : 4)
     let layer = RecurrentLayer(
       kind: kind, inputSize: I, hiddenSize: H, layerCount: layers, bidirectional: bidirectional,
       dropout: dropout, using: &rng)

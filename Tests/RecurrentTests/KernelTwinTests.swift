@@ -46,6 +46,7 @@ func vectorisedStepKernelsMatchTheirNaiveTwins(kind: CellKind, path: GEMMKernel)
   var fastC = fastH, naiveC = fastH
   var fastS = [Float](repeating: 0, count: max(S, 1) * B), naiveS = fastS
   let peephole = inputs(3 * H, seed: 7).map { max(-1, min(1, $0 / 3)) }
+  if kind == .gruLN || kind == .lstmLN { return }  // their steps run in Swift (no vectorised copy)
   switch kind {
   case .rnnTanh, .rnnRelu:
     k.rnn_forward!(kind == .rnnRelu ? 1 : 0, gx, gh, &fastH, B * H)
@@ -64,6 +65,8 @@ func vectorisedStepKernelsMatchTheirNaiveTwins(kind: CellKind, path: GEMMKernel)
     gruResetBeforeGates(gx: gx, gh: gh, hPrev: hPrev, saved: &naiveS, B: B, H: H)
     k.gru_reset_before_output!(gx, gh, hPrev, &fastH, &fastS, B, H)
     gruResetBeforeOutput(gx: gx, gh: gh, hPrev: hPrev, hNext: &naiveH, saved: &naiveS, B: B, H: H)
+  case .gruLN, .lstmLN:
+    return
   case .minGRU, .minLSTM:
     // States of both signs and zero: the log-space step (h > 0) and the linear one (h <= 0).
     let lstm: Int32 = kind == .minLSTM ? 1 : 0
@@ -111,7 +114,7 @@ func vectorisedStepKernelsMatchTheirNaiveTwins(kind: CellKind, path: GEMMKernel)
       saved: naiveS, cPrev: cPrev, dh: dh, dc: &naiveDc, dgx: &naiveDx, dgh: &naiveDh, dhPrev: &naivePrev, B: B, H: H,
       peephole: peephole, dPeephole: &naiveDp)
     expectTwins(fastDp, naiveDp, "\(kind) backward dpeephole", normwise: true)
-  case .gruResetBefore, .minGRU, .minLSTM:
+  case .gruResetBefore, .minGRU, .minLSTM, .gruLN, .lstmLN:
     return  // its backward halves have no vectorised copy (min cells: above)
   }
   expectTwins(fastDx, naiveDx, "\(kind) backward dgx", normwise: true)

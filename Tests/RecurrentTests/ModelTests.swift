@@ -17,12 +17,14 @@ func layerOverOneStepEqualsItsCell(kind: CellKind) {
     case .lstmPeephole: LSTMCell(inputSize: I, hiddenSize: H, peephole: true, using: &rng)
     case .gru: GRUCell(inputSize: I, hiddenSize: H, using: &rng)
     case .gruResetBefore: GRUCell(inputSize: I, hiddenSize: H, resetAfter: false, using: &rng)
+    case .gruLN: LayerNormCell(inputSize: I, hiddenSize: H, using: &rng)
+    case .lstmLN: LayerNormCell(inputSize: I, hiddenSize: H, lstm: true, using: &rng)
     case .minGRU: MinCell(inputSize: I, hiddenSize: H, using: &rng)
     case .minLSTM: MinCell(inputSize: I, hiddenSize: H, lstm: true, using: &rng)
     }
   cell.layer.weights = layer.weights
   let names = kind.hasRecurrentWeights ? ["weight_ih", "weight_hh", "bias_ih", "bias_hh"] : ["weight_ih", "bias_ih"]
-  #expect(cell.namedParameters.map(\.name) == names + (kind == .lstmPeephole ? ["peephole"] : []))
+  #expect(cell.namedParameters.map(\.name) == names + (kind.cellParameters.map { [$0.name] } ?? []))
   // Several steps of the cell equal the layer over the whole sequence.
   let T = 4
   let x = Tensor(normal: [T, B, I], using: &rng)

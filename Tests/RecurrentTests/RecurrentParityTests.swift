@@ -23,11 +23,11 @@ private let fixtures: [RecurrentFixture] =
   (try? loadFixture("recurrent_layers", as: [RecurrentFixture].self, in: .module)) ?? []
 
 @Test func allRecurrentFixturesLoad() {
-  #expect(fixtures.count == 36)
+  #expect(fixtures.count == 44)
   #expect(Set(fixtures.map(\.cell)) == Set(CellKind.allCases.map(\.rawValue)))
 }
 
-@Test(arguments: 0..<36)
+@Test(arguments: 0..<44)
 func recurrentLayerMatchesPyTorch(index: Int) throws {
   try #require(index < fixtures.count)
   let f = fixtures[index]

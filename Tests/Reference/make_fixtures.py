@@ -12,7 +12,8 @@ has the peephole LSTM (Gers & Schmidhuber 2000): `lstm_peephole` below, on an `n
 tensors per direction plus `peephole_l{k}` [3H] (p_i|p_f|p_o); nor have minGRU and minLSTM
 (Feng et al. 2024): `min_cells` below is the paper's parallel log-space form (cumulative sums
 and logcumsumexp over time), with `weight_ih_l{k}`/`bias_ih_l{k}` only and a positive h0 (the
-log-space form takes log h0).
+log-space form takes log h0); nor have haste's LayerNormGRU and LayerNormLSTM: `layer_norm_cells`
+below, on an nn.GRU's or nn.LSTM's four tensors plus `layer_norm_l{k}` (the gains).
 """
 import json
 import os
@@ -89,6 +90,40 @@ def lstm_peephole(x, h0, c0, params, layers, dirs):
     return stack_layers(x, layers, dirs, run)
 
 
+def layer_norm_cells(cell, x, h0, c0, params, layers, dirs):
+    """haste's LayerNormGRU / LayerNormLSTM in PyTorch's gate order and two biases:
+    gx = LN(x W_ih^T) gamma_x + b_ih, gh = LN(h W_hh^T) gamma_h + b_hh (LN over the row's G*H
+    values, eps 1e-5, no shift), then the GRU (reset after) or LSTM step; the LSTM's output is
+    o * tanh(LN(c') gamma_c + beta_c). layer_norm_l{k} = gamma_x|gamma_h(|gamma_c|beta_c)."""
+    ln = torch.nn.functional.layer_norm
+
+    def run(layer_in, index, sfx, reverse):
+        w_ih, w_hh = params["weight_ih" + sfx], params["weight_hh" + sfx]
+        b_ih, b_hh = params["bias_ih" + sfx], params["bias_hh" + sfx]
+        gains = params["layer_norm" + sfx]
+        G = w_ih.shape[0]
+        Wx = ln(layer_in @ w_ih.T, (G,), weight=gains[:G], eps=1e-5) + b_ih
+        h, c = h0[index], (c0[index] if c0 is not None else None)
+        out = [None] * x.shape[0]
+        for t in reversed(range(x.shape[0])) if reverse else range(x.shape[0]):
+            Rh = ln(h @ w_hh.T, (G,), weight=gains[G:2 * G], eps=1e-5) + b_hh
+            if cell == "gru-ln":
+                x_r, x_z, x_n = Wx[t].chunk(3, dim=1)
+                h_r, h_z, h_n = Rh.chunk(3, dim=1)
+                r, z = torch.sigmoid(x_r + h_r), torch.sigmoid(x_z + h_z)
+                h = (1 - z) * torch.tanh(x_n + r * h_n) + z * h
+            else:
+                i, f, g, o = (Wx[t] + Rh).chunk(4, dim=1)
+                c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+                H = c.shape[1]
+                h = torch.sigmoid(o) * torch.tanh(
+                    ln(c, (H,), weight=gains[2 * G:2 * G + H], bias=gains[2 * G + H:], eps=1e-5))
+            out[t] = h
+        return torch.stack(out), h, c
+
+    return stack_layers(x, layers, dirs, run)
+
+
 def log_g(x):
     """log of g(x) = x + 0.5 (x >= 0), sigmoid(x) (x < 0)."""
     return torch.where(x >= 0, torch.log(torch.relu(x) + 0.5), -torch.nn.functional.softplus(-x))
@@ -128,7 +163,7 @@ def recurrent_case(cell, layers, bidirectional, seed, proj_size=0):
     dirs = 2 if bidirectional else 1
     if cell in ("rnn-tanh", "rnn-relu"):
         module = torch.nn.RNN(I, H, layers, nonlinearity=cell[4:], bidirectional=bidirectional)
-    elif cell in ("lstm", "lstm-peephole"):
+    elif cell in ("lstm", "lstm-peephole", "lstm-ln"):
         module = torch.nn.LSTM(I, H, layers, bidirectional=bidirectional, proj_size=proj_size)
     elif cell in ("min-gru", "min-lstm"):
         G = 2 if cell == "min-gru" else 3
@@ -146,15 +181,23 @@ def recurrent_case(cell, layers, bidirectional, seed, proj_size=0):
             p.copy_(f32(torch.rand(p.shape, generator=g) * 2 - 1) * 0.6)
         params[name] = p
     names = [n for n, _ in module.named_parameters()]
-    if cell == "lstm-peephole":
-        # Our order: each direction's four tensors, then its peepholes.
+    if cell in ("lstm-peephole", "gru-ln", "lstm-ln"):
+        # Our order: each direction's four tensors, then its own: peepholes in [-1, 1], layer-norm
+        # gains (and the LSTM's shift) around 1 (0).
         ordered = []
         for n in names:
             ordered.append(n)
             if n.startswith("bias_hh"):
-                peephole = "peephole" + n[len("bias_hh"):]
-                params[peephole] = f32(torch.rand(3 * H, generator=g) * 2 - 1).requires_grad_()
-                ordered.append(peephole)
+                if cell == "lstm-peephole":
+                    own, values = "peephole", f32(torch.rand(3 * H, generator=g) * 2 - 1)
+                else:
+                    G = (3 if cell == "gru-ln" else 4) * H
+                    values = torch.rand(2 * G + (2 * H if cell == "lstm-ln" else 0), generator=g) + 0.5
+                    if cell == "lstm-ln":
+                        values[2 * G + H:] -= 1
+                    own, values = "layer_norm", f32(values)
+                params[own + n[len("bias_hh"):]] = values.requires_grad_()
+                ordered.append(own + n[len("bias_hh"):])
         names = ordered
     x = f32(torch.randn(T, B, I, generator=g)).requires_grad_()
     if cell.startswith("min-"):
@@ -169,6 +212,8 @@ def recurrent_case(cell, layers, bidirectional, seed, proj_size=0):
     elif cell.startswith("min-"):
         out, hn = min_cells(cell, x, h0, params, layers, dirs)
         cn = None
+    elif cell in ("gru-ln", "lstm-ln"):
+        out, hn, cn = layer_norm_cells(cell, x, h0, c0 if cell == "lstm-ln" else None, params, layers, dirs)
     elif cell == "gru-reset-before":
         out, hn = gru_reset_before(x, h0, params, layers, dirs)
         cn = None
@@ -182,7 +227,7 @@ def recurrent_case(cell, layers, bidirectional, seed, proj_size=0):
     if cn is not None:
         g_cn = f32(torch.randn(cn.shape, generator=g))
         loss = loss + (cn * g_cn).sum()
-    has_c = cell in ("lstm", "lstm-peephole")
+    has_c = cell in ("lstm", "lstm-peephole", "lstm-ln")
     inputs = [x, h0] + ([c0] if has_c else []) + [params[n] for n in names]
     grads = torch.autograd.grad(loss, inputs)
     case = {
@@ -352,6 +397,11 @@ def main():
         for bidirectional in (False, True):
             cases.append(recurrent_case("lstm", layers, bidirectional, seed, proj_size=4))
             seed += 1
+    for cell in ["gru-ln", "lstm-ln"]:
+        for layers in (1, 2):
+            for bidirectional in (False, True):
+                cases.append(recurrent_case(cell, layers, bidirectional, seed))
+                seed += 1
     with open(os.path.join(out_dir, "recurrent_layers.json"), "w") as f:
         json.dump(cases, f)
     with open(os.path.join(out_dir, "training.json"), "w") as f:

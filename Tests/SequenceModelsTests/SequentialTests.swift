@@ -89,7 +89,14 @@ private func checkGradient(_ model: Sequential, _ x: Tensor, _ y: Tensor, length
   ], using: &rng)
   projected.compile(loss: .meanSquaredError)
   #expect(Sequential.describe(projected.layers[1]) == "LSTM(4, proj_size=3)")
-  for model in [projected, minimal] {  // the count a reader bounds a file by is the exact count
+  // haste's layer-normalised cells.
+  var normalized = try Sequential(inputFeatures: 2, [
+    .bidirectional(.layerNorm(6, returnSequences: true)), .layerNorm(6, lstm: true), .dense(1),
+  ], using: &rng)
+  normalized.compile(loss: .meanSquaredError)
+  #expect(Sequential.describe(normalized.layers[1]) == "LayerNormLSTM(6)")
+  try checkGradient(normalized, x, Tensor(normal: [3, 1], using: &rng), lengths: [4, 2, 3], "layer-norm cells")
+  for model in [projected, minimal, normalized] {  // the count a reader bounds a file by is the exact count
     #expect(model.namedParameters.map(\.tensor.count).reduce(0, +) == Sequential.parameterCount(inputFeatures: 2, layers: model.layers))
   }
   try checkGradient(projected, x, Tensor(normal: [3, 1], using: &rng), lengths: [4, 2, 3], "projected LSTMs")
