@@ -76,14 +76,16 @@ struct ModelOptions<Defaults: CommandDefaults>: ParsableArguments {
 
 /// The regularizers of AWD-LSTM and haste: `--weight-drop`, `--locked-dropout`,
 /// `--embedding-dropout`, `--zoneout`, `--ar`, `--tar`. Values are nil when left out (train:
-/// the recipe's, `TrainingOptions.recipe`; fit: 0).
+/// the recipe's, `TrainingOptions.recipe`, or for a new word-level run `TrainingOptions.wordRecipe`;
+/// fit: 0).
 struct RegularizationOptions: ParsableArguments {
   static let recipe = TrainingOptions.recipe
-  @Option(help: "DropConnect on the recurrent weights W_hh, one mask per window (AWD-LSTM). [default: train \(recipe.weightDrop), fit 0]")
+  static let words = TrainingOptions.wordRecipe
+  @Option(help: "DropConnect on the recurrent weights W_hh, one mask per window (AWD-LSTM). [default: train \(recipe.weightDrop), with --tokenizer word \(words.weightDrop); fit 0]")
   var weightDrop: Float?
-  @Option(help: "Variational dropout, one mask per sequence for all its steps, on the embeddings, between layers and before the output (train); on each recurrent layer's output (fit). [default: train \(recipe.lockedDropout), fit 0]")
+  @Option(help: "Variational dropout, one mask per sequence for all its steps, on the embeddings, between layers and before the output (train); on each recurrent layer's output (fit). [default: train \(recipe.lockedDropout), with --tokenizer word \(words.lockedDropout); fit 0]")
   var lockedDropout: Float?
-  @Option(help: "Drops whole tokens: rows of the embedding, every occurrence in the window. [default: train \(recipe.embeddingDropout), fit 0]")
+  @Option(help: "Drops whole tokens: rows of the embedding, every occurrence in the window. [default: train \(recipe.embeddingDropout), with --tokenizer word \(words.embeddingDropout); fit 0]")
   var embeddingDropout: Float?
   @Option(help: "Zoneout on h: in training each unit keeps its previous value with this probability; at inference h = p*h_prev + (1-p)*h_new. [default: train \(recipe.zoneout), fit 0]")
   var zoneout: Float?

@@ -35,7 +35,7 @@ struct Train: ParsableCommand {
 
   @OptionGroup(title: "Data (without --valid-text, the last 10% of --text validates)") var data: TextDataOptions
   @OptionGroup(title: "Model") var modelOptions: ModelOptions<TrainDefaults>
-  @OptionGroup(title: "Regularization (AWD-LSTM, haste; by default the recipe of weight drop and locked dropout)") var regularizationOptions: RegularizationOptions
+  @OptionGroup(title: "Regularization (AWD-LSTM, haste; by default the recipe: weight drop and locked dropout, and for words embedding dropout)") var regularizationOptions: RegularizationOptions
   @Option(help: "Embedding size. [default: \(TrainDefaults.options.embeddingSize); the hidden size with --tied]")
   var embedding: Int?
   @Flag(help: "Tie the input embedding and the output layer (needs --embedding equal to --hidden, or to --proj-size).") var tied = false
@@ -216,6 +216,13 @@ struct Train: ParsableCommand {
       source = try world.share(source)
     }
     var options = try collectively(world) { try self.options(base: resumed?.progress?.options, step: resumed?.progress?.step ?? 0) }
+    /// A new word-level run takes the word recipe (with what was given on top of it).
+    func wordRecipe(_ kind: TokenizerKind) {
+      guard resumed == nil, kind == .word else { return }
+      var r = regularizationOptions.regularization(base: TrainingOptions.wordRecipe)
+      if !options.cell.hasRecurrentWeights { r.weightDrop = 0 }  // min cells: no W_hh (asking is refused)
+      options.regularization = r
+    }
     if let world, runOptions.threads == nil {
       options.threads = max(1, System.coreCount / launchedLocalSize(default: world.size))
     }
@@ -223,6 +230,7 @@ struct Train: ParsableCommand {
     if let tokens {
       // Token files are mapped, not read: every rank maps its own copy (or a shared one).
       let (trainIDs, validIDs, fileVocabulary) = try collectively(world) { try mappedTokens(tokens) }
+      wordRecipe(fileVocabulary.kind)
       session = try collectively(world) { () throws -> TrainingSession in
         if let resumed, resumed.vocabulary.kind != fileVocabulary.kind || resumed.vocabulary.tokens != fileVocabulary.tokens {
           throw CommandError("--tokens \(tokens) has another tokenizer than the checkpoint \(checkpoint)")
@@ -271,6 +279,7 @@ struct Train: ParsableCommand {
       }
       if let world { built = try world.share(built) }
       guard let vocabulary = built else { throw CommandError("rank \(world?.rank ?? 0) received no vocabulary") }
+      wordRecipe(vocabulary.kind)
       session = try collectively(world) { () throws -> TrainingSession in
         let trainTokens: [Int]
         let validTokens: [Int]

@@ -62,6 +62,9 @@ public struct TrainingOptions: Codable, Sendable, Equatable {
 
   /// The regularizers of `recurrent train`'s default run.
   public static let recipe = Regularization(lockedDropout: 0.05, weightDrop: 0.1)
+  /// The regularizers of `recurrent train`'s new word-level runs (`--tokenizer word`): words
+  /// overfit far sooner than characters (README "Word level").
+  public static let wordRecipe = Regularization(embeddingDropout: 0.1, lockedDropout: 0.3, weightDrop: 0.5)
 
   /// The defaults of `recurrent train`.
   public init() {}

@@ -91,3 +91,21 @@ private let tiny = [
   let refused = try runRecurrent(fit + ["--embedding-dropout", "0.1"], in: folder)
   #expect(refused.status != 0 && refused.stderr.split(separator: "\n").count == 1, "\(refused.stderr)")
 }
+
+@Test func aNewWordLevelRunTakesTheWordRecipe() throws {
+  let folder = folderWithText()
+  defer { try? FileManager.default.removeItem(atPath: folder) }
+  func stored(_ extra: [String]) throws -> Regularization {
+    let run = try runRecurrent(tiny + ["--checkpoint", "w.safetensors"] + extra, in: folder)
+    #expect(run.status == 0, "\(run.stderr)")
+    return try Checkpoint.load(from: folder + "/w.safetensors").model.configuration.regularization
+  }
+  #expect(try stored(["--tokenizer", "word"]) == TrainingOptions.wordRecipe)
+  var given = TrainingOptions.wordRecipe
+  given.weightDrop = 0.2
+  #expect(try stored(["--tokenizer", "word", "--weight-drop", "0.2"]) == given)  // what is given goes on top
+  #expect(try stored([]) == TrainingOptions.recipe)  // characters keep theirs
+  var minimal = TrainingOptions.wordRecipe
+  minimal.weightDrop = 0  // no W_hh to drop
+  #expect(try stored(["--tokenizer", "word", "--cell", "min-gru"]) == minimal)
+}
