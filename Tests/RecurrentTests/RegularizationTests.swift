@@ -140,18 +140,21 @@ func layerRegularizerGradientsMatchFiniteDifferences(kind: CellKind) {
 }
 
 /// A tiny language model with `regularization`.
-private func model(_ kind: CellKind, _ regularization: Regularization, seed: UInt64 = 4) -> LanguageModel {
+private func model(_ kind: CellKind, _ regularization: Regularization, seed: UInt64 = 4, projection: Int = 0) -> LanguageModel {
   var rng = SplitMix64(seed: seed)
   var c = LanguageModelConfiguration(cell: kind, layers: 2, hiddenSize: 5, embeddingSize: 4, vocabularySize: 9)
   c.regularization = regularization
+  c.projectionSize = projection
   return LanguageModel(c, using: &rng)
 }
 
-@Test(arguments: [CellKind.gru, .lstm])
-func languageModelRegularizerGradientsMatchFiniteDifferences(kind: CellKind) {
+/// The language model with every regularizer on, for a GRU, an LSTM and a projected LSTM (P = 3:
+/// the decoder, AR/TAR and the locked masks then see 3-wide states).
+@Test(arguments: [(CellKind.gru, 0), (.lstm, 0), (.lstm, 3)])
+func languageModelRegularizerGradientsMatchFiniteDifferences(kind: CellKind, projection: Int) {
   let r = Regularization(
     embeddingDropout: 0.3, lockedDropout: 0.3, weightDrop: 0.3, zoneout: 0.3, activation: 2, temporalActivation: 1)
-  var m = model(kind, r)
+  var m = model(kind, r, projection: projection)
   let (T, B) = (4, 3)
   let ids = (0..<(T * B)).map { ($0 * 7 + 3) % 9 }
   let targets = (0..<(T * B)).map { ($0 * 5 + 1) % 9 }
