@@ -151,7 +151,7 @@ public struct Checkpoint: Sendable {
       config.embedding_size > 0, config.embedding_size <= 1 << 16, config.vocab_size > 0,
       config.vocab_size <= 1 << 24, config.dropout >= 0, config.dropout < 1,
       !config.tied || config.stateSize == config.embedding_size,
-      config.proj_size.map { config.cell == .lstm && $0 > 0 && $0 < config.hidden_size } ?? true
+      (config.proj_size.map({ config.cell == .lstm && $0 > 0 && $0 < config.hidden_size }) ?? true)
     else { throw CheckpointError.badMetadata(key: "recurrent.config", reason: "sizes out of range") }
     if let problem = config.regularization?.problem {
       throw CheckpointError.badMetadata(key: "recurrent.config", reason: problem)
