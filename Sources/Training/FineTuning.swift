@@ -36,10 +36,10 @@ extension LanguageModel {
     precondition(
       configuration.cell == old.cell && configuration.layers == old.layers && configuration.hiddenSize == old.hiddenSize
         && configuration.embeddingSize == old.embeddingSize && configuration.tied == old.tied
-        && configuration.vocabularySize >= old.vocabularySize,
+        && configuration.projectionSize == old.projectionSize && configuration.vocabularySize >= old.vocabularySize,
       "LanguageModel.transferred: another architecture or a smaller vocabulary")
     var model = LanguageModel(configuration, using: &rng)
-    let (V, E, H) = (old.vocabularySize, old.embeddingSize, old.hiddenSize)
+    let (V, E, H) = (old.vocabularySize, old.embeddingSize, old.stateSize)  // the decoder reads h
     model.encoder.weight.scalars.replaceSubrange(0..<(V * E), with: encoder.weight.scalars)
     model.rnn.weights = rnn.weights
     if !old.tied { model.decoder.weight.scalars.replaceSubrange(0..<(V * H), with: decoder.weight.scalars) }

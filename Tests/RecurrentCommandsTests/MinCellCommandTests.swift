@@ -69,6 +69,14 @@ func minCellsTrainResumeScoreAndGenerate(cell: String) throws {
   #expect(scored.status == 0 && scored.stdout.contains("nats"), "\(scored.stderr)")
   let generated = try runRecurrent(["generate", "--checkpoint", "p.safetensors", "--length", "40"], in: folder)
   #expect(generated.status == 0 && generated.stdout.count >= 20, "\(generated.stderr)")
+  // Fine-tuning on text with new characters keeps the projection (the decoder reads P).
+  _ = FileManager.default.createFile(atPath: folder + "/u.txt", contents: Data((text + "Zebras quiz jokes!\n").utf8))
+  let tuned = try runRecurrent(
+    ["train", "--text", "u.txt", "--init-from", "p.safetensors", "--steps", "2", "--batch", "4", "--seq-len", "16",
+     "--eval-every", "0", "--sample-every", "0", "--checkpoint", "t.safetensors"], in: folder)
+  #expect(tuned.status == 0, "\(tuned.stderr)")
+  let fine = try Checkpoint.load(from: folder + "/t.safetensors").model
+  #expect(fine.configuration.projectionSize == 8 && fine.configuration.vocabularySize > model.configuration.vocabularySize)
   // Sequence classification with projected layers.
   var rng = SplitMix64(seed: 4)
   let x = Tensor(normal: [12, 5, 3], using: &rng)
