@@ -453,10 +453,12 @@ package func lstmLayerNormBackward(
 ) {
   let (G, S) = (4 * H, 12 * H)
   let gammaC = gains + 2 * G
-  var dy = [Float](repeating: 0, count: H)
-  var dcNorm = [Float](repeating: 0, count: H)
   for b in 0..<B {
     let s = saved + b * S
+    // Scratch without allocating: ∂/∂y in dhPrev's row (zeroed below), ∂/∂c' through the norm in
+    // dgh's row (written last).
+    let dy = dhPrev + b * H
+    let dcNorm = dgh + b * G
     let dx = dgx + b * G
     let post = dghPost + b * G
     let dg = dGains + b * (2 * G + 2 * H)
@@ -467,7 +469,7 @@ package func lstmLayerNormBackward(
       dg[2 * G + j] = dy[j] * s[5 * H + j]  // γc
       dg[2 * G + H + j] = dy[j]  // βc
     }
-    layerNormRowBackward(dy, gain: gammaC, normalized: s + 5 * H, rstd: s[6 * H], n: H, into: &dcNorm)
+    layerNormRowBackward(dy, gain: gammaC, normalized: s + 5 * H, rstd: s[6 * H], n: H, into: dcNorm)
     for j in 0..<H {
       let (i, f, g) = (s[j], s[H + j], s[2 * H + j])
       let k = b * H + j
