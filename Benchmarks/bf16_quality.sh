@@ -10,7 +10,7 @@ swift build -c release --product recurrent >/dev/null
 out=$(mktemp -d)
 for precision in f32 bf16; do
   start=$(date +%s)
-  .build/release/recurrent train --precision "$precision" --eval-every 500 --sample-every 0 --json \
+  .build/release/recurrent train --precision "$precision" --eval-every 500 --sample-every 0 --json --batch 64 --fixed-windows \
     --hidden 256 --steps 2000 --weight-drop 0 --locked-dropout 0 --embedding-dropout 0 --zoneout 0 --ar 0 --tar 0 \
     --checkpoint "$out/$precision.safetensors" "$@" > "$out/$precision.jsonl"
   echo "$precision: $(( $(date +%s) - start )) s"

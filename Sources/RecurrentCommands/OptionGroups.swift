@@ -46,6 +46,15 @@ protocol CommandDefaults {
   /// Global-norm clipping; 0 is off.
   static var clip: Float { get }
   static var seed: UInt64 { get }
+  /// The matrix products' precision when `--precision` is left out.
+  static var precision: Precision { get }
+  /// How `--help` states that default.
+  static var precisionDefault: String { get }
+}
+
+extension CommandDefaults {
+  static var precision: Precision { .float32 }
+  static var precisionDefault: String { "f32" }
 }
 
 /// Model shape: `--cell`, `--layers`, `--hidden`, `--dropout`. Values are nil when left out.
@@ -157,10 +166,15 @@ struct OptimizerOptions<Defaults: CommandDefaults>: ParsableArguments {
 
 /// `--precision`: the matrix products' operand format.
 enum PrecisionOption {
-  static let help: ArgumentHelp = """
-    Matrix products in f32, or bf16 (bfloat16 operands, float32 accumulation; weights, optimizer \
-    state and checkpoints stay f32). bf16 needs a CPU with AVX512_BF16. [default: f32]
+  static let help = help(default: "f32")
+
+  /// The help, stating `default` as the default.
+  static func help(default: String) -> ArgumentHelp {
     """
+    Matrix products in f32, or bf16 (bfloat16 operands, float32 accumulation; weights, optimizer \
+    state and checkpoints stay f32). bf16 needs a CPU with AVX512_BF16. [default: \(`default`)]
+    """
+  }
 
   /// Refuses bf16 on a CPU without AVX512_BF16, in one line.
   static func check(_ precision: Precision?) throws {
@@ -174,10 +188,12 @@ enum PrecisionOption {
 struct RunOptions<Defaults: CommandDefaults>: ParsableArguments {
   @Option(help: "Random seed. [default: \(Defaults.seed)]") var seed: UInt64?
   @Option(help: "Threads; results are identical for any count. [default: all cores]") var threads: Int?
-  @Option(help: PrecisionOption.help) var precision: Precision?
+  @Option(help: PrecisionOption.help(default: Defaults.precisionDefault)) var precision: Precision?
 
   var randomSeed: UInt64 { seed ?? Defaults.seed }
-  var compute: Compute { Compute(threads: threads ?? System.coreCount, precision: precision ?? .float32) }
+  /// `--precision`, or the command's default.
+  var precisionInEffect: Precision { precision ?? Defaults.precision }
+  var compute: Compute { Compute(threads: threads ?? System.coreCount, precision: precisionInEffect) }
 
   func validate() throws {
     try Bounds.check(threads, Bounds.threads, "--threads")

@@ -30,16 +30,23 @@ public struct BatchLayout: Sendable, Equatable {
   }
 
   /// Windows per epoch.
-  public var windowCount: Int { (rowLength - 1 + sequenceLength - 1) / sequenceLength }
+  public var windowCount: Int { windowCount(shift: 0) }
+
+  /// Windows per epoch when the window boundaries move `shift` positions earlier (the first
+  /// window `T - shift` long).
+  public func windowCount(shift: Int) -> Int { (rowLength - 1 + shift + sequenceLength - 1) / sequenceLength }
 
   /// Tokens predicted per epoch.
   public var targetsPerEpoch: Int { (rowLength - 1) * batchSize }
 
-  /// Window `k`: inputs and targets `[T, B]` time-major (`t * B + b`), and T.
-  public func window(_ k: Int) -> (inputs: [Int], targets: [Int], length: Int) {
-    precondition(k >= 0 && k < windowCount, "BatchLayout: window \(k) outside 0..<\(windowCount)")
-    let start = k * sequenceLength
-    let length = min(sequenceLength, rowLength - 1 - start)
+  /// Window `k`: inputs and targets `[T, B]` time-major (`t * B + b`), and T. With `shift`
+  /// (0 ..< T) every boundary moves that many positions earlier: window 0 is `T - shift` long,
+  /// so one epoch cuts the rows where another did not.
+  public func window(_ k: Int, shift: Int = 0) -> (inputs: [Int], targets: [Int], length: Int) {
+    precondition(shift >= 0 && shift < sequenceLength, "BatchLayout: shift \(shift) outside 0..<\(sequenceLength)")
+    precondition(k >= 0 && k < windowCount(shift: shift), "BatchLayout: window \(k) outside 0..<\(windowCount(shift: shift))")
+    let start = max(0, k * sequenceLength - shift)
+    let length = min((k + 1) * sequenceLength - shift, rowLength - 1) - start
     var inputs = [Int](repeating: 0, count: length * batchSize)
     var targets = inputs
     for t in 0..<length {

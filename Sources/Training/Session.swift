@@ -19,7 +19,7 @@ public struct TrainingOptions: Codable, Sendable, Equatable {
   /// Tie the decoder's weight to the embedding (needs `embeddingSize == hiddenSize`).
   public var tied = false
   /// Rows `B` of each batch.
-  public var batchSize = 64
+  public var batchSize = 32
   /// Truncated-BPTT window `T`.
   public var sequenceLength = 64
   /// Stop after this many optimizer steps in the whole run (counting steps before a resume).
@@ -48,6 +48,11 @@ public struct TrainingOptions: Codable, Sendable, Equatable {
   public var checkpointEvery = 0
   /// What a NaN or infinite loss or gradient does.
   public var onNaN: NaNPolicy = .stop
+  /// Each epoch after the first moves the window boundaries by a random 0 ..< T positions (its
+  /// first window shorter), so that no two epochs truncate backpropagation at the same places
+  /// (AWD-LSTM varies its window lengths for the same reason). nil or false: every epoch is cut
+  /// alike (what runs saved before it decode to).
+  public var shiftsWindows: Bool? = true
   /// How a new model's recurrent layers are drawn (`--init`); nil: PyTorch's. Only a new run uses it.
   public var initialization: Initialization? = nil
   /// The LSTM forget-gate bias of a new model (`--forget-bias`); nil: as `initialization` draws it.
@@ -91,6 +96,9 @@ public struct TrainingOptions: Codable, Sendable, Equatable {
     if dropout != old.dropout { changes.append("dropout \(old.dropout) -> \(dropout)") }
     let (new, before) = (regularization ?? Regularization(), old.regularization ?? Regularization())
     if new != before { changes.append("regularization \(before.summary) -> \(new.summary)") }
+    if (shiftsWindows ?? false) != (old.shiftsWindows ?? false) {
+      changes.append("window shifts \(old.shiftsWindows == true ? "on" : "off") -> \(shiftsWindows == true ? "on" : "off")")
+    }
     if onNaN != old.onNaN { changes.append("on-nan \(old.onNaN.rawValue) -> \(onNaN.rawValue)") }
     return changes
   }
@@ -148,9 +156,12 @@ public struct TrainingSession: Sendable {
   }
   /// Optimizer steps taken by this session (since it started or resumed).
   public private(set) var stepsThisRun = 0
-  var epoch = 0
-  var window = 0
-  var tokensSeen = 0
+  /// Completed epochs.
+  public internal(set) var epoch = 0
+  /// The next window of the current epoch.
+  public internal(set) var window = 0
+  /// Tokens trained on in the whole run.
+  public internal(set) var tokensSeen = 0
   var elapsedBefore = 0.0
   var lastTrainLoss: Float?
   /// Steps whose update was skipped because the loss or gradient was not finite.
@@ -160,7 +171,8 @@ public struct TrainingSession: Sendable {
   /// On a resume, how this run's trajectory differs from the saved run's (empty: it continues
   /// exactly).
   public private(set) var changes: [String] = []
-  let train: BatchLayout
+  /// The training stream in rows and windows.
+  public let train: BatchLayout
   /// The validation stream.
   public let validTokens: TokenIDs
   /// Set when training data-parallel across ranks: this rank's rows and the collectives.
@@ -328,7 +340,16 @@ public struct TrainingSession: Sendable {
   var compute: Compute { Compute(threads: options.threads, precision: precision) }
 
   /// Fractional epochs done.
-  public var epochProgress: Double { Double(epoch) + Double(window) / Double(train.windowCount) }
+  public var epochProgress: Double { Double(epoch) + Double(window) / Double(train.windowCount(shift: shift)) }
+
+  /// How many positions this epoch's window boundaries move (`TrainingOptions.shiftsWindows`):
+  /// 0 in the first epoch, then drawn from the seed and the epoch, so a resumed run (or every
+  /// rank) cuts the same windows.
+  var shift: Int {
+    guard epoch > 0, options.shiftsWindows == true else { return 0 }
+    var rng = SplitMix64(seed: options.seed &+ 0x9E37_79B9_7F4A_7C15 &* UInt64(epoch))
+    return Int(rng.next() % UInt64(options.sequenceLength))
+  }
 
   /// Learning rate for the next step.
   public var learningRate: Float { options.schedule.learningRate(base: options.optimizer.learningRate, step: step) }
@@ -340,12 +361,12 @@ public struct TrainingSession: Sendable {
   /// - Parameter hooks: seams for work on the gradient (e.g. averaging across processes).
   @discardableResult
   public mutating func trainStep(hooks: StepHooks<LanguageModel> = StepHooks()) throws -> Float {
-    if window >= train.windowCount {
+    if window >= train.windowCount(shift: shift) {
       window = 0
       epoch += 1
       carried = nil  // each epoch starts from a zero state
     }
-    let (allInputs, allTargets, length) = train.window(window)
+    let (allInputs, allTargets, length) = train.window(window, shift: shift)
     let inputs = parallel?.slice(allInputs, length: length) ?? allInputs
     let targets = parallel?.slice(allTargets, length: length) ?? allTargets
     var state: RecurrentState? = nil
@@ -526,7 +547,7 @@ public struct TrainingSession: Sendable {
     let perStep = elapsed / Double(max(stepsDone, 1))
     if let steps = options.steps { remaining.append(Double(max(0, steps - step)) * perStep) }
     if let epochs = options.epochs {
-      let left = (epochs - epochProgress) * Double(train.windowCount)
+      let left = (epochs - epochProgress) * Double(train.windowCount(shift: shift))
       remaining.append(max(0, left) * perStep)
     }
     return remaining.min()

@@ -78,3 +78,37 @@ func trainEvaluateAndGenerateRunInBFloat16() throws {
     #expect(outcome.stderr.split(separator: "\n").filter { !$0.isEmpty }.count == 1, "\(outcome.stderr)")
   }
 }
+
+// train's products default to bf16 where the CPU has AVX512_BF16 (the default run's speed,
+// README "The 10-minute run") and say so; elsewhere (here: kernels capped at AVX2) to f32.
+// Either way the default is the very run the explicit flag gives, and the started event names
+// the precision in effect.
+@Test func trainDefaultsToBFloat16WhereTheCPUHasIt() throws {
+  let folder = folderWithText()
+  defer { try? FileManager.default.removeItem(atPath: folder) }
+  func run(_ extra: [String], _ environment: [String: String] = [:]) throws -> (started: String, text: String, eval: String) {
+    let arguments = tiny + ["--weight-drop", "0", "--locked-dropout", "0"] + extra
+    let trained = try runRecurrent(arguments + ["--json"], in: folder, environment: environment)
+    #expect(trained.status == 0, "\(trained.stderr)")
+    let scored = try runRecurrent(["eval", "--checkpoint", "m.safetensors", "--text", "t.txt", "--json"], in: folder)
+    #expect(scored.status == 0, "\(scored.stderr)")
+    let text = try runRecurrent(arguments, in: folder, environment: environment)
+    #expect(text.status == 0, "\(text.stderr)")
+    let started = trained.stdout.split(separator: "\n").first.map(String.init) ?? ""
+    #expect(started.contains("\"event\":\"started\""), "\(trained.stdout)")
+    return (started, text.stdout, scored.stdout)
+  }
+  let capped = ["RECURRENT_MAX_ISA": "avx2"]
+  let (cappedDefault, cappedF32) = (try run([], capped), try run(["--precision", "f32"], capped))
+  #expect(cappedDefault.started.contains("\"precision\":\"f32\""), "\(cappedDefault.started)")
+  #expect(!cappedDefault.text.contains("bf16"))
+  #expect(cappedDefault.eval == cappedF32.eval)
+  guard Precision.bfloat16IsSupported else { return }
+  let (byDefault, bf16, f32) = (try run([]), try run(["--precision", "bf16"]), try run(["--precision", "f32"]))
+  #expect(byDefault.started.contains("\"precision\":\"bf16\"") && bf16.started.contains("\"precision\":\"bf16\""))
+  #expect(f32.started.contains("\"precision\":\"f32\""))
+  #expect(byDefault.text.contains("matrix products in bf16"), "\(byDefault.text)")
+  #expect(!bf16.text.contains("matrix products in bf16"), "said only when train chose it")
+  #expect(byDefault.eval == bf16.eval)
+  #expect(byDefault.eval != f32.eval, "bf16 products must change the trained weights")
+}

@@ -86,3 +86,28 @@ private func temporaryFile(_ bytes: [UInt8], name: String = UUID().uuidString) -
   #expect(layout.targetsPerEpoch == 20)
   #expect(throws: CorpusError.tooShort(tokens: 3, needed: 4)) { try BatchLayout(tokens: [1, 2, 3], batchSize: 2, sequenceLength: 4) }
 }
+
+// A shifted epoch moves every boundary `shift` positions earlier and still predicts each
+// position of each row exactly once, in order.
+@Test func shiftedWindowsMoveTheBoundariesAndCoverEachRowOnce() throws {
+  let layout = try BatchLayout(tokens: Array(0..<23), batchSize: 2, sequenceLength: 4)
+  let (x0, y0, t0) = layout.window(0, shift: 3)
+  #expect(t0 == 1)
+  #expect(x0 == [0, 11] && y0 == [1, 12])
+  let (x1, _, t1) = layout.window(1, shift: 3)
+  #expect(t1 == 4)
+  #expect(x1 == [1, 12, 2, 13, 3, 14, 4, 15])
+  #expect(layout.windowCount(shift: 3) == 4)  // 1 + 4 + 4 + 1
+  for shift in 0..<4 {
+    var rows: [[Int]] = [[], []]
+    var lengths: [Int] = []
+    for k in 0..<layout.windowCount(shift: shift) {
+      let (_, targets, length) = layout.window(k, shift: shift)
+      lengths.append(length)
+      for t in 0..<length { for b in 0..<2 { rows[b].append(targets[t * 2 + b]) } }
+    }
+    #expect(rows == [Array(1...10), Array(12...21)], "shift \(shift)")
+    #expect(lengths.dropFirst().dropLast().allSatisfy { $0 == 4 }, "shift \(shift): \(lengths)")
+    #expect(lengths.first == 4 - shift || shift == 0 && lengths.first == 4)
+  }
+}

@@ -327,3 +327,37 @@ struct ExportCase: Decodable {
   wrongConfig.metadata["recurrent.config"] = "[1, 2]"
   #expect(throws: CheckpointError.self) { try Checkpoint(try SafeTensors(decoding: wrongConfig.encoded())) }
 }
+
+// Epochs after the first move their window boundaries (TrainingOptions.shiftsWindows): the
+// first epoch is cut as before, a later one starts with a shorter window, every epoch still
+// trains on each token once, and a run resumed inside a shifted epoch continues it exactly.
+@Test func laterEpochsShiftTheirWindowsAndResumeExactly() throws {
+  var fixedOptions = tinyOptions()
+  fixedOptions.shiftsWindows = false
+  var (shifted, fixed) = (try tinySession(), try tinySession(fixedOptions))
+  let perEpoch = shifted.train.windowCount
+  var lengths: [[Int]] = [[], [], []]
+  var losses: [[Float]] = [[], []]
+  for _ in 0..<(3 * perEpoch + 2) {
+    let seen = shifted.tokensSeen
+    losses[0].append(try shifted.trainStep())
+    losses[1].append(try fixed.trainStep())
+    // A step that starts an epoch counts the epoch first: the step belongs to `epoch` after it.
+    lengths[min(shifted.epoch, 2)].append((shifted.tokensSeen - seen) / 4)
+  }
+  #expect(Array(losses[0].prefix(perEpoch)) == Array(losses[1].prefix(perEpoch)), "the first epoch is cut as before")
+  #expect(losses[0][perEpoch...] != losses[1][perEpoch...])
+  #expect(lengths[0].dropLast().allSatisfy { $0 == 8 })
+  #expect(lengths[1].reduce(0, +) == lengths[0].reduce(0, +), "each token once per epoch")
+  #expect(lengths[1].first! < 8 || lengths[2].first! < 8, "a later epoch starts with a shorter window: \(lengths)")
+  // Saved two windows into the second epoch, resumed through the file format.
+  var first = try tinySession()
+  for _ in 0..<(perEpoch + 2) { try first.trainStep() }
+  let saved = try Checkpoint(try SafeTensors(decoding: try first.checkpoint().safeTensors().encoded()))
+  let (train, valid) = splitForValidation(sampleText, kind: .char)
+  var resumed = try TrainingSession(
+    resuming: saved, options: tinyOptions(), trainTokens: try saved.vocabulary.encode(train),
+    validTokens: try saved.vocabulary.encode(valid))
+  let after = try (0..<(2 * perEpoch)).map { _ in try resumed.trainStep() }
+  #expect(after == Array(losses[0][(perEpoch + 2)..<(3 * perEpoch + 2)]))
+}
